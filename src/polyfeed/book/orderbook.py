@@ -1,0 +1,559 @@
+"""One asset's order book: exact, fast, and aware of when it may be wrong.
+
+Layout. Each side keeps four parallel lists in *wire order* (the order the venue hashes): integer
+ladder keys ascending, the price and size texts, and each level's JSON fragment for the hash. Bids are
+keyed by price key, asks by its negation, so both sides ascend and both keep their best level last:
+top of book is ``[-1]``, a change is one ``bisect`` plus a list store or insert (memmove of at most a
+few hundred pointers), and the hash is a join of ready fragments.
+
+Checks. On the venue a trade sends several ``price_change`` messages with one timestamp, all carrying
+the *final* hash and top of book (spec 7.4), and the book is transiently crossed inside such a burst.
+So the per-entry checks (top of book, hash, crossed sides) run when a burst ends: when a message with
+another timestamp arrives, on a snapshot, or on :meth:`OrderBook.settle`. A hash that fails there may
+still be right once the trade's print arrives, because the venue hashes the new ``last_trade_price``
+before it sends the ``last_trade_price`` event (spec 7.3, [I-V2-117]); such a mismatch waits for the
+print and fails only if the book changes first or :meth:`OrderBook.settle` is called with ``final``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+from polyfeed.book.hashing import NEWEST_FIRST, HashVariant, hash_with_head, json_string, metadata_tail
+from polyfeed.book.prices import (
+    PRICE_KEYS,
+    PRICE_SCALE,
+    price_key,
+    size_is_valid,
+    size_is_zero,
+    text_to_decimal,
+)
+from polyfeed.book.status import BookStatus, CheckCounts, CheckFailure, CheckKind
+from polyfeed.errors import AssetMismatchError, InvalidLevelError
+from polyfeed.wire.market import Book, LastTradePrice, PriceChange, PriceChangeEntry, PriceLevel, TickSizeChange
+
+__all__ = ["Level", "OrderBook"]
+
+_SYNCING = BookStatus.SYNCING
+_LIVE = BookStatus.LIVE
+_SUSPECT = BookStatus.SUSPECT
+_STALE = BookStatus.STALE
+
+
+class Level(msgspec.Struct, frozen=True, gc=False):
+    """One price level as the public API hands it out."""
+
+    price: Decimal
+    size: Decimal
+
+
+class _Side:
+    """One side's parallel lists, in wire order; ``sign`` is 1 for bids, -1 for asks."""
+
+    __slots__ = ("frags", "keys", "prices", "sign", "sizes")
+
+    def __init__(self, sign: int) -> None:
+        self.sign = sign
+        self.keys: list[int] = []
+        self.prices: list[str] = []
+        self.sizes: list[str] = []
+        self.frags: list[str] = []
+
+    @classmethod
+    def from_levels(cls, sign: int, levels: list[PriceLevel]) -> _Side:
+        """Build a side from snapshot levels in any order; raises before anything is changed."""
+        side = cls(sign)
+        if not levels:
+            return side
+        try:
+            keys = [PRICE_KEYS[lv.price] for lv in levels]
+        except KeyError:
+            keys = [price_key(lv.price) for lv in levels]
+        prices = [lv.price for lv in levels]
+        sizes = [lv.size for lv in levels]
+        for size in sizes:
+            if not size_is_valid(size):
+                raise InvalidLevelError(f"size {size!r} is not a non-negative decimal")
+        if sign < 0:
+            keys = [-k for k in keys]
+        if any(map(size_is_zero, sizes)) or sorted(set(keys)) != keys:
+            # Not the venue's normal shape (wire order, no empty or repeated level): normalize, the last
+            # repeat of a price winning, as it would for a sequence of changes.
+            merged = {k: (p, s) for k, p, s in zip(keys, prices, sizes, strict=True) if not size_is_zero(s)}
+            keys = sorted(merged)
+            prices = [merged[k][0] for k in keys]
+            sizes = [merged[k][1] for k in keys]
+        side.keys = keys
+        side.prices = prices
+        side.sizes = sizes
+        side.frags = ['{"price":"' + p + '","size":"' + s + '"}' for p, s in zip(prices, sizes, strict=True)]
+        return side
+
+    def levels(self, depth: int | None) -> list[Level]:
+        n = len(self.keys)
+        start = 0 if depth is None else max(0, n - depth)
+        dec = text_to_decimal
+        return [
+            Level(dec(p), Decimal(s))
+            for p, s in zip(reversed(self.prices[start:]), reversed(self.sizes[start:]), strict=True)
+        ]
+
+    def wire_levels(self) -> list[PriceLevel]:
+        return [PriceLevel(p, s) for p, s in zip(self.prices, self.sizes, strict=True)]
+
+
+class OrderBook:
+    """One asset's order book, kept from ``book`` snapshots and ``price_change`` entries.
+
+    Args:
+        asset_id: the token id this book follows; entries for other assets are ignored.
+        market: the condition id, if known (learned from the first snapshot otherwise).
+        tick_size: the tick text (``"0.01"``) if known; snapshots and ``tick_size_change`` update it.
+        min_order_size: as REST ``/book`` or Gamma give it; the hash needs it (the WebSocket never sends it).
+        neg_risk: whether the market is neg-risk; the hash needs it too.
+        hash_variant: the venue's hash field set, or ``None`` to detect it from the first hash that
+            verifies (useful for recordings of unknown date).
+        verify_hash: run the hash check at the end of each burst (about 5 µs for 60 levels a side).
+
+    Prices and sizes are exact: ``Decimal`` in the public API, the venue's text inside.
+    """
+
+    def __init__(
+        self,
+        asset_id: str,
+        *,
+        market: str = "",
+        tick_size: str | None = None,
+        min_order_size: str = "5",
+        neg_risk: bool = False,
+        hash_variant: HashVariant | None = None,
+        verify_hash: bool = True,
+    ) -> None:
+        self.asset_id = asset_id
+        self.market = market
+        self.min_order_size = min_order_size
+        self.neg_risk = neg_risk
+        self.hash_variant = hash_variant
+        self.verify_hash = verify_hash
+        self.tick_size: str | None = None
+        self._tick_units = 0
+        self.tick_epoch = 0
+        """Increments at every tick-size change."""
+        if tick_size is not None:
+            self._set_tick(tick_size)
+        self.last_trade_price: str | None = None
+        """The last trade price text the venue hashes (``"0.920"``)."""
+        self._previous_trade_price: str | None = None
+        self.timestamp: str | None = None
+        """Timestamp text (ms) of the last message applied."""
+        self._bids = _Side(1)
+        self._asks = _Side(-1)
+        self._head = ""
+        self._refresh_head()
+        self._burst_ts: str | None = None
+        self._burst_entry: PriceChangeEntry | None = None
+        self._awaiting: tuple[str, str] | None = None  # (timestamp, expected hash) awaiting a trade print
+        self._status = _SYNCING
+        self.status_reason = "no snapshot yet"
+        self.status_since_ms: int | None = None
+        """Venue timestamp (ms) of the message that set the status, or the time given to mark_stale."""
+        self.last_failure: CheckFailure | None = None
+        self.checks = CheckCounts()
+        self.skipped_before_snapshot = 0
+        """``price_change`` messages for this asset that arrived before any snapshot and were dropped."""
+
+    # -- status --------------------------------------------------------------------------------------
+
+    @property
+    def status(self) -> BookStatus:
+        """SYNCING, LIVE, SUSPECT or STALE; see :attr:`status_reason` and :attr:`status_since_ms`."""
+        return self._status
+
+    def _set_status(self, status: BookStatus, reason: str, timestamp: str | None) -> None:
+        self._status = status
+        self.status_reason = reason
+        self.status_since_ms = _ms(timestamp)
+
+    def mark_stale(self, reason: str, at_ms: int) -> None:
+        """Declare the data stale (the stream lost its connection or went silent); a snapshot or a
+        verified hash makes the book live again."""
+        if self._status is not _SYNCING:
+            self._status = _STALE
+            self.status_reason = reason
+            self.status_since_ms = at_ms
+
+    def _fail(self, kind: CheckKind, detail: str, timestamp: str | None) -> None:
+        self.checks.failed[kind] += 1
+        self.last_failure = CheckFailure(kind, detail, _ms(timestamp) or 0)
+        if self._status is _LIVE or self._status is _SUSPECT:
+            self._set_status(_SUSPECT, f"{kind.value} check failed: {detail}", timestamp)
+
+    def _pass(self, kind: CheckKind) -> None:
+        self.checks.passed[kind] += 1
+
+    # -- applying messages ---------------------------------------------------------------------------
+
+    def apply(self, message: object) -> bool:
+        """Apply one decoded market message; returns whether it changed anything in this book.
+
+        ``book`` replaces the book (after comparing it with the local one), ``price_change`` applies the
+        entries for this asset, ``tick_size_change`` starts a new tick epoch, ``last_trade_price`` is
+        remembered for the hash. Other messages, and other assets' entries, are ignored.
+
+        Raises:
+            AssetMismatchError: a ``book`` snapshot of another asset.
+            InvalidLevelError: a price or size that is not valid; the book is then marked suspect.
+        """
+        cls = message.__class__
+        if cls is PriceChange:
+            return self._apply_price_change(message)  # type: ignore[arg-type]
+        if cls is Book:
+            self._apply_book(message)  # type: ignore[arg-type]
+            return True
+        if cls is LastTradePrice:
+            return self._apply_last_trade(message)  # type: ignore[arg-type]
+        if cls is TickSizeChange:
+            return self._apply_tick_change(message)  # type: ignore[arg-type]
+        return False
+
+    def _apply_price_change(self, message: PriceChange) -> bool:
+        asset = self.asset_id
+        ts = message.timestamp
+        last: PriceChangeEntry | None = None
+        bids = self._bids
+        asks = self._asks
+        try:
+            for entry in message.price_changes:
+                if entry.asset_id != asset:
+                    continue
+                if last is None:
+                    if self._status is _SYNCING:
+                        self.skipped_before_snapshot += 1
+                        return False
+                    if self._burst_ts is not None and self._burst_ts != ts:
+                        self._settle_burst()
+                    if self._awaiting is not None:
+                        self._fail_awaiting(ts)
+                last = entry
+                price = entry.price
+                size = entry.size
+                key = PRICE_KEYS.get(price)
+                if key is None:
+                    key = price_key(price)
+                side_text = entry.side
+                if side_text == "BUY":
+                    side = bids
+                    k = key
+                elif side_text == "SELL":
+                    side = asks
+                    k = -key
+                else:
+                    raise InvalidLevelError(f"side {side_text!r} is neither BUY nor SELL")
+                keys = side.keys
+                i = bisect_left(keys, k)
+                found = i < len(keys) and keys[i] == k
+                if size == "0" or (size_is_valid(size) and size_is_zero(size)):
+                    if found:
+                        del keys[i], side.prices[i], side.sizes[i], side.frags[i]
+                    continue
+                if not size_is_valid(size):
+                    raise InvalidLevelError(f"size {size!r} is not a non-negative decimal")
+                tick = self._tick_units
+                if tick and (key % tick or key < tick or key > PRICE_SCALE - tick):
+                    self._fail(CheckKind.TICK, f"price {price} is off the {self.tick_size} tick grid", ts)
+                frag = '{"price":"' + price + '","size":"' + size + '"}'
+                if found:
+                    side.sizes[i] = size
+                    side.frags[i] = frag
+                    side.prices[i] = price
+                else:
+                    keys.insert(i, k)
+                    side.prices.insert(i, price)
+                    side.sizes.insert(i, size)
+                    side.frags.insert(i, frag)
+        except InvalidLevelError as exc:
+            self._fail(CheckKind.MALFORMED, str(exc), ts)
+            raise
+        if last is None:
+            return False
+        self._burst_ts = ts
+        self._burst_entry = last
+        self.timestamp = ts
+        return True
+
+    def _apply_book(self, message: Book) -> None:
+        if message.asset_id != self.asset_id:
+            raise AssetMismatchError(f"snapshot of asset {message.asset_id} given to the book of {self.asset_id}")
+        ts = message.timestamp
+        try:
+            bids = _Side.from_levels(1, message.bids)
+            asks = _Side.from_levels(-1, message.asks)
+        except InvalidLevelError as exc:
+            self._fail(CheckKind.MALFORMED, f"snapshot: {exc}", ts)
+            raise
+        if self._burst_ts is not None:
+            self._settle_burst()
+        if self._awaiting is not None and message.hash != self._awaiting[1]:
+            self._fail_awaiting(ts)
+        self._awaiting = None  # a snapshot with the same hash is verified below with the same inputs
+        reason = "snapshot"
+        if self._status is _LIVE:
+            if bids.keys == self._bids.keys and bids.sizes == self._bids.sizes and (
+                asks.keys == self._asks.keys and asks.sizes == self._asks.sizes
+            ):
+                self._pass(CheckKind.SNAPSHOT)
+            else:
+                detail = self._snapshot_diff(bids, asks)
+                self._fail(CheckKind.SNAPSHOT, detail, ts)
+                reason = f"snapshot replaced a book that differed ({detail})"
+        self._bids = bids
+        self._asks = asks
+        if message.market and message.market != self.market:
+            self.market = message.market
+            self._refresh_head()
+        if message.tick_size is not None and message.tick_size != self.tick_size:
+            self._set_tick(message.tick_size)
+        if message.last_trade_price is not None:
+            self._set_trade_price(message.last_trade_price)
+        if message.min_order_size is not None:
+            self.min_order_size = message.min_order_size
+        if message.neg_risk is not None:
+            self.neg_risk = message.neg_risk
+        self.timestamp = ts
+        self._set_status(_LIVE, reason, ts)
+        if message.hash and self.verify_hash:
+            self._verify_hash(ts, message.hash)
+
+    def _snapshot_diff(self, bids: _Side, asks: _Side) -> str:
+        differing = 0
+        for new, old in ((bids, self._bids), (asks, self._asks)):
+            new_levels = dict(zip(new.keys, new.sizes, strict=True))
+            old_levels = dict(zip(old.keys, old.sizes, strict=True))
+            differing += sum(1 for k in new_levels.keys() | old_levels.keys() if new_levels.get(k) != old_levels.get(k))
+        return f"{differing} levels differ"
+
+    def _apply_last_trade(self, message: LastTradePrice) -> bool:
+        if message.asset_id == self.asset_id:
+            self._set_trade_price(message.price)
+            if self._awaiting is not None:
+                ts, expected = self._awaiting
+                self._awaiting = None
+                if self._hash_matches(ts, expected):
+                    self._hash_passed(ts)
+                else:
+                    self._fail(CheckKind.HASH, f"hash {expected} at {ts} does not match the book, even "
+                               f"with the trade price {message.price}", ts)
+            return True
+        if self._awaiting is not None and message.market == self.market and self.market:
+            # Both tokens of a market hash the same last_trade_price text (verified on the crossing
+            # burst), so a print on the complement token may be the one this book's hash is waiting for.
+            ts, expected = self._awaiting
+            saved = self.last_trade_price
+            self.last_trade_price = message.price
+            if self._hash_matches(ts, expected):
+                self._awaiting = None
+                self._previous_trade_price = saved
+                self._hash_passed(ts)
+                return True
+            self.last_trade_price = saved
+        return False
+
+    def _apply_tick_change(self, message: TickSizeChange) -> bool:
+        if message.asset_id != self.asset_id:
+            return False
+        if self.tick_size is not None and message.old_tick_size != self.tick_size:
+            self._fail(CheckKind.TICK, f"tick changed from {message.old_tick_size} but the book had "
+                       f"{self.tick_size}: a change was missed", message.timestamp)
+        else:
+            self._pass(CheckKind.TICK)
+        self._set_tick(message.new_tick_size)
+        # Levels stay: the new grid contains the old one going to a finer tick, and the hash and the next
+        # snapshot check the book either way (Nautilus drops the book here, spec 4.3; we keep it exact).
+        return True
+
+    def _set_tick(self, tick_size: str) -> None:
+        key = price_key(tick_size)
+        if key <= 0:
+            raise InvalidLevelError(f"tick size {tick_size!r} is not positive")
+        self.tick_size = tick_size
+        self._tick_units = key
+        self.tick_epoch += 1
+
+    def _set_trade_price(self, price: str) -> None:
+        if price != self.last_trade_price:
+            self._previous_trade_price = self.last_trade_price
+            self.last_trade_price = price
+
+    def _refresh_head(self) -> None:
+        self._head = '{"market":' + json_string(self.market) + ',"asset_id":' + json_string(self.asset_id)
+
+    # -- checks --------------------------------------------------------------------------------------
+
+    def settle(self, *, final: bool = False) -> None:
+        """Close the current burst now and run the checks deferred to its end.
+
+        The stream calls this when it knows no more messages of the burst will come (its connection has
+        been quiet for a moment). With ``final``, a hash mismatch still waiting for a trade print fails.
+        """
+        if self._burst_ts is not None:
+            self._settle_burst()
+        if final and self._awaiting is not None:
+            self._fail_awaiting(self._awaiting[0])
+
+    def _settle_burst(self) -> None:
+        ts = self._burst_ts
+        entry = self._burst_entry
+        self._burst_ts = None
+        self._burst_entry = None
+        assert ts is not None and entry is not None
+        bid_keys = self._bids.keys
+        ask_keys = self._asks.keys
+        best_bid = bid_keys[-1] if bid_keys else 0
+        best_ask = -ask_keys[-1] if ask_keys else PRICE_SCALE
+        if bid_keys and ask_keys and best_bid >= best_ask:
+            self._fail(CheckKind.CROSSED, f"best bid {self._bids.prices[-1]} >= best ask {self._asks.prices[-1]}", ts)
+        else:
+            self._pass(CheckKind.CROSSED)
+        if entry.best_bid is not None and entry.best_ask is not None:
+            try:
+                expected = (price_key(entry.best_bid), price_key(entry.best_ask))
+            except InvalidLevelError as exc:
+                self._fail(CheckKind.TOP_OF_BOOK, f"unreadable best_bid/best_ask: {exc}", ts)
+            else:
+                if expected == (best_bid, best_ask):
+                    self._pass(CheckKind.TOP_OF_BOOK)
+                else:
+                    local_bid = self._bids.prices[-1] if bid_keys else "0"
+                    local_ask = self._asks.prices[-1] if ask_keys else "1"
+                    self._fail(CheckKind.TOP_OF_BOOK, f"venue says {entry.best_bid}/{entry.best_ask}, "
+                               f"book has {local_bid}/{local_ask}", ts)
+        if entry.hash and self.verify_hash:
+            self._verify_hash(ts, entry.hash)
+
+    def _verify_hash(self, ts: str, expected: str) -> None:
+        if self._hash_matches(ts, expected):
+            self._hash_passed(ts)
+            return
+        previous = self._previous_trade_price
+        if previous is not None and previous != self.last_trade_price:
+            # The print may have reached us before the changes the venue hashed with the older price.
+            current = self.last_trade_price
+            self.last_trade_price = previous
+            matched = self._hash_matches(ts, expected)
+            self.last_trade_price = current
+            if matched:
+                self._hash_passed(ts)
+                return
+        self._awaiting = (ts, expected)
+
+    def _hash_passed(self, ts: str) -> None:
+        self._pass(CheckKind.HASH)
+        if self._status is _SUSPECT or self._status is _STALE:
+            self._set_status(_LIVE, "hash verified", ts)
+
+    def _fail_awaiting(self, ts: str) -> None:
+        assert self._awaiting is not None
+        at, expected = self._awaiting
+        self._awaiting = None
+        self._fail(CheckKind.HASH, f"hash {expected} at {at} does not match the book "
+                   f"(trade price {self.last_trade_price})", ts)
+
+    def _hash_matches(self, ts: str, expected: str) -> bool:
+        if self.hash_variant is not None:
+            return self.compute_hash(ts, variant=self.hash_variant) == expected
+        for variant in NEWEST_FIRST:
+            if self.compute_hash(ts, variant=variant) == expected:
+                self.hash_variant = variant
+                return True
+        return False
+
+    def compute_hash(self, timestamp: str, *, variant: HashVariant | None = None) -> str:
+        """Polymarket's hash of this book as the venue computes it for a message at ``timestamp``.
+
+        Args:
+            timestamp: the message's timestamp text (ms), as on the wire.
+            variant: the field set; defaults to the book's (detected or given), else the current one.
+        """
+        chosen = variant or self.hash_variant or HashVariant.CURRENT
+        tail = metadata_tail(self.min_order_size, self.tick_size or "", self.neg_risk,
+                             self.last_trade_price or "", chosen)
+        head = self._head + ',"timestamp":' + json_string(timestamp) + ',"hash":"","bids":['
+        return hash_with_head(head, self._bids.frags, self._asks.frags, tail)
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    @property
+    def best_bid(self) -> Level | None:
+        """The highest bid, or ``None`` when there are no bids."""
+        side = self._bids
+        return Level(text_to_decimal(side.prices[-1]), Decimal(side.sizes[-1])) if side.keys else None
+
+    @property
+    def best_ask(self) -> Level | None:
+        """The lowest ask, or ``None`` when there are no asks."""
+        side = self._asks
+        return Level(text_to_decimal(side.prices[-1]), Decimal(side.sizes[-1])) if side.keys else None
+
+    def bids(self, depth: int | None = None) -> list[Level]:
+        """Bids, best (highest) first; at most ``depth`` of them."""
+        return self._bids.levels(depth)
+
+    def asks(self, depth: int | None = None) -> list[Level]:
+        """Asks, best (lowest) first; at most ``depth`` of them."""
+        return self._asks.levels(depth)
+
+    @property
+    def mid(self) -> Decimal | None:
+        """Midpoint of best bid and best ask, ``None`` if a side is empty."""
+        if not (self._bids.keys and self._asks.keys):
+            return None
+        return (text_to_decimal(self._bids.prices[-1]) + text_to_decimal(self._asks.prices[-1])) / 2
+
+    @property
+    def spread(self) -> Decimal | None:
+        """Best ask minus best bid, ``None`` if a side is empty."""
+        if not (self._bids.keys and self._asks.keys):
+            return None
+        return text_to_decimal(self._asks.prices[-1]) - text_to_decimal(self._bids.prices[-1])
+
+    @property
+    def depth(self) -> tuple[int, int]:
+        """Number of bid and ask levels."""
+        return len(self._bids.keys), len(self._asks.keys)
+
+    def wire_levels(self) -> tuple[list[PriceLevel], list[PriceLevel]]:
+        """Bids and asks as the venue would send them: wire text, bids ascending, asks descending."""
+        return self._bids.wire_levels(), self._asks.wire_levels()
+
+    def to_snapshot(self, *, timestamp: str | None = None) -> Book:
+        """This book as a ``book`` message (REST ``/book`` shape, with metadata), hash included."""
+        ts = timestamp if timestamp is not None else (self.timestamp or "")
+        bids, asks = self.wire_levels()
+        return Book(
+            market=self.market,
+            asset_id=self.asset_id,
+            timestamp=ts,
+            hash=self.compute_hash(ts),
+            bids=bids,
+            asks=asks,
+            tick_size=self.tick_size,
+            last_trade_price=self.last_trade_price,
+            min_order_size=self.min_order_size,
+            neg_risk=self.neg_risk,
+        )
+
+    def __repr__(self) -> str:
+        top = f"{self._bids.prices[-1] if self._bids.keys else '-'} / {self._asks.prices[-1] if self._asks.keys else '-'}"
+        n_bids, n_asks = self.depth
+        return f"<OrderBook {self.asset_id[:8]}... {self._status.value} {top} ({n_bids}x{n_asks} levels)>"
+
+
+def _ms(timestamp: Any) -> int | None:
+    try:
+        return int(timestamp)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,84 @@
+"""Exact price and size text: Polymarket decimals mapped to integer ladder keys, never to floats.
+
+Every Polymarket tick (0.1, 0.01, 0.001, 0.0001, 0.0025) is a multiple of 0.0001, so a valid price
+maps exactly to an integer key in ``[0, 10000]`` (design section 3). Price text is parsed once and
+cached: a busy stream repeats a few hundred distinct price strings, so the hot path costs one dict
+lookup. Sizes stay text (the hash hashes the text) and become ``Decimal`` only when a caller asks.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from polyfeed.errors import InvalidLevelError
+
+__all__ = [
+    "PRICE_SCALE",
+    "key_to_decimal",
+    "price_key",
+    "size_is_zero",
+    "size_is_valid",
+    "text_to_decimal",
+]
+
+PRICE_SCALE = 10_000
+"""Ladder keys are prices in units of 0.0001."""
+
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+_CACHE_LIMIT = 200_000
+
+PRICE_KEYS: dict[str, int] = {}
+"""Price text -> key, for every valid price text seen so far. Read directly on hot paths."""
+
+_DECIMALS: dict[str, Decimal] = {}
+
+
+def price_key(text: str) -> int:
+    """The ladder key of a price text (``"0.301"`` -> 3010).
+
+    Raises:
+        InvalidLevelError: not a plain decimal, outside ``[0, 1]`` or finer than 0.0001.
+    """
+    key = PRICE_KEYS.get(text)
+    if key is not None:
+        return key
+    if not isinstance(text, str) or not _NUMBER.fullmatch(text):
+        raise InvalidLevelError(f"price {text!r} is not a plain decimal")
+    scaled = Decimal(text) * PRICE_SCALE
+    if scaled > PRICE_SCALE:
+        raise InvalidLevelError(f"price {text!r} is above 1")
+    key = int(scaled)
+    if key != scaled:
+        raise InvalidLevelError(f"price {text!r} is finer than 0.0001, the finest Polymarket tick")
+    if len(PRICE_KEYS) < _CACHE_LIMIT:
+        PRICE_KEYS[text] = key
+    return key
+
+
+def size_is_valid(text: str) -> bool:
+    """Whether a size text is a plain non-negative decimal (``"219.217767"``; not ``"-5"``, ``"1e3"``)."""
+    return _NUMBER.fullmatch(text) is not None
+
+
+def size_is_zero(text: str) -> bool:
+    """Whether a valid size text means zero (the venue sends ``"0"``; ``"0.00"`` means the same)."""
+    return text == "0" or (text[:1] in "0." and not text.strip("0."))
+
+
+def text_to_decimal(text: str) -> Decimal:
+    """``Decimal`` of a price or size text, cached for price texts (they repeat)."""
+    value = _DECIMALS.get(text)
+    if value is None:
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise InvalidLevelError(f"{text!r} is not a decimal") from None
+        if len(_DECIMALS) < _CACHE_LIMIT:
+            _DECIMALS[text] = value
+    return value
+
+
+def key_to_decimal(key: int) -> Decimal:
+    """The price of a ladder key (3010 -> ``Decimal("0.301")``)."""
+    return (Decimal(key) / PRICE_SCALE).normalize() if key else Decimal(0)

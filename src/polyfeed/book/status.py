@@ -1,0 +1,69 @@
+"""What a book knows about its own correctness: its status, the checks run, the last failure."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+__all__ = ["BookStatus", "CheckCounts", "CheckFailure", "CheckKind"]
+
+
+class BookStatus(enum.Enum):
+    """Where a book stands (design section 3).
+
+    ``SYNCING`` -> ``LIVE`` on a snapshot; ``LIVE`` -> ``SUSPECT`` when a check fails; back to ``LIVE``
+    on a snapshot or a hash that verifies; ``STALE`` when the stream says its data stopped.
+    """
+
+    SYNCING = "syncing"
+    """No snapshot yet: nothing to show."""
+    LIVE = "live"
+    """Built from a snapshot and the updates since, with every check so far passing."""
+    SUSPECT = "suspect"
+    """A check failed: the book may differ from the venue's until a snapshot or a verified hash."""
+    STALE = "stale"
+    """The connection is down or silent past its deadline: the venue's book may have moved on."""
+
+
+class CheckKind(enum.Enum):
+    """The integrity checks a book runs."""
+
+    TOP_OF_BOOK = "top_of_book"
+    """The ``best_bid`` / ``best_ask`` carried by a ``price_change`` entry against the local top."""
+    HASH = "hash"
+    """The venue's book hash against :meth:`OrderBook.compute_hash` (at the end of each burst)."""
+    CROSSED = "crossed"
+    """Best bid below best ask at the end of each burst (crossed or locked sides fail)."""
+    SNAPSHOT = "snapshot"
+    """A ``book`` snapshot against the local book it replaces."""
+    TICK = "tick"
+    """New levels on the tick grid, and ``tick_size_change`` starting from the tick the book knows."""
+    MALFORMED = "malformed"
+    """A level the book could not apply (bad price or size text, unknown side)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckFailure:
+    """One failed check: what, why, and the venue timestamp (ms) of the message that revealed it."""
+
+    kind: CheckKind
+    detail: str
+    timestamp_ms: int
+
+
+@dataclass(slots=True)
+class CheckCounts:
+    """How many times each check passed and failed."""
+
+    passed: dict[CheckKind, int] = field(default_factory=lambda: dict.fromkeys(CheckKind, 0))
+    failed: dict[CheckKind, int] = field(default_factory=lambda: dict.fromkeys(CheckKind, 0))
+
+    @property
+    def total_failed(self) -> int:
+        """Failures of every kind."""
+        return sum(self.failed.values())
+
+    @property
+    def total_passed(self) -> int:
+        """Passes of every kind."""
+        return sum(self.passed.values())

@@ -1,0 +1,244 @@
+"""Decoding frames from the market and user channels.
+
+A frame is one JSON object, a JSON array of objects (the initial dump arrives as one-element arrays),
+or a plain-text reply (``PONG``, ``INVALID OPERATION``, ``NO NEW ASSETS``; spec section 3). Every
+decode returns a list of messages.
+
+The fast path is one msgspec typed decode (about 1.4 µs for a two-entry ``price_change``). Anything it
+rejects goes through a slow path that still decodes what it can: unknown ``event_type`` values come back
+as :class:`UnknownMessage`, the two pre-2025-09-15 ``price_change`` formats are normalized to
+:class:`PriceChange`, integer timestamps (seen in re-serialised captures) become strings, and objects
+without ``event_type`` (REST-shaped items such as ``GET /data/trades`` rows) are recognised by their
+fields. A frame that is not JSON, or a known event with wrong types or missing fields, raises
+:class:`polyfeed.errors.FrameDecodeError` carrying the raw frame.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias, get_args
+
+import msgspec
+
+from polyfeed.errors import FrameDecodeError
+from polyfeed.wire.market import (
+    BestBidAsk,
+    Book,
+    LastTradePrice,
+    MarketResolved,
+    NewMarket,
+    PriceChange,
+    TickSizeChange,
+)
+from polyfeed.wire.user import Order, Trade
+
+__all__ = [
+    "INVALID_OPERATION",
+    "NO_NEW_ASSETS",
+    "PONG",
+    "InvalidOperation",
+    "MarketEvent",
+    "MarketMessage",
+    "NoNewAssets",
+    "Notice",
+    "Pong",
+    "UnknownMessage",
+    "UserEvent",
+    "UserMessage",
+    "decode_market",
+    "decode_user",
+]
+
+
+class Notice(msgspec.Struct, frozen=True):
+    """A plain-text frame from the server. Unrecognised text comes back as a bare ``Notice``."""
+
+    text: str
+
+
+class Pong(Notice, frozen=True):
+    """The text ``PONG``, the reply to a text ``PING`` (spec 2)."""
+
+
+class InvalidOperation(Notice, frozen=True):
+    """The text ``INVALID OPERATION``: a second ``type`` subscription on one connection (spec 1.3)."""
+
+
+class NoNewAssets(Notice, frozen=True):
+    """The text ``NO NEW ASSETS``, sent periodically with custom features on (spec 3)."""
+
+
+PONG = Pong("PONG")
+INVALID_OPERATION = InvalidOperation("INVALID OPERATION")
+NO_NEW_ASSETS = NoNewAssets("NO NEW ASSETS")
+_NOTICES: dict[str, Notice] = {n.text: n for n in (PONG, INVALID_OPERATION, NO_NEW_ASSETS)}
+
+
+class UnknownMessage(msgspec.Struct, frozen=True):
+    """An event whose ``event_type`` polyfeed does not know, passed through as decoded JSON.
+
+    Both official SDKs drop these (spec 3); polyfeed hands them on so that a consumer (or a recording)
+    sees that the venue started sending something new.
+    """
+
+    event_type: str
+    data: dict[str, Any]
+
+
+MarketEvent: TypeAlias = Book | PriceChange | TickSizeChange | LastTradePrice | BestBidAsk | NewMarket | MarketResolved
+UserEvent: TypeAlias = Order | Trade
+MarketMessage: TypeAlias = MarketEvent | UnknownMessage | Notice
+UserMessage: TypeAlias = UserEvent | UnknownMessage | Notice
+
+_MARKET_TYPES: tuple[type[msgspec.Struct], ...] = get_args(MarketEvent)
+_USER_TYPES: tuple[type[msgspec.Struct], ...] = get_args(UserEvent)
+_MARKET_DECODER = msgspec.json.Decoder(MarketEvent | list[MarketEvent])  # type: ignore[arg-type]
+_USER_DECODER = msgspec.json.Decoder(UserEvent | list[UserEvent])  # type: ignore[arg-type]
+_ANY_DECODER = msgspec.json.Decoder()
+
+
+def decode_market(data: bytes | str) -> list[MarketMessage]:
+    """Decode one frame of the market channel.
+
+    Args:
+        data: the frame as received (text frames may be given as ``str`` or UTF-8 ``bytes``).
+
+    Returns:
+        The messages in the frame, in wire order.
+
+    Raises:
+        FrameDecodeError: the frame is not JSON or plain text, or a known event in it is malformed.
+    """
+    try:
+        decoded = _MARKET_DECODER.decode(data)
+    except msgspec.ValidationError:
+        return _decode_slow(data, _MARKET_BY_TAG, _infer_market_tag)  # type: ignore[return-value]
+    except msgspec.DecodeError:
+        return [_decode_text(data)]
+    if decoded.__class__ is list:
+        return decoded  # type: ignore[return-value]
+    return [decoded]  # type: ignore[list-item]
+
+
+def decode_user(data: bytes | str) -> list[UserMessage]:
+    """Decode one frame of the user channel; see :func:`decode_market` for the shapes accepted."""
+    try:
+        decoded = _USER_DECODER.decode(data)
+    except msgspec.ValidationError:
+        return _decode_slow(data, _USER_BY_TAG, _infer_user_tag)  # type: ignore[return-value]
+    except msgspec.DecodeError:
+        return [_decode_text(data)]
+    if decoded.__class__ is list:
+        return decoded  # type: ignore[return-value]
+    return [decoded]  # type: ignore[list-item]
+
+
+def _decode_text(data: bytes | str) -> Notice:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes | bytearray | memoryview) else data
+    text = text.strip()
+    if not text or text[0] in "{[":
+        raise FrameDecodeError("frame is not valid JSON", data)
+    return _NOTICES.get(text) or Notice(text)
+
+
+def _tag_of(cls: type[msgspec.Struct]) -> str:
+    tag = cls.__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
+
+
+_MARKET_BY_TAG: dict[str, type[msgspec.Struct]] = {_tag_of(c): c for c in _MARKET_TYPES}
+_USER_BY_TAG: dict[str, type[msgspec.Struct]] = {_tag_of(c): c for c in _USER_TYPES}
+
+
+def _string_fields(cls: type[msgspec.Struct]) -> frozenset[str]:
+    """Wire names of the fields that accept a string, so that an integer there can be re-stringified."""
+    names = set()
+    for info in msgspec.structs.fields(cls):
+        if info.type is str or str in get_args(info.type):
+            names.add(info.encode_name)
+    return frozenset(names)
+
+
+_STRING_FIELDS: dict[type[msgspec.Struct], frozenset[str]] = {
+    c: _string_fields(c) for c in (*_MARKET_TYPES, *_USER_TYPES)
+}
+
+
+def _infer_market_tag(obj: dict[str, Any]) -> str | None:
+    if "price_changes" in obj or "changes" in obj or ("price" in obj and "hash" in obj and "side" in obj):
+        return "price_change"
+    if "bids" in obj or "asks" in obj:
+        return "book"
+    if "new_tick_size" in obj:
+        return "tick_size_change"
+    return None
+
+
+def _infer_user_tag(obj: dict[str, Any]) -> str | None:
+    if "maker_orders" in obj or "taker_order_id" in obj:
+        return "trade"
+    if "original_size" in obj:
+        return "order"
+    return None
+
+
+def _normalize_price_change(obj: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite the two legacy ``price_change`` formats (spec 4.2, formats A and B) into format C.
+
+    Format B carries one ``hash`` for the state after all its ``changes``; giving it to every entry is
+    exact for the book, which checks only the last entry's hash of a burst.
+    """
+    if "price_changes" in obj:
+        return obj
+    asset_id = obj.get("asset_id")
+    book_hash = obj.get("hash", "")
+    changes = obj.get("changes")
+    if changes is None:
+        changes = [{"price": obj.get("price"), "size": obj.get("size"), "side": obj.get("side")}]
+    if not isinstance(changes, list):
+        return obj  # let validation report it
+    entries = [
+        {**change, "asset_id": asset_id, "hash": book_hash} if isinstance(change, dict) else change
+        for change in changes
+    ]
+    return {"market": obj.get("market"), "timestamp": obj.get("timestamp"), "price_changes": entries}
+
+
+def _decode_slow(
+    data: bytes | str,
+    by_tag: dict[str, type[msgspec.Struct]],
+    infer: Any,
+) -> list[msgspec.Struct]:
+    try:
+        decoded = _ANY_DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        raise FrameDecodeError(f"frame is not valid JSON ({exc})", data) from None
+    items = decoded if isinstance(decoded, list) else [decoded]
+    out: list[msgspec.Struct] = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise FrameDecodeError(f"expected a JSON object, got {type(item).__name__}", data)
+        tag = item.get("event_type")
+        if tag is None:
+            tag = infer(item)
+            if tag is None:
+                raise FrameDecodeError("object has no event_type and matches no known message", data)
+        elif not isinstance(tag, str):
+            raise FrameDecodeError(f"event_type is {type(tag).__name__}, not a string", data)
+        cls = by_tag.get(tag)
+        if cls is None:
+            out.append(UnknownMessage(tag, item))
+            continue
+        if cls is PriceChange:
+            item = _normalize_price_change(item)
+        strings = _STRING_FIELDS[cls]
+        fixed = {
+            k: str(v) if (k in strings and isinstance(v, int) and not isinstance(v, bool)) else v
+            for k, v in item.items()
+            if k != "event_type"
+        }
+        try:
+            out.append(msgspec.convert(fixed, cls))
+        except msgspec.ValidationError as exc:
+            raise FrameDecodeError(f"malformed {tag} message: {exc}", data) from None
+    return out
