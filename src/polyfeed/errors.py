@@ -74,7 +74,7 @@ class BookError(PolyfeedError):
 
 
 class InvalidLevelError(BookError, ValueError):
-    """A price or size that is not a valid Polymarket decimal (negative, off the 0.0001 grid, not a number)."""
+    """A price or size that is not a valid Polymarket decimal (negative, finer than 0.0001, not a number)."""
 
 
 class AssetMismatchError(BookError, ValueError):

@@ -45,7 +45,7 @@ def json_string(text: str) -> str:
 
 def level_fragment(price: str, size: str) -> str:
     """The JSON of one level as the venue hashes it; price and size are validated decimal texts."""
-    return '{"price":"' + price + '","size":"' + size + '"}'
+    return f'{{"price":"{price}","size":"{size}"}}'
 
 
 def book_hash(
@@ -76,12 +76,19 @@ def book_hash(
         variant: the field set.
     """
     head = (
-        '{"market":' + json_string(market) + ',"asset_id":' + json_string(asset_id)
-        + ',"timestamp":' + json_string(timestamp) + ',"hash":"","bids":['
+        '{"market":'
+        + json_string(market)
+        + ',"asset_id":'
+        + json_string(asset_id)
+        + ',"timestamp":'
+        + json_string(timestamp)
+        + ',"hash":"","bids":['
     )
     return hash_with_head(
-        head, bid_fragments, ask_fragments, metadata_tail(min_order_size, tick_size, neg_risk,
-                                                          last_trade_price, variant)
+        head,
+        bid_fragments,
+        ask_fragments,
+        metadata_tail(min_order_size, tick_size, neg_risk, last_trade_price, variant),
     )
 
 
@@ -92,8 +99,12 @@ def metadata_tail(
     if variant is HashVariant.V2024:
         return "]}"
     tail = (
-        '],"min_order_size":' + json_string(min_order_size) + ',"tick_size":' + json_string(tick_size)
-        + ',"neg_risk":' + ("true" if neg_risk else "false")
+        '],"min_order_size":'
+        + json_string(min_order_size)
+        + ',"tick_size":'
+        + json_string(tick_size)
+        + ',"neg_risk":'
+        + ("true" if neg_risk else "false")
     )
     if variant is HashVariant.CURRENT:
         tail += ',"last_trade_price":' + json_string(last_trade_price)

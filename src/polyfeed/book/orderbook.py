@@ -21,20 +21,24 @@ from bisect import bisect_left
 from decimal import Decimal
 from typing import Any
 
-import msgspec
-
 from polyfeed.book.hashing import NEWEST_FIRST, HashVariant, hash_with_head, json_string, metadata_tail
+from polyfeed.book.ladder import Level, Side
 from polyfeed.book.prices import (
     PRICE_KEYS,
     PRICE_SCALE,
     price_key,
-    size_is_valid,
-    size_is_zero,
     text_to_decimal,
 )
-from polyfeed.book.status import BookStatus, CheckCounts, CheckFailure, CheckKind
+from polyfeed.book.status import CHECK_INDEX, BookStatus, CheckCounts, CheckFailure, CheckKind
 from polyfeed.errors import AssetMismatchError, InvalidLevelError
-from polyfeed.wire.market import Book, LastTradePrice, PriceChange, PriceChangeEntry, PriceLevel, TickSizeChange
+from polyfeed.wire.market import (
+    Book,
+    LastTradePrice,
+    PriceChange,
+    PriceChangeEntry,
+    PriceLevel,
+    TickSizeChange,
+)
 
 __all__ = ["Level", "OrderBook"]
 
@@ -42,68 +46,8 @@ _SYNCING = BookStatus.SYNCING
 _LIVE = BookStatus.LIVE
 _SUSPECT = BookStatus.SUSPECT
 _STALE = BookStatus.STALE
-
-
-class Level(msgspec.Struct, frozen=True, gc=False):
-    """One price level as the public API hands it out."""
-
-    price: Decimal
-    size: Decimal
-
-
-class _Side:
-    """One side's parallel lists, in wire order; ``sign`` is 1 for bids, -1 for asks."""
-
-    __slots__ = ("frags", "keys", "prices", "sign", "sizes")
-
-    def __init__(self, sign: int) -> None:
-        self.sign = sign
-        self.keys: list[int] = []
-        self.prices: list[str] = []
-        self.sizes: list[str] = []
-        self.frags: list[str] = []
-
-    @classmethod
-    def from_levels(cls, sign: int, levels: list[PriceLevel]) -> _Side:
-        """Build a side from snapshot levels in any order; raises before anything is changed."""
-        side = cls(sign)
-        if not levels:
-            return side
-        try:
-            keys = [PRICE_KEYS[lv.price] for lv in levels]
-        except KeyError:
-            keys = [price_key(lv.price) for lv in levels]
-        prices = [lv.price for lv in levels]
-        sizes = [lv.size for lv in levels]
-        for size in sizes:
-            if not size_is_valid(size):
-                raise InvalidLevelError(f"size {size!r} is not a non-negative decimal")
-        if sign < 0:
-            keys = [-k for k in keys]
-        if any(map(size_is_zero, sizes)) or sorted(set(keys)) != keys:
-            # Not the venue's normal shape (wire order, no empty or repeated level): normalize, the last
-            # repeat of a price winning, as it would for a sequence of changes.
-            merged = {k: (p, s) for k, p, s in zip(keys, prices, sizes, strict=True) if not size_is_zero(s)}
-            keys = sorted(merged)
-            prices = [merged[k][0] for k in keys]
-            sizes = [merged[k][1] for k in keys]
-        side.keys = keys
-        side.prices = prices
-        side.sizes = sizes
-        side.frags = ['{"price":"' + p + '","size":"' + s + '"}' for p, s in zip(prices, sizes, strict=True)]
-        return side
-
-    def levels(self, depth: int | None) -> list[Level]:
-        n = len(self.keys)
-        start = 0 if depth is None else max(0, n - depth)
-        dec = text_to_decimal
-        return [
-            Level(dec(p), Decimal(s))
-            for p, s in zip(reversed(self.prices[start:]), reversed(self.sizes[start:]), strict=True)
-        ]
-
-    def wire_levels(self) -> list[PriceLevel]:
-        return [PriceLevel(p, s) for p, s in zip(self.prices, self.sizes, strict=True)]
+_CROSSED = CHECK_INDEX[CheckKind.CROSSED]
+_TOP_OF_BOOK = CHECK_INDEX[CheckKind.TOP_OF_BOOK]
 
 
 class OrderBook:
@@ -150,8 +94,8 @@ class OrderBook:
         self._previous_trade_price: str | None = None
         self.timestamp: str | None = None
         """Timestamp text (ms) of the last message applied."""
-        self._bids = _Side(1)
-        self._asks = _Side(-1)
+        self._bids = Side(1)
+        self._asks = Side(-1)
         self._head = ""
         self._refresh_head()
         self._burst_ts: str | None = None
@@ -187,13 +131,13 @@ class OrderBook:
             self.status_since_ms = at_ms
 
     def _fail(self, kind: CheckKind, detail: str, timestamp: str | None) -> None:
-        self.checks.failed[kind] += 1
+        self.checks.failed_by_index[CHECK_INDEX[kind]] += 1
         self.last_failure = CheckFailure(kind, detail, _ms(timestamp) or 0)
         if self._status is _LIVE or self._status is _SUSPECT:
             self._set_status(_SUSPECT, f"{kind.value} check failed: {detail}", timestamp)
 
     def _pass(self, kind: CheckKind) -> None:
-        self.checks.passed[kind] += 1
+        self.checks.passed_by_index[CHECK_INDEX[kind]] += 1
 
     # -- applying messages ---------------------------------------------------------------------------
 
@@ -208,9 +152,9 @@ class OrderBook:
             AssetMismatchError: a ``book`` snapshot of another asset.
             InvalidLevelError: a price or size that is not valid; the book is then marked suspect.
         """
+        if message.__class__ is PriceChange:
+            return self.apply_price_change(message)
         cls = message.__class__
-        if cls is PriceChange:
-            return self._apply_price_change(message)  # type: ignore[arg-type]
         if cls is Book:
             self._apply_book(message)  # type: ignore[arg-type]
             return True
@@ -220,7 +164,8 @@ class OrderBook:
             return self._apply_tick_change(message)  # type: ignore[arg-type]
         return False
 
-    def _apply_price_change(self, message: PriceChange) -> bool:
+    def apply_price_change(self, message: PriceChange) -> bool:
+        """:meth:`apply` for a ``price_change``, without the dispatch (the stream's hot path)."""
         asset = self.asset_id
         ts = message.timestamp
         last: PriceChangeEntry | None = None
@@ -234,7 +179,8 @@ class OrderBook:
                     if self._status is _SYNCING:
                         self.skipped_before_snapshot += 1
                         return False
-                    if self._burst_ts is not None and self._burst_ts != ts:
+                    burst_ts = self._burst_ts
+                    if burst_ts is not None and burst_ts != ts:
                         self._settle_burst()
                     if self._awaiting is not None:
                         self._fail_awaiting(ts)
@@ -256,21 +202,25 @@ class OrderBook:
                 keys = side.keys
                 i = bisect_left(keys, k)
                 found = i < len(keys) and keys[i] == k
-                if size == "0" or (size_is_valid(size) and size_is_zero(size)):
+                if size == "0":
+                    zero = True
+                elif size.isascii() and size.replace(".", "", 1).isdigit():
+                    zero = size[0] in "0." and not size.strip("0.")
+                else:
+                    raise InvalidLevelError(f"size {size!r} is not a non-negative decimal")
+                if zero:
                     if found:
                         del keys[i], side.prices[i], side.sizes[i], side.frags[i]
                     continue
-                if not size_is_valid(size):
-                    raise InvalidLevelError(f"size {size!r} is not a non-negative decimal")
-                tick = self._tick_units
-                if tick and (key % tick or key < tick or key > PRICE_SCALE - tick):
-                    self._fail(CheckKind.TICK, f"price {price} is off the {self.tick_size} tick grid", ts)
-                frag = '{"price":"' + price + '","size":"' + size + '"}'
+                frag = f'{{"price":"{price}","size":"{size}"}}'
                 if found:
                     side.sizes[i] = size
                     side.frags[i] = frag
                     side.prices[i] = price
                 else:
+                    tick = self._tick_units
+                    if tick and (key % tick or key < tick or key > PRICE_SCALE - tick):
+                        self._fail(CheckKind.TICK, f"price {price} is off the {self.tick_size} tick grid", ts)
                     keys.insert(i, k)
                     side.prices.insert(i, price)
                     side.sizes.insert(i, size)
@@ -287,11 +237,13 @@ class OrderBook:
 
     def _apply_book(self, message: Book) -> None:
         if message.asset_id != self.asset_id:
-            raise AssetMismatchError(f"snapshot of asset {message.asset_id} given to the book of {self.asset_id}")
+            raise AssetMismatchError(
+                f"snapshot of asset {message.asset_id} given to the book of {self.asset_id}"
+            )
         ts = message.timestamp
         try:
-            bids = _Side.from_levels(1, message.bids)
-            asks = _Side.from_levels(-1, message.asks)
+            bids = Side.from_levels(1, message.bids)
+            asks = Side.from_levels(-1, message.asks)
         except InvalidLevelError as exc:
             self._fail(CheckKind.MALFORMED, f"snapshot: {exc}", ts)
             raise
@@ -302,8 +254,10 @@ class OrderBook:
         self._awaiting = None  # a snapshot with the same hash is verified below with the same inputs
         reason = "snapshot"
         if self._status is _LIVE:
-            if bids.keys == self._bids.keys and bids.sizes == self._bids.sizes and (
-                asks.keys == self._asks.keys and asks.sizes == self._asks.sizes
+            if (
+                bids.keys == self._bids.keys
+                and bids.sizes == self._bids.sizes
+                and (asks.keys == self._asks.keys and asks.sizes == self._asks.sizes)
             ):
                 self._pass(CheckKind.SNAPSHOT)
             else:
@@ -328,29 +282,43 @@ class OrderBook:
         if message.hash and self.verify_hash:
             self._verify_hash(ts, message.hash)
 
-    def _snapshot_diff(self, bids: _Side, asks: _Side) -> str:
+    def _snapshot_diff(self, bids: Side, asks: Side) -> str:
         differing = 0
         for new, old in ((bids, self._bids), (asks, self._asks)):
             new_levels = dict(zip(new.keys, new.sizes, strict=True))
             old_levels = dict(zip(old.keys, old.sizes, strict=True))
-            differing += sum(1 for k in new_levels.keys() | old_levels.keys() if new_levels.get(k) != old_levels.get(k))
+            differing += sum(
+                1 for k in new_levels.keys() | old_levels.keys() if new_levels.get(k) != old_levels.get(k)
+            )
         return f"{differing} levels differ"
 
     def _apply_last_trade(self, message: LastTradePrice) -> bool:
-        if message.asset_id == self.asset_id:
+        # A print follows its trade's burst (and post-trade snapshot), so it closes a burst still open.
+        own = message.asset_id == self.asset_id
+        if not own and not (self.market and message.market == self.market):
+            return False
+        if own:
             self._set_trade_price(message.price)
-            if self._awaiting is not None:
+            if self._burst_ts is not None:
+                self._settle_burst()  # hashes with the new price, the previous one as a fallback
+            elif self._awaiting is not None:
                 ts, expected = self._awaiting
                 self._awaiting = None
                 if self._hash_matches(ts, expected):
                     self._hash_passed(ts)
                 else:
-                    self._fail(CheckKind.HASH, f"hash {expected} at {ts} does not match the book, even "
-                               f"with the trade price {message.price}", ts)
+                    self._fail(
+                        CheckKind.HASH,
+                        f"hash {expected} at {ts} does not match the book, even "
+                        f"with the trade price {message.price}",
+                        ts,
+                    )
             return True
-        if self._awaiting is not None and message.market == self.market and self.market:
+        if self._burst_ts is not None:
+            self._settle_burst()
+        if self._awaiting is not None:
             # Both tokens of a market hash the same last_trade_price text (verified on the crossing
-            # burst), so a print on the complement token may be the one this book's hash is waiting for.
+            # burst), so a print on the complement token may be the one this book's hash waits for.
             ts, expected = self._awaiting
             saved = self.last_trade_price
             self.last_trade_price = message.price
@@ -366,8 +334,12 @@ class OrderBook:
         if message.asset_id != self.asset_id:
             return False
         if self.tick_size is not None and message.old_tick_size != self.tick_size:
-            self._fail(CheckKind.TICK, f"tick changed from {message.old_tick_size} but the book had "
-                       f"{self.tick_size}: a change was missed", message.timestamp)
+            self._fail(
+                CheckKind.TICK,
+                f"tick changed from {message.old_tick_size} but the book had "
+                f"{self.tick_size}: a change was missed",
+                message.timestamp,
+            )
         else:
             self._pass(CheckKind.TICK)
         self._set_tick(message.new_tick_size)
@@ -408,31 +380,46 @@ class OrderBook:
         ts = self._burst_ts
         entry = self._burst_entry
         self._burst_ts = None
-        self._burst_entry = None
         assert ts is not None and entry is not None
         bid_keys = self._bids.keys
         ask_keys = self._asks.keys
         best_bid = bid_keys[-1] if bid_keys else 0
         best_ask = -ask_keys[-1] if ask_keys else PRICE_SCALE
-        if bid_keys and ask_keys and best_bid >= best_ask:
-            self._fail(CheckKind.CROSSED, f"best bid {self._bids.prices[-1]} >= best ask {self._asks.prices[-1]}", ts)
+        passed = self.checks.passed_by_index
+        if best_bid >= best_ask and bid_keys and ask_keys:
+            self._fail(
+                CheckKind.CROSSED, f"best bid {self._bids.prices[-1]} >= best ask {self._asks.prices[-1]}", ts
+            )
         else:
-            self._pass(CheckKind.CROSSED)
-        if entry.best_bid is not None and entry.best_ask is not None:
-            try:
-                expected = (price_key(entry.best_bid), price_key(entry.best_ask))
-            except InvalidLevelError as exc:
-                self._fail(CheckKind.TOP_OF_BOOK, f"unreadable best_bid/best_ask: {exc}", ts)
+            passed[_CROSSED] += 1
+        venue_bid = entry.best_bid
+        if venue_bid is not None:
+            venue_ask = entry.best_ask
+            # "0" / "1" stand for an empty side (spec 4.2), which is what key 0 / PRICE_SCALE mean here.
+            if PRICE_KEYS.get(venue_bid) == best_bid and PRICE_KEYS.get(venue_ask or "") == best_ask:
+                passed[_TOP_OF_BOOK] += 1
             else:
-                if expected == (best_bid, best_ask):
-                    self._pass(CheckKind.TOP_OF_BOOK)
-                else:
-                    local_bid = self._bids.prices[-1] if bid_keys else "0"
-                    local_ask = self._asks.prices[-1] if ask_keys else "1"
-                    self._fail(CheckKind.TOP_OF_BOOK, f"venue says {entry.best_bid}/{entry.best_ask}, "
-                               f"book has {local_bid}/{local_ask}", ts)
+                self._check_top_of_book_slowly(venue_bid, venue_ask, best_bid, best_ask, ts)
         if entry.hash and self.verify_hash:
             self._verify_hash(ts, entry.hash)
+
+    def _check_top_of_book_slowly(
+        self, venue_bid: str, venue_ask: str | None, best_bid: int, best_ask: int, ts: str
+    ) -> None:
+        """The top-of-book check for prices not yet in the key cache, and the failure report."""
+        try:
+            expected = (price_key(venue_bid), price_key(venue_ask or ""))
+        except InvalidLevelError as exc:
+            self._fail(CheckKind.TOP_OF_BOOK, f"unreadable best_bid/best_ask: {exc}", ts)
+            return
+        if expected == (best_bid, best_ask):
+            self.checks.passed_by_index[_TOP_OF_BOOK] += 1
+            return
+        local_bid = self._bids.prices[-1] if self._bids.keys else "0"
+        local_ask = self._asks.prices[-1] if self._asks.keys else "1"
+        self._fail(
+            CheckKind.TOP_OF_BOOK, f"venue says {venue_bid}/{venue_ask}, book has {local_bid}/{local_ask}", ts
+        )
 
     def _verify_hash(self, ts: str, expected: str) -> None:
         if self._hash_matches(ts, expected):
@@ -459,8 +446,11 @@ class OrderBook:
         assert self._awaiting is not None
         at, expected = self._awaiting
         self._awaiting = None
-        self._fail(CheckKind.HASH, f"hash {expected} at {at} does not match the book "
-                   f"(trade price {self.last_trade_price})", ts)
+        self._fail(
+            CheckKind.HASH,
+            f"hash {expected} at {at} does not match the book (trade price {self.last_trade_price})",
+            ts,
+        )
 
     def _hash_matches(self, ts: str, expected: str) -> bool:
         if self.hash_variant is not None:
@@ -479,8 +469,9 @@ class OrderBook:
             variant: the field set; defaults to the book's (detected or given), else the current one.
         """
         chosen = variant or self.hash_variant or HashVariant.CURRENT
-        tail = metadata_tail(self.min_order_size, self.tick_size or "", self.neg_risk,
-                             self.last_trade_price or "", chosen)
+        tail = metadata_tail(
+            self.min_order_size, self.tick_size or "", self.neg_risk, self.last_trade_price or "", chosen
+        )
         head = self._head + ',"timestamp":' + json_string(timestamp) + ',"hash":"","bids":['
         return hash_with_head(head, self._bids.frags, self._asks.frags, tail)
 
@@ -547,7 +538,9 @@ class OrderBook:
         )
 
     def __repr__(self) -> str:
-        top = f"{self._bids.prices[-1] if self._bids.keys else '-'} / {self._asks.prices[-1] if self._asks.keys else '-'}"
+        bid = self._bids.prices[-1] if self._bids.keys else "-"
+        ask = self._asks.prices[-1] if self._asks.keys else "-"
+        top = f"{bid} / {ask}"
         n_bids, n_asks = self.depth
         return f"<OrderBook {self.asset_id[:8]}... {self._status.value} {top} ({n_bids}x{n_asks} levels)>"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from operator import methodcaller
 
 from polyfeed.errors import InvalidLevelError
 
@@ -17,8 +18,9 @@ __all__ = [
     "PRICE_SCALE",
     "key_to_decimal",
     "price_key",
-    "size_is_zero",
     "size_is_valid",
+    "size_is_zero",
+    "sizes_are_valid",
     "text_to_decimal",
 ]
 
@@ -57,8 +59,19 @@ def price_key(text: str) -> int:
 
 
 def size_is_valid(text: str) -> bool:
-    """Whether a size text is a plain non-negative decimal (``"219.217767"``; not ``"-5"``, ``"1e3"``)."""
-    return _NUMBER.fullmatch(text) is not None
+    """Whether a size text is a plain non-negative decimal (``"219.217767"``; not ``"-5"``, ``"1e3"``).
+
+    Two C-level string checks (about 75 ns) instead of a regex (about 170 ns): it runs on every change.
+    """
+    return text.isascii() and text.replace(".", "", 1).isdigit()
+
+
+_drop_one_dot = methodcaller("replace", ".", "", 1)
+
+
+def sizes_are_valid(texts: list[str]) -> bool:
+    """:func:`size_is_valid` for every text of a snapshot side, without a Python-level loop."""
+    return "".join(texts).isascii() and all(map(str.isdigit, map(_drop_one_dot, texts)))
 
 
 def size_is_zero(text: str) -> bool:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-__all__ = ["BookStatus", "CheckCounts", "CheckFailure", "CheckKind"]
+__all__ = ["CHECK_INDEX", "CHECK_KINDS", "BookStatus", "CheckCounts", "CheckFailure", "CheckKind"]
 
 
 class BookStatus(enum.Enum):
@@ -42,6 +42,10 @@ class CheckKind(enum.Enum):
     """A level the book could not apply (bad price or size text, unknown side)."""
 
 
+CHECK_KINDS: tuple[CheckKind, ...] = tuple(CheckKind)
+CHECK_INDEX: dict[CheckKind, int] = {kind: i for i, kind in enumerate(CHECK_KINDS)}
+
+
 @dataclass(frozen=True, slots=True)
 class CheckFailure:
     """One failed check: what, why, and the venue timestamp (ms) of the message that revealed it."""
@@ -51,19 +55,40 @@ class CheckFailure:
     timestamp_ms: int
 
 
-@dataclass(slots=True)
 class CheckCounts:
-    """How many times each check passed and failed."""
+    """How many times each check passed and failed.
 
-    passed: dict[CheckKind, int] = field(default_factory=lambda: dict.fromkeys(CheckKind, 0))
-    failed: dict[CheckKind, int] = field(default_factory=lambda: dict.fromkeys(CheckKind, 0))
+    Counts live in lists indexed by :data:`CHECK_INDEX` because the book bumps them on every burst and
+    an ``Enum`` member hashes through a Python-level ``__hash__``; ``passed`` / ``failed`` are dict views.
+    """
+
+    __slots__ = ("failed_by_index", "passed_by_index")
+
+    def __init__(self) -> None:
+        self.passed_by_index = [0] * len(CHECK_KINDS)
+        self.failed_by_index = [0] * len(CHECK_KINDS)
+
+    @property
+    def passed(self) -> dict[CheckKind, int]:
+        """Passes by kind."""
+        return dict(zip(CHECK_KINDS, self.passed_by_index, strict=True))
+
+    @property
+    def failed(self) -> dict[CheckKind, int]:
+        """Failures by kind."""
+        return dict(zip(CHECK_KINDS, self.failed_by_index, strict=True))
 
     @property
     def total_failed(self) -> int:
         """Failures of every kind."""
-        return sum(self.failed.values())
+        return sum(self.failed_by_index)
 
     @property
     def total_passed(self) -> int:
         """Passes of every kind."""
-        return sum(self.passed.values())
+        return sum(self.passed_by_index)
+
+    def __repr__(self) -> str:
+        passed = {k.value: n for k, n in self.passed.items() if n}
+        failed = {k.value: n for k, n in self.failed.items() if n}
+        return f"CheckCounts(passed={passed}, failed={failed})"

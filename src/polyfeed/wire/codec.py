@@ -84,15 +84,17 @@ class UnknownMessage(msgspec.Struct, frozen=True):
     data: dict[str, Any]
 
 
-MarketEvent: TypeAlias = Book | PriceChange | TickSizeChange | LastTradePrice | BestBidAsk | NewMarket | MarketResolved
+MarketEvent: TypeAlias = (
+    Book | PriceChange | TickSizeChange | LastTradePrice | BestBidAsk | NewMarket | MarketResolved
+)
 UserEvent: TypeAlias = Order | Trade
 MarketMessage: TypeAlias = MarketEvent | UnknownMessage | Notice
 UserMessage: TypeAlias = UserEvent | UnknownMessage | Notice
 
 _MARKET_TYPES: tuple[type[msgspec.Struct], ...] = get_args(MarketEvent)
 _USER_TYPES: tuple[type[msgspec.Struct], ...] = get_args(UserEvent)
-_MARKET_DECODER = msgspec.json.Decoder(MarketEvent | list[MarketEvent])  # type: ignore[arg-type]
-_USER_DECODER = msgspec.json.Decoder(UserEvent | list[UserEvent])  # type: ignore[arg-type]
+_MARKET_DECODER = msgspec.json.Decoder(MarketEvent | list[MarketEvent])
+_USER_DECODER = msgspec.json.Decoder(UserEvent | list[UserEvent])
 _ANY_DECODER = msgspec.json.Decoder()
 
 
@@ -115,8 +117,8 @@ def decode_market(data: bytes | str) -> list[MarketMessage]:
     except msgspec.DecodeError:
         return [_decode_text(data)]
     if decoded.__class__ is list:
-        return decoded  # type: ignore[return-value]
-    return [decoded]  # type: ignore[list-item]
+        return decoded
+    return [decoded]
 
 
 def decode_user(data: bytes | str) -> list[UserMessage]:
@@ -128,8 +130,8 @@ def decode_user(data: bytes | str) -> list[UserMessage]:
     except msgspec.DecodeError:
         return [_decode_text(data)]
     if decoded.__class__ is list:
-        return decoded  # type: ignore[return-value]
-    return [decoded]  # type: ignore[list-item]
+        return decoded
+    return [decoded]
 
 
 def _decode_text(data: bytes | str) -> Notice:

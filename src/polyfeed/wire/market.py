@@ -102,7 +102,9 @@ class PriceChange(msgspec.Struct, tag_field="event_type", tag="price_change", fr
     price_changes: list[PriceChangeEntry]
 
 
-class TickSizeChange(msgspec.Struct, tag_field="event_type", tag="tick_size_change", frozen=True, kw_only=True):
+class TickSizeChange(
+    msgspec.Struct, tag_field="event_type", tag="tick_size_change", frozen=True, kw_only=True
+):
     """The market's minimum tick changed, near the price extremes (spec 4.3).
 
     Example::
@@ -118,7 +120,9 @@ class TickSizeChange(msgspec.Struct, tag_field="event_type", tag="tick_size_chan
     timestamp: str
 
 
-class LastTradePrice(msgspec.Struct, tag_field="event_type", tag="last_trade_price", frozen=True, kw_only=True):
+class LastTradePrice(
+    msgspec.Struct, tag_field="event_type", tag="last_trade_price", frozen=True, kw_only=True
+):
     """A trade print: a maker and a taker order matched (spec 4.4). ``side`` is the taker's.
 
     Example::
@@ -188,7 +192,9 @@ class NewMarket(msgspec.Struct, tag_field="event_type", tag="new_market", frozen
     order_price_min_tick_size: str | float | None = None
 
 
-class MarketResolved(msgspec.Struct, tag_field="event_type", tag="market_resolved", frozen=True, kw_only=True):
+class MarketResolved(
+    msgspec.Struct, tag_field="event_type", tag="market_resolved", frozen=True, kw_only=True
+):
     """A market resolved; a broadcast, only with custom features, reportedly not always sent (spec 4.7).
 
     Example (trimmed)::
