@@ -1,0 +1,358 @@
+"""The local exchange's server: Polymarket's market channel and book REST calls over aiohttp.
+
+Behaviour follows spec section 12:
+
+- WebSocket upgrades on ``/ws/market``; other paths are 404 (spec 1.1, [I-CLOB127]).
+- The first text frame must be the subscription: ``PING`` or anything that is not a market
+  subscription gets close 1008 "invalid subscription payload" ([I-NT4864]); no subscription within
+  ``subscribe_timeout_s`` closes the connection too.
+- With ``initial_dump`` true or omitted, each subscribed asset's book arrives as a one-element array,
+  with ``tick_size`` and ``last_trade_price`` (observed shape, spec 3). Unknown token ids are silently
+  ignored (spec 1.3); above ``max_assets`` per connection no snapshots are sent (spec 1.4).
+- Text ``PING`` -> text ``PONG``; a second ``type`` frame -> text ``INVALID OPERATION``; ``operation``
+  subscribe / unsubscribe change the subscription in place with no acknowledgement, a subscribe
+  sending snapshots of the new assets.
+- Every message the engine produces goes to each connection subscribed to any asset it concerns, so a
+  ``price_change`` carries the complement token's mirrored entries as on the venue.
+- ``GET /book``, ``POST /books``, ``GET /price``, ``GET /midpoint``, ``GET /tick-size`` as in spec 8.1,
+  404 ``{"error": "No orderbook exists for the requested token id"}`` for unknown tokens.
+
+Not yet here (see the issue): the user channel, Gamma, fault injection, ``custom_feature_enabled``
+events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from polyfeed.sim.engine import Exchange, Outbound
+from polyfeed.wire import Book
+
+__all__ = ["Simulator"]
+
+log = logging.getLogger(__name__)
+
+_encode = msgspec.json.encode
+_NO_BOOK = {"error": "No orderbook exists for the requested token id"}
+_INVALID_SUBSCRIPTION = b"invalid subscription payload"
+
+
+def book_frame(book: Book, *, initial: bool) -> dict[str, Any]:
+    """A ``book`` message with the venue's fields for its kind (spec 3, observed key orders)."""
+    levels = {
+        "bids": [{"price": lv.price, "size": lv.size} for lv in book.bids],
+        "asks": [{"price": lv.price, "size": lv.size} for lv in book.asks],
+    }
+    if initial:
+        return {
+            "market": book.market,
+            "asset_id": book.asset_id,
+            "timestamp": book.timestamp,
+            "hash": book.hash,
+            **levels,
+            "tick_size": book.tick_size,
+            "event_type": "book",
+            "last_trade_price": book.last_trade_price,
+        }
+    return {
+        "market": book.market,
+        "asset_id": book.asset_id,
+        **levels,
+        "hash": book.hash,
+        "timestamp": book.timestamp,
+        "event_type": "book",
+    }
+
+
+def rest_book(book: Book) -> dict[str, Any]:
+    """The REST ``GET /book`` shape (spec 8.1)."""
+    return {
+        "market": book.market,
+        "asset_id": book.asset_id,
+        "timestamp": book.timestamp,
+        "hash": book.hash,
+        "bids": [{"price": lv.price, "size": lv.size} for lv in book.bids],
+        "asks": [{"price": lv.price, "size": lv.size} for lv in book.asks],
+        "min_order_size": book.min_order_size,
+        "tick_size": book.tick_size,
+        "neg_risk": book.neg_risk,
+        "last_trade_price": book.last_trade_price,
+    }
+
+
+def encode_outbound(out: Outbound) -> str:
+    message = out.message
+    if isinstance(message, Book):
+        return _encode(book_frame(message, initial=False)).decode()
+    return _encode(message).decode()
+
+
+@dataclass(eq=False)
+class _Connection:
+    ws: web.WebSocketResponse
+    assets: set[str] = field(default_factory=set)
+    custom_features: bool = False
+    queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+
+
+class Simulator:
+    """The local exchange as an async context manager, for tests and ``polyfeed sim``.
+
+    >>> async with Simulator(markets=5, seed=1) as sim:   # doctest: +SKIP
+    ...     sim.ws_url          # 'ws://127.0.0.1:41234'; clients append /ws/market
+    ...     sim.rest_url        # 'http://127.0.0.1:41234'
+
+    Args:
+        markets: number of binary markets.
+        seed: the engine's seed.
+        host: the address to listen on (loopback by default).
+        port: 0 picks a free port.
+        events_per_s: order-flow events a second (each sends one or several messages).
+        max_assets: assets per connection above which no snapshots are sent (spec 1.4).
+        subscribe_timeout_s: how long a new connection may wait before subscribing.
+    """
+
+    def __init__(
+        self,
+        markets: int = 10,
+        *,
+        seed: int = 1,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        events_per_s: float = 200.0,
+        max_assets: int = 500,
+        subscribe_timeout_s: float = 10.0,
+    ) -> None:
+        self.exchange = Exchange(markets, seed=seed)
+        self.host = host
+        self.port = port
+        self.events_per_s = events_per_s
+        self.max_assets = max_assets
+        self.subscribe_timeout_s = subscribe_timeout_s
+        self.messages_sent = 0
+        self._connections: set[_Connection] = set()
+        self._runner: web.AppRunner | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._paused = asyncio.Event()
+        self._paused.set()
+
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket base URL, as the quickstart's ``url`` (it appends ``/ws/market``)."""
+        return f"ws://{self.host}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/ws/market", self._market_socket)
+        app.router.add_get("/book", self._get_book)
+        app.router.add_post("/books", self._post_books)
+        app.router.add_get("/price", self._get_price)
+        app.router.add_get("/midpoint", self._get_midpoint)
+        app.router.add_get("/tick-size", self._get_tick_size)
+        return app
+
+    async def __aenter__(self) -> Simulator:
+        self._runner = web.AppRunner(self.app(), handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self._pump = asyncio.create_task(self._run_flow())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+        for conn in list(self._connections):
+            await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def pause(self) -> None:
+        """Stop the order flow (books hold still, e.g. to compare them with ``GET /book``)."""
+        self._paused.clear()
+
+    def resume(self) -> None:
+        self._paused.set()
+
+    # -- order flow -------------------------------------------------------------------------------------
+
+    async def _run_flow(self) -> None:
+        tick_s = 0.01
+        loop = asyncio.get_running_loop()
+        owed = 0.0
+        last = loop.time()
+        while True:
+            await asyncio.sleep(tick_s)
+            await self._paused.wait()
+            now = loop.time()
+            owed += (now - last) * self.events_per_s
+            last = now
+            events = int(owed)
+            owed -= events
+            for _ in range(events):
+                for out in self.exchange.step(elapsed_ms=max(1, int(1000 / self.events_per_s))):
+                    self._broadcast(out)
+
+    def _broadcast(self, out: Outbound) -> None:
+        text: str | None = None
+        for conn in self._connections:
+            if any(asset in conn.assets for asset in out.assets):
+                if text is None:
+                    text = encode_outbound(out)
+                conn.queue.put_nowait(text)
+
+    # -- the market channel ---------------------------------------------------------------------------
+
+    async def _market_socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        conn = _Connection(ws)
+        try:
+            first = await asyncio.wait_for(ws.receive(), self.subscribe_timeout_s)
+        except TimeoutError:
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"no subscription")
+            return ws
+        # Clients send text; a UTF-8 binary frame is taken as the same text (the venue's answer is unknown).
+        subscription = _parse_json(first.data) if first.type in (WSMsgType.TEXT, WSMsgType.BINARY) else None
+        if (
+            not isinstance(subscription, dict)
+            or subscription.get("type") != "market"
+            or not isinstance(subscription.get("assets_ids", []), list)
+        ):
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=_INVALID_SUBSCRIPTION)
+            return ws
+        self._connections.add(conn)
+        writer = asyncio.create_task(self._write(conn))
+        try:
+            conn.custom_features = bool(subscription.get("custom_feature_enabled", False))
+            await self._subscribe(
+                conn, subscription.get("assets_ids", []), subscription.get("initial_dump", True)
+            )
+            async for msg in ws:
+                if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    continue
+                if msg.data in ("PING", b"PING"):
+                    conn.queue.put_nowait("PONG")
+                    continue
+                request_body = _parse_json(msg.data)
+                if not isinstance(request_body, dict):
+                    continue  # junk after the subscription is ignored, as nothing is acknowledged
+                if "type" in request_body:
+                    conn.queue.put_nowait("INVALID OPERATION")
+                elif request_body.get("operation") == "subscribe":
+                    if "custom_feature_enabled" in request_body:
+                        conn.custom_features = bool(request_body["custom_feature_enabled"])
+                    await self._subscribe(
+                        conn, request_body.get("assets_ids", []), request_body.get("initial_dump", True)
+                    )
+                elif request_body.get("operation") == "unsubscribe":
+                    assets = request_body.get("assets_ids", [])
+                    if isinstance(assets, list):
+                        conn.assets.difference_update(a for a in assets if isinstance(a, str))
+        finally:
+            self._connections.discard(conn)
+            conn.queue.put_nowait(None)
+            await writer
+        return ws
+
+    async def _subscribe(self, conn: _Connection, assets: object, initial_dump: object) -> None:
+        if not isinstance(assets, list):
+            return
+        known = [
+            a for a in assets if isinstance(a, str) and a in self.exchange.by_asset and a not in conn.assets
+        ]
+        conn.assets.update(known)
+        if initial_dump is False or len(conn.assets) > self.max_assets:
+            return
+        for asset in known:
+            book = self.exchange.book(asset, initial=True)
+            conn.queue.put_nowait(_encode([book_frame(book, initial=True)]).decode())
+
+    async def _write(self, conn: _Connection) -> None:
+        """One writer a connection, so that a slow client never holds up the order flow or the others."""
+        ws = conn.ws
+        while True:
+            text = await conn.queue.get()
+            if text is None or ws.closed:
+                return
+            try:
+                await ws.send_str(text)
+            except ConnectionError:
+                return
+            self.messages_sent += 1
+
+    # -- REST -----------------------------------------------------------------------------------------
+
+    def _book_or_404(self, token_id: str | None) -> Book | web.Response:
+        if not token_id:
+            return web.json_response({"error": "token_id is required"}, status=400)
+        if token_id not in self.exchange.by_asset:
+            return web.json_response(_NO_BOOK, status=404)
+        return self.exchange.book(token_id)
+
+    async def _get_book(self, request: web.Request) -> web.Response:
+        book = self._book_or_404(request.query.get("token_id"))
+        return book if isinstance(book, web.Response) else web.json_response(rest_book(book))
+
+    async def _post_books(self, request: web.Request) -> web.Response:
+        body = _parse_json(await request.text())
+        if not isinstance(body, list) or len(body) > 500:
+            return web.json_response({"error": "body must be a list of at most 500 {token_id}"}, status=400)
+        out = []
+        for item in body:
+            token = item.get("token_id") if isinstance(item, dict) else None
+            if isinstance(token, str) and token in self.exchange.by_asset:
+                out.append(rest_book(self.exchange.book(token)))
+        return web.json_response(out)
+
+    async def _get_price(self, request: web.Request) -> web.Response:
+        book = self._book_or_404(request.query.get("token_id"))
+        if isinstance(book, web.Response):
+            return book
+        side = request.query.get("side", "").upper()
+        if side not in ("BUY", "SELL"):
+            return web.json_response({"error": "side must be BUY or SELL"}, status=400)
+        # BUY is the price you would buy at, the best ask; SELL the best bid (spec 8.1)
+        levels = book.asks if side == "BUY" else book.bids
+        return web.json_response({"price": levels[-1].price if levels else "0"})
+
+    async def _get_midpoint(self, request: web.Request) -> web.Response:
+        book = self._book_or_404(request.query.get("token_id"))
+        if isinstance(book, web.Response):
+            return book
+        if not (book.bids and book.asks):
+            return web.json_response(_NO_BOOK, status=404)
+        mid = (Decimal(book.bids[-1].price) + Decimal(book.asks[-1].price)) / 2
+        return web.json_response({"mid": str(mid.normalize())})
+
+    async def _get_tick_size(self, request: web.Request) -> web.Response:
+        book = self._book_or_404(request.query.get("token_id"))
+        if isinstance(book, web.Response):
+            return book
+        return web.json_response({"minimum_tick_size": float(book.tick_size or "0.01")})
+
+
+def _parse_json(data: object) -> object:
+    if not isinstance(data, str | bytes):
+        return None
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return None

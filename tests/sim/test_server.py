@@ -1,0 +1,229 @@
+"""The local exchange's server, over real WebSockets and HTTP on loopback (port 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from polyfeed.book import BookStatus, OrderBook
+from polyfeed.sim import Simulator
+from polyfeed.wire import (
+    Book,
+    InvalidOperation,
+    MarketMessage,
+    Pong,
+    PriceChange,
+    decode_market,
+    encode_market_subscription,
+    encode_operation,
+)
+
+BOUND_S = 30  # an upper bound on waiting for the server, so a broken server fails instead of hanging
+
+
+def run(coro: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(coro(), BOUND_S))
+
+
+async def read_until_pong(
+    ws: aiohttp.ClientWebSocketResponse, handle: Callable[[MarketMessage], None]
+) -> None:
+    """Send PING and hand every message on to ``handle`` until its PONG: everything the server queued
+    before the PING has then arrived (one writer a connection, in order)."""
+    await ws.send_str("PING")
+    async for frame in ws:
+        for message in decode_market(frame.data):
+            if isinstance(message, Pong):
+                return
+            handle(message)
+
+
+def test_books_from_the_stream_verify_every_hash_and_equal_get_book() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=3, seed=2, events_per_s=2_000) as sim, aiohttp.ClientSession() as http:
+            assets = sim.exchange.asset_ids()[:3]
+            books = {a: OrderBook(a) for a in assets}
+            initial: list[str] = []
+
+            def handle(message: MarketMessage) -> None:
+                for book in books.values():
+                    if not isinstance(message, Book) or message.asset_id == book.asset_id:
+                        book.apply(message)
+
+            async with http.ws_connect(sim.ws_url + "/ws/market") as ws:
+                await ws.send_str(encode_market_subscription(assets).decode())
+                received = 0
+                async for frame in ws:
+                    if frame.data.startswith("["):
+                        initial.append(frame.data)
+                    for message in decode_market(frame.data):
+                        handle(message)
+                    received += 1
+                    if received >= 400:
+                        break
+                sim.pause()
+                await read_until_pong(ws, handle)
+                for asset, book in books.items():
+                    book.settle(final=True)
+                    async with http.get(sim.rest_url + "/book", params={"token_id": asset}) as response:
+                        rest = decode_market(await response.read())[0]
+                    assert isinstance(rest, Book)
+                    assert book.wire_levels() == (rest.bids, rest.asks), "the stream's book is the exchange's"
+                    assert rest.min_order_size == "5" and rest.neg_risk is False
+                    assert book.checks.total_failed == 0, book.last_failure
+                    assert book.status is BookStatus.LIVE
+            assert len(initial) == 3, "one one-element array per subscribed asset"
+            for text in initial:
+                (snapshot,) = decode_market(text)
+                assert isinstance(snapshot, Book) and snapshot.tick_size and snapshot.last_trade_price
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    "first", ["PING", "not json", '{"type": "user"}', '{"assets_ids": "x", "type": "market"}']
+)
+def test_anything_but_a_market_subscription_first_is_closed_with_1008(first: str) -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=1) as sim, aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(sim.ws_url + "/ws/market")
+            await ws.send_str(first)
+            frame = await ws.receive()
+            assert frame.type is aiohttp.WSMsgType.CLOSE
+            assert (frame.data, frame.extra) == (1008, "invalid subscription payload")
+            await ws.close()
+
+    run(scenario)
+
+
+def test_ping_pong_and_a_second_type_frame() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=1, events_per_s=1) as sim, aiohttp.ClientSession() as http:
+            sim.pause()
+            async with http.ws_connect(sim.ws_url + "/ws/market") as ws:
+                await ws.send_str(encode_market_subscription([], initial_dump=False).decode())
+                await ws.send_str(encode_market_subscription([]).decode())
+                await ws.send_str("PING")
+                replies = [decode_market((await ws.receive()).data)[0] for _ in range(2)]
+                assert isinstance(replies[0], InvalidOperation) and isinstance(replies[1], Pong)
+
+    run(scenario)
+
+
+def test_operations_subscribe_and_unsubscribe_in_place_and_unknown_ids_are_ignored() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=2, seed=3, events_per_s=2_000) as sim, aiohttp.ClientSession() as http:
+            first, second = sim.exchange.markets
+            async with http.ws_connect(sim.ws_url + "/ws/market") as ws:
+                await ws.send_str(encode_market_subscription(["123", first.yes]).decode())
+                (snapshot,) = decode_market((await ws.receive()).data)
+                assert isinstance(snapshot, Book) and snapshot.asset_id == first.yes, (
+                    "unknown id: no snapshot"
+                )
+                await ws.send_str(encode_operation("unsubscribe", assets_ids=[first.yes]).decode())
+                await ws.send_str(encode_operation("subscribe", assets_ids=[second.no]).decode())
+                seen_new_snapshot = False
+                after: list[PriceChange] = []
+                async for frame in ws:
+                    for message in decode_market(frame.data):
+                        if isinstance(message, Book) and message.asset_id == second.no:
+                            seen_new_snapshot = True
+                        elif seen_new_snapshot and isinstance(message, PriceChange):
+                            after.append(message)
+                    if len(after) >= 20:
+                        break
+                assert {m.market for m in after} == {second.condition_id}, (
+                    "after the switch only the newly subscribed market's flow arrives"
+                )
+
+    run(scenario)
+
+
+def test_rest_endpoints() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=1, seed=4) as sim, aiohttp.ClientSession() as http:
+            sim.pause()
+            token = sim.exchange.markets[0].yes
+            book = sim.exchange.book(token)
+            async with http.get(sim.rest_url + "/book", params={"token_id": "123"}) as r:
+                assert r.status == 404 and (await r.json())["error"].startswith("No orderbook exists")
+            async with http.get(sim.rest_url + "/book") as r:
+                assert r.status == 400
+            async with http.get(sim.rest_url + "/price", params={"token_id": token, "side": "BUY"}) as r:
+                assert (await r.json())["price"] == book.asks[-1].price, "BUY is priced at the best ask"
+            async with http.get(sim.rest_url + "/midpoint", params={"token_id": token}) as r:
+                mid = (float(book.bids[-1].price) + float(book.asks[-1].price)) / 2
+                assert float((await r.json())["mid"]) == pytest.approx(mid)
+            async with http.post(sim.rest_url + "/books", json=[{"token_id": token}, {"token_id": "1"}]) as r:
+                assert [b["asset_id"] for b in await r.json()] == [token]
+            async with http.get(sim.rest_url + "/ws/other") as r:
+                assert r.status == 404
+
+    run(scenario)
+
+
+def quickstart_class_source() -> str:
+    """Polymarket's quickstart client, from ../shared (never copied into the repo): everything above its
+    ``if __name__ == "__main__":`` block."""
+    path = Path(__file__).resolve().parents[2].parent / "shared/reference/polymarket-ws-quickstart.md"
+    if not path.exists():
+        pytest.skip("../shared/reference/polymarket-ws-quickstart.md not found: the quickstart test needs it")
+    code = re.search(r"```python\n(.*?)```", path.read_text(), re.S)
+    assert code is not None
+    return code.group(1).split('if __name__ == "__main__":')[0]
+
+
+HARNESS = """
+import sys, threading
+namespace = {}
+exec(sys.argv[1], namespace)
+client = namespace["WebSocketOrderBook"](namespace["MARKET_CHANNEL"], sys.argv[2], sys.argv[3].split(","),
+                                         {"apiKey": "", "secret": "", "passphrase": ""}, None, True)
+threading.Thread(target=client.run, daemon=True).start()
+threading.Event().wait()
+"""
+
+
+def test_polymarket_quickstart_client_unchanged_receives_books_and_updates() -> None:
+    source = quickstart_class_source()
+
+    async def scenario() -> None:
+        async with Simulator(markets=2, seed=5, events_per_s=500) as sim:
+            assets = [sim.exchange.markets[0].yes, sim.exchange.markets[1].no]
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-u",
+                "-c",
+                HARNESS,
+                source,
+                sim.ws_url,
+                ",".join(assets),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            books = {a: OrderBook(a) for a in assets}
+            changes = 0
+            try:
+                assert process.stdout is not None
+                while changes < 50 or any(b.status is BookStatus.SYNCING for b in books.values()):
+                    line = await process.stdout.readline()
+                    assert line, (await process.stderr.read()).decode() if process.stderr else "no output"
+                    for message in decode_market(line.strip()):
+                        changes += isinstance(message, PriceChange)
+                        for book in books.values():
+                            if not isinstance(message, Book) or message.asset_id == book.asset_id:
+                                book.apply(message)
+            finally:
+                process.kill()
+                await process.wait()
+            for book in books.values():
+                assert book.status is BookStatus.LIVE
+                assert book.checks.total_failed == 0, book.last_failure
+
+    run(scenario)
