@@ -1,9 +1,10 @@
-"""``python -m polyfeed``: the command line (a first version: ``demo`` only).
+"""``python -m polyfeed``: the command line (a first version; the typer/rich CLI is issue 6).
 
-``demo`` replays Polymarket's captured crossing burst (a real market, 2026-09-29: an initial book, 49
-price changes on both tokens, a trade burst and the post-trade snapshot) through polyfeed's decoder and
-book, and prints the book and every check it ran. It needs no network. Until the local exchange lands,
-this is the embedded default the README's main-job command runs.
+- ``demo``: starts the local exchange in-process, subscribes to its busiest markets over a real
+  WebSocket and prints their books, checked, as they move. Needs no network: the README's main job.
+- ``sim``: runs the local exchange until Ctrl-C and prints the URLs it serves.
+- ``capture``: books Polymarket's real captured crossing burst (2026-09-29: an initial book, 49 price
+  changes on both tokens, a trade burst and the post-trade snapshot) and prints every check.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ def _shared_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "shared"
 
 
-def demo(out: object = sys.stdout) -> int:
+def capture(out: object = sys.stdout) -> int:
     """Decode and book the crossing burst; print the ladder and the checks. Returns the exit code."""
     path = _shared_dir() / _FIXTURE
     if not path.exists():
-        print(f"polyfeed demo: {path} not found (set POLYFEED_SHARED to the shared folder)", file=sys.stderr)
+        print(
+            f"polyfeed capture: {path} not found (set POLYFEED_SHARED to the shared folder)", file=sys.stderr
+        )
         return 2
     messages = decode_market(path.read_bytes())
     initial = messages[0]
@@ -67,14 +70,38 @@ def demo(out: object = sys.stdout) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="polyfeed", description=__doc__.splitlines()[0] if __doc__ else None
+        prog="polyfeed", description="Polymarket order books, exact and checked."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="book Polymarket's captured crossing burst and print it (no network)")
+    demo_parser = commands.add_parser("demo", help="watch checked books on the local exchange (no network)")
+    demo_parser.add_argument("--seconds", type=float, default=8.0, help="how long to watch (0: until Ctrl-C)")
+    demo_parser.add_argument("--markets", type=int, default=20, help="markets on the local exchange")
+    demo_parser.add_argument("--seed", type=int, default=1)
+    sim_parser = commands.add_parser(
+        "sim",
+        help="run the local exchange until Ctrl-C",
+        epilog="example: polyfeed sim --port 8765 --markets 50 --seed 1",
+    )
+    sim_parser.add_argument("--host", default="127.0.0.1")
+    sim_parser.add_argument("--port", type=int, default=8765)
+    sim_parser.add_argument("--markets", type=int, default=50)
+    sim_parser.add_argument("--seed", type=int, default=1)
+    sim_parser.add_argument("--events-per-s", type=float, default=200.0, help="order-flow events a second")
+    commands.add_parser("capture", help="book Polymarket's captured crossing burst and print every check")
     args = parser.parse_args(argv)
+    if args.command == "capture":
+        return capture()
+    from polyfeed import livedemo  # imports aiohttp; the capture walk-through does not need it
+
     if args.command == "demo":
-        return demo()
-    return 2  # pragma: no cover - argparse rejects unknown commands
+        if args.markets < 1 or args.seconds < 0:
+            parser.error("--markets must be at least 1 and --seconds not negative")
+        return livedemo.run_demo(markets=args.markets, seed=args.seed, seconds=args.seconds)
+    if args.markets < 1 or not 0 <= args.port < 65536 or args.events_per_s <= 0:
+        parser.error("--markets must be at least 1, --port within 0-65535, --events-per-s positive")
+    return livedemo.run_sim(
+        host=args.host, port=args.port, markets=args.markets, seed=args.seed, events_per_s=args.events_per_s
+    )
 
 
 if __name__ == "__main__":

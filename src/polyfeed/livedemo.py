@@ -1,0 +1,122 @@
+"""The ``demo`` and ``sim`` commands: the local exchange, and a checked live view of its books.
+
+The view is a minimal client (one connection, decode, route to books, PING every 10 s) until
+``MarketStream`` lands (issue 4); it exists to show a newcomer checked books within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from typing import TextIO
+
+import aiohttp
+
+from polyfeed.book import OrderBook
+from polyfeed.sim import Simulator
+from polyfeed.wire import Book, decode_market, encode_market_subscription
+
+__all__ = ["run_demo", "run_sim"]
+
+_PING_INTERVAL_S = 10.0
+
+
+def run_demo(*, markets: int = 20, seed: int = 1, seconds: float = 8.0, out: TextIO = sys.stdout) -> int:
+    """Watch the busiest markets' YES books for ``seconds`` (0: until Ctrl-C); 0 if every check passed."""
+    try:
+        return asyncio.run(_demo(markets, seed, seconds, out))
+    except KeyboardInterrupt:
+        return 0
+
+
+def run_sim(
+    *, host: str, port: int, markets: int, seed: int, events_per_s: float, out: TextIO = sys.stdout
+) -> int:
+    """Serve the local exchange until Ctrl-C."""
+    try:
+        asyncio.run(_sim(host, port, markets, seed, events_per_s, out))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"polyfeed sim: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _sim(host: str, port: int, markets: int, seed: int, events_per_s: float, out: TextIO) -> None:
+    async with Simulator(markets, seed=seed, host=host, port=port, events_per_s=events_per_s) as sim:
+        out.write(f"local exchange: {markets} markets, seed {seed}\n")
+        out.write(
+            f"  market channel  {sim.ws_url}/ws/market\n  REST            {sim.rest_url}/book?token_id=...\n"
+        )
+        for market in sim.exchange.markets[:3]:
+            out.write(f"  {market.slug}: YES {market.yes}\n  {' ' * len(market.slug)}  NO  {market.no}\n")
+        out.write("Ctrl-C to stop\n")
+        out.flush()
+        await asyncio.Event().wait()
+
+
+async def _demo(markets: int, seed: int, seconds: float, out: TextIO) -> int:
+    async with Simulator(markets, seed=seed, events_per_s=400) as sim, aiohttp.ClientSession() as http:
+        busiest = sorted(sim.exchange.markets, key=lambda m: -m.activity)[:4]
+        books = {
+            m.yes: OrderBook(m.yes, min_order_size=m.min_order_size, neg_risk=m.neg_risk) for m in busiest
+        }
+        names = {m.yes: m.slug for m in busiest}
+        out.write(
+            f"local exchange at {sim.ws_url}/ws/market; watching the YES books of {len(books)} markets\n"
+        )
+        async with http.ws_connect(sim.ws_url + "/ws/market") as ws:
+            await ws.send_str(encode_market_subscription(list(books)).decode())
+            reader = asyncio.create_task(_read(ws, books))
+            pinger = asyncio.create_task(_ping(ws))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + seconds if seconds else float("inf")
+            try:
+                while loop.time() < deadline and not reader.done():
+                    await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))
+                    _print_books(books, names, out)
+            finally:
+                for task in (reader, pinger):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        failed = sum(b.checks.total_failed for b in books.values())
+        passed = sum(b.checks.total_passed for b in books.values())
+        out.write(f"{passed} checks passed, {failed} failed\n")
+        return 0 if failed == 0 else 1
+
+
+async def _read(ws: aiohttp.ClientWebSocketResponse, books: dict[str, OrderBook]) -> None:
+    async for frame in ws:
+        if frame.type is not aiohttp.WSMsgType.TEXT:
+            continue
+        for message in decode_market(frame.data):
+            if isinstance(message, Book):
+                if message.asset_id in books:
+                    books[message.asset_id].apply(message)
+                continue
+            for book in books.values():
+                book.apply(message)
+
+
+async def _ping(ws: aiohttp.ClientWebSocketResponse) -> None:
+    while True:
+        await asyncio.sleep(_PING_INTERVAL_S)
+        await ws.send_str("PING")
+
+
+def _print_books(books: dict[str, OrderBook], names: dict[str, str], out: TextIO) -> None:
+    out.write("\n")
+    for asset, book in books.items():
+        bids, asks = book.bids(3), book.asks(3)
+        out.write(
+            f"{names[asset]:<16} {book.status.value:<8} mid {book.mid!s:<7} spread {book.spread!s:<6} "
+            f"checks {book.checks.total_passed} ok / {book.checks.total_failed} failed\n"
+        )
+        for n in range(3):
+            bid = f"{bids[n].size:>10} @ {bids[n].price:<6}" if n < len(bids) else " " * 19
+            ask = f"{asks[n].price:>6} x {asks[n].size:<10}" if n < len(asks) else ""
+            out.write(f"    {bid} | {ask}\n")
+    out.flush()
