@@ -14,6 +14,7 @@ from decimal import Decimal
 import msgspec
 
 from polyfeed.book import OrderBook
+from polyfeed.sim.server import book_frame
 from polyfeed.wire import Book, LastTradePrice, PriceChange, PriceChangeEntry, PriceLevel
 
 YES = "76670567130917723816490572615540605537878462672464291990940067659127658071111"
@@ -76,13 +77,13 @@ def market_stream(
     for book_msg in (yes_book, no_book):
         books[book_msg.asset_id].apply(book_msg)
         snap = books[book_msg.asset_id].to_snapshot(timestamp=str(ts))
-        frames.append(_encode([_book_dict(snap, initial=True)]))
+        frames.append(_encode([book_frame(snap, initial=True)]))
     while len(frames) < n_messages:
         ts += rng.randrange(1, 400)
         roll = rng.random() if mixed else 1.0
         if roll < 0.01:
             asset = rng.choice((YES, NO))
-            frames.append(_encode(_book_dict(books[asset].to_snapshot(timestamp=str(ts)), initial=False)))
+            frames.append(_encode(book_frame(books[asset].to_snapshot(timestamp=str(ts)), initial=False)))
         elif roll < 0.05:
             price = price_text(rng.randrange(480, 520))
             # Only the YES book hears the print, as a consumer's books would from this frame alone.
@@ -142,20 +143,3 @@ def _price_change(books: dict[str, OrderBook], rng: random.Random, ts: int, leve
             }
         )
     return {"market": MARKET, "price_changes": entries, "timestamp": str(ts), "event_type": "price_change"}
-
-
-def _book_dict(book: Book, *, initial: bool) -> dict[str, object]:
-    out: dict[str, object] = {
-        "market": book.market,
-        "asset_id": book.asset_id,
-        "timestamp": book.timestamp,
-        "hash": book.hash,
-        "bids": [{"price": lv.price, "size": lv.size} for lv in book.bids],
-        "asks": [{"price": lv.price, "size": lv.size} for lv in book.asks],
-    }
-    if initial:
-        out["tick_size"] = book.tick_size
-    out["event_type"] = "book"
-    if initial:
-        out["last_trade_price"] = book.last_trade_price
-    return out

@@ -407,23 +407,20 @@ class Exchange:
         """A YES-terms change as the two entries the venue sends: the YES leg, then the NO mirror."""
         return [(market.yes, buy, key), (market.no, not buy, SCALE - key)]
 
+    @staticmethod
+    def _apply_leg(market: SimMarket, asset: str, buy: bool, key: int, size: Decimal, ts: str) -> None:
+        """One leg of a change applied to that token's book, through the same code clients run."""
+        entry = PriceChangeEntry(
+            asset_id=asset, price=price_text(key), size=_size_text(size), side="BUY" if buy else "SELL"
+        )
+        market.books[asset].apply_price_change(
+            PriceChange(market=market.condition_id, timestamp=ts, price_changes=[entry])
+        )
+
     def _apply_to_books(self, market: SimMarket, group: list[tuple[bool, int, Decimal]], ts: str) -> None:
         for is_buy, key, size in group:
             for asset, side_buy, k in self._legs(market, is_buy, key):
-                market.books[asset].apply_price_change(
-                    PriceChange(
-                        market=market.condition_id,
-                        timestamp=ts,
-                        price_changes=[
-                            PriceChangeEntry(
-                                asset_id=asset,
-                                price=price_text(k),
-                                size=_size_text(size),
-                                side="BUY" if side_buy else "SELL",
-                            )
-                        ],
-                    )
-                )
+                self._apply_leg(market, asset, side_buy, k, size, ts)
 
     def _entry_claims(self, market: SimMarket, asset: str, ts: str) -> tuple[str, str, str]:
         book = market.books[asset]
@@ -440,20 +437,7 @@ class Exchange:
         entries = []
         for is_buy, key, size in group:
             for asset, side_buy, k in self._legs(market, is_buy, key):
-                market.books[asset].apply_price_change(
-                    PriceChange(
-                        market=market.condition_id,
-                        timestamp=ts,
-                        price_changes=[
-                            PriceChangeEntry(
-                                asset_id=asset,
-                                price=price_text(k),
-                                size=_size_text(size),
-                                side="BUY" if side_buy else "SELL",
-                            )
-                        ],
-                    )
-                )
+                self._apply_leg(market, asset, side_buy, k, size, ts)
                 hash_, bid, ask = self._entry_claims(market, asset, ts)
                 entries.append(
                     PriceChangeEntry(
