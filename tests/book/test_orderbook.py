@@ -464,6 +464,15 @@ def test_invalid_snapshot_raises_and_leaves_the_book_as_it_was() -> None:
     assert book.wire_levels() == before
 
 
+def test_snapshot_with_an_invalid_tick_size_changes_nothing() -> None:
+    book = live_book()
+    before = book.wire_levels()
+    with pytest.raises(InvalidLevelError):
+        book.apply(snapshot([("0.40", "5")], [], tick_size="0.0x"))
+    assert book.wire_levels() == before
+    assert book.tick_size == "0.01"
+
+
 def test_snapshot_of_another_asset_is_refused() -> None:
     book = live_book()
     with pytest.raises(AssetMismatchError):

@@ -244,6 +244,8 @@ class OrderBook:
         try:
             bids = Side.from_levels(1, message.bids)
             asks = Side.from_levels(-1, message.asks)
+            if message.tick_size is not None:
+                price_key(message.tick_size)  # validated before anything changes
         except InvalidLevelError as exc:
             self._fail(CheckKind.MALFORMED, f"snapshot: {exc}", ts)
             raise
