@@ -17,8 +17,10 @@ Behaviour follows spec section 12:
 - ``GET /book``, ``POST /books``, ``GET /price``, ``GET /midpoint``, ``GET /tick-size`` as in spec 8.1,
   404 ``{"error": "No orderbook exists for the requested token id"}`` for unknown tokens.
 
-Not yet here (see the issue): the user channel, Gamma, fault injection, ``custom_feature_enabled``
-events.
+- Gamma on the same server: ``GET /markets`` (``slug``, ``clob_token_ids``, ``condition_ids``,
+  ``offset``/``limit``), ``/markets/slug/{slug}``, ``/events`` (``slug``), ``/events/slug/{slug}``.
+
+Not yet here (see the issue): the user channel, fault injection, ``custom_feature_enabled`` events.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from polyfeed.sim.engine import Exchange, Outbound
+from polyfeed.sim.gamma import event_document, filter_markets, market_document
 from polyfeed.wire import Book
 
 __all__ = ["Simulator"]
@@ -161,6 +164,10 @@ class Simulator:
         app.router.add_get("/price", self._get_price)
         app.router.add_get("/midpoint", self._get_midpoint)
         app.router.add_get("/tick-size", self._get_tick_size)
+        app.router.add_get("/markets", self._gamma_markets)
+        app.router.add_get("/markets/slug/{slug}", self._gamma_market_by_slug)
+        app.router.add_get("/events", self._gamma_events)
+        app.router.add_get("/events/slug/{slug}", self._gamma_event_by_slug)
         return app
 
     async def __aenter__(self) -> Simulator:
@@ -342,11 +349,47 @@ class Simulator:
         mid = (Decimal(book.bids[-1].price) + Decimal(book.asks[-1].price)) / 2
         return web.json_response({"mid": str(mid.normalize())})
 
+    # -- Gamma (the same server plays gamma-api.polymarket.com) ----------------------------------------
+
+    async def _gamma_markets(self, request: web.Request) -> web.Response:
+        try:
+            markets = filter_markets(self.exchange, request.query, _multi(request))
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response([market_document(self.exchange, m) for m in markets])
+
+    async def _gamma_market_by_slug(self, request: web.Request) -> web.Response:
+        slug = request.match_info["slug"]
+        for market in self.exchange.markets:
+            if market.slug == slug:
+                return web.json_response(market_document(self.exchange, market))
+        return web.json_response({"error": "market not found"}, status=404)
+
+    async def _gamma_events(self, request: web.Request) -> web.Response:
+        slugs = {v for item in request.query.getall("slug", []) for v in item.split(",")}
+        events = [e for i in range(len(self.exchange.markets)) if (e := event_document(self.exchange, i))]
+        if slugs:
+            events = [e for e in events if e["slug"] in slugs]
+        return web.json_response(events)
+
+    async def _gamma_event_by_slug(self, request: web.Request) -> web.Response:
+        slug = request.match_info["slug"]
+        prefix = "sim-event-"
+        if slug.startswith(prefix) and slug[len(prefix) :].isdigit():
+            event = event_document(self.exchange, int(slug[len(prefix) :]))
+            if event is not None:
+                return web.json_response(event)
+        return web.json_response({"error": "event not found"}, status=404)
+
     async def _get_tick_size(self, request: web.Request) -> web.Response:
         book = self._book_or_404(request.query.get("token_id"))
         if isinstance(book, web.Response):
             return book
         return web.json_response({"minimum_tick_size": float(book.tick_size or "0.01")})
+
+
+def _multi(request: web.Request) -> dict[str, list[str]]:
+    return {key: request.query.getall(key) for key in request.query}
 
 
 def _parse_json(data: object) -> object:
