@@ -6,6 +6,7 @@ import asyncio
 import re
 import sys
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
@@ -14,6 +15,7 @@ import pytest
 from polyfeed.book import BookStatus, OrderBook
 from polyfeed.sim import Simulator
 from polyfeed.wire import (
+    BestBidAsk,
     Book,
     InvalidOperation,
     MarketMessage,
@@ -141,6 +143,43 @@ def test_operations_subscribe_and_unsubscribe_in_place_and_unknown_ids_are_ignor
                 assert {m.market for m in after} == {second.condition_id}, (
                     "after the switch only the newly subscribed market's flow arrives"
                 )
+
+    run(scenario)
+
+
+def test_best_bid_ask_only_with_custom_features_and_it_matches_the_book() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=1, seed=6, events_per_s=2_000) as sim, aiohttp.ClientSession() as http:
+            asset = sim.exchange.markets[0].yes
+            claimed: tuple[str | None, str | None] = (None, None)
+            async with (
+                http.ws_connect(sim.ws_url + "/ws/market") as plain,
+                http.ws_connect(sim.ws_url + "/ws/market") as custom,
+            ):
+                await plain.send_str(encode_market_subscription([asset]).decode())
+                await custom.send_str(
+                    encode_market_subscription([asset], custom_feature_enabled=True).decode()
+                )
+                tops = 0
+                async for frame in custom:
+                    for message in decode_market(frame.data):
+                        if isinstance(message, PriceChange):
+                            for entry in message.price_changes:
+                                if entry.asset_id == asset:
+                                    claimed = (entry.best_bid, entry.best_ask)
+                        elif isinstance(message, BestBidAsk):
+                            tops += 1
+                            assert (message.best_bid, message.best_ask) == claimed, (
+                                "best_bid_ask repeats the top of book of the price_change before it"
+                            )
+                            assert Decimal(message.spread) == Decimal(message.best_ask) - Decimal(
+                                message.best_bid
+                            )
+                    if tops >= 10:
+                        break
+                plain_kinds: set[type] = set()
+                await read_until_pong(plain, lambda m: plain_kinds.add(type(m)))
+                assert BestBidAsk not in plain_kinds and PriceChange in plain_kinds
 
     run(scenario)
 

@@ -20,7 +20,10 @@ Behaviour follows spec section 12:
 - Gamma on the same server: ``GET /markets`` (``slug``, ``clob_token_ids``, ``condition_ids``,
   ``offset``/``limit``), ``/markets/slug/{slug}``, ``/events`` (``slug``), ``/events/slug/{slug}``.
 
-Not yet here (see the issue): the user channel, fault injection, ``custom_feature_enabled`` events.
+- ``custom_feature_enabled`` (on subscribe, or toggled by an ``operation``): ``best_bid_ask`` when a
+  token's top of book changes.
+
+Not yet here (see the issue): the user channel, fault injection, ``new_market`` / ``market_resolved``.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from polyfeed.sim.engine import Exchange, Outbound
 from polyfeed.sim.gamma import event_document, filter_markets, market_document
-from polyfeed.wire import Book
+from polyfeed.wire import BestBidAsk, Book, PriceChange
 
 __all__ = ["Simulator"]
 
@@ -142,6 +145,7 @@ class Simulator:
         self.subscribe_timeout_s = subscribe_timeout_s
         self.messages_sent = 0
         self._connections: set[_Connection] = set()
+        self._tops: dict[str, tuple[str, str]] = {}
         self._runner: web.AppRunner | None = None
         self._pump: asyncio.Task[None] | None = None
         self._paused = asyncio.Event()
@@ -223,6 +227,33 @@ class Simulator:
             if any(asset in conn.assets for asset in out.assets):
                 if text is None:
                     text = encode_outbound(out)
+                conn.queue.put_nowait(text)
+        if isinstance(out.message, PriceChange):
+            self._best_bid_ask(out.message)
+
+    def _best_bid_ask(self, message: PriceChange) -> None:
+        """``best_bid_ask`` when a token's top of book changes, for connections with custom features
+        (spec 4.5); the last entry of each token in a message carries its top after the message."""
+        tops = {e.asset_id: (e.best_bid, e.best_ask) for e in message.price_changes}
+        for asset, (bid, ask) in tops.items():
+            if bid is None or ask is None or self._tops.get(asset) == (bid, ask):
+                continue
+            self._tops[asset] = (bid, ask)
+            listeners = [c for c in self._connections if c.custom_features and asset in c.assets]
+            if not listeners:
+                continue
+            spread = str((Decimal(ask) - Decimal(bid)).normalize())
+            text = _encode(
+                BestBidAsk(
+                    market=message.market,
+                    asset_id=asset,
+                    best_bid=bid,
+                    best_ask=ask,
+                    spread=spread,
+                    timestamp=message.timestamp,
+                )
+            ).decode()
+            for conn in listeners:
                 conn.queue.put_nowait(text)
 
     # -- the market channel ---------------------------------------------------------------------------
