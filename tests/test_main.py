@@ -17,6 +17,9 @@ from polyfeed.__main__ import capture, main
         ["demo", "--seconds", "-1"],
         ["sim", "--port", "70000"],
         ["sim", "--markets", "x"],
+        ["sim", "--fault", "explode"],
+        ["sim", "--fault", "delay:ms"],
+        ["sim", "--fault-every", "0"],
     ],
 )
 def test_bad_arguments_exit_with_a_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from polyfeed.book import BookStatus, OrderBook
+from polyfeed.sim.faults import parse_fault_flag
 from polyfeed.wire import Book, LastTradePrice, PriceChange, decode_market
 
 _FIXTURE = Path("fixtures/polymarket/ws/market/price_change_crossing_burst.json")
@@ -87,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     sim_parser.add_argument("--markets", type=int, default=50)
     sim_parser.add_argument("--seed", type=int, default=1)
     sim_parser.add_argument("--events-per-s", type=float, default=200.0, help="order-flow events a second")
+    sim_parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND[:k=v,...]",
+        help="inject this fault every --fault-every seconds, e.g. drop:mode=reset, zombie, "
+        "corrupt, duplicate:count=20, delay:ms=200,count=50, reject_connects:count=3",
+    )
+    sim_parser.add_argument("--fault-every", type=float, default=30.0, metavar="SECONDS")
     commands.add_parser("capture", help="book Polymarket's captured crossing burst and print every check")
     args = parser.parse_args(argv)
     if args.command == "capture":
@@ -97,10 +107,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.markets < 1 or args.seconds < 0:
             parser.error("--markets must be at least 1 and --seconds not negative")
         return livedemo.run_demo(markets=args.markets, seed=args.seed, seconds=args.seconds)
-    if args.markets < 1 or not 0 <= args.port < 65536 or args.events_per_s <= 0:
-        parser.error("--markets must be at least 1, --port within 0-65535, --events-per-s positive")
+    if args.markets < 1 or not 0 <= args.port < 65536 or args.events_per_s <= 0 or args.fault_every <= 0:
+        parser.error(
+            "--markets must be at least 1, --port within 0-65535, --events-per-s and --fault-every positive"
+        )
+    try:
+        faults = [parse_fault_flag(flag) for flag in args.fault]
+    except ValueError as exc:
+        parser.error(f"--fault: {exc}")
     return livedemo.run_sim(
-        host=args.host, port=args.port, markets=args.markets, seed=args.seed, events_per_s=args.events_per_s
+        host=args.host,
+        port=args.port,
+        markets=args.markets,
+        seed=args.seed,
+        events_per_s=args.events_per_s,
+        faults=faults,
+        fault_every_s=args.fault_every,
     )
 
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
 import aiohttp
 
 from polyfeed.book import OrderBook
 from polyfeed.sim import Simulator
+from polyfeed.sim.faults import Fault
 from polyfeed.wire import Book, decode_market, encode_market_subscription
 
 __all__ = ["run_demo", "run_sim"]
@@ -31,11 +34,19 @@ def run_demo(*, markets: int = 20, seed: int = 1, seconds: float = 8.0, out: Tex
 
 
 def run_sim(
-    *, host: str, port: int, markets: int, seed: int, events_per_s: float, out: TextIO = sys.stdout
+    *,
+    host: str,
+    port: int,
+    markets: int,
+    seed: int,
+    events_per_s: float,
+    faults: Sequence[Fault] = (),
+    fault_every_s: float = 30.0,
+    out: TextIO = sys.stdout,
 ) -> int:
-    """Serve the local exchange until Ctrl-C."""
+    """Serve the local exchange until Ctrl-C, injecting ``faults`` in turn every ``fault_every_s``."""
     try:
-        asyncio.run(_sim(host, port, markets, seed, events_per_s, out))
+        asyncio.run(_sim(host, port, markets, seed, events_per_s, faults, fault_every_s, out))
     except KeyboardInterrupt:
         pass
     except OSError as exc:
@@ -44,7 +55,16 @@ def run_sim(
     return 0
 
 
-async def _sim(host: str, port: int, markets: int, seed: int, events_per_s: float, out: TextIO) -> None:
+async def _sim(
+    host: str,
+    port: int,
+    markets: int,
+    seed: int,
+    events_per_s: float,
+    faults: Sequence[Fault],
+    fault_every_s: float,
+    out: TextIO,
+) -> None:
     async with Simulator(markets, seed=seed, host=host, port=port, events_per_s=events_per_s) as sim:
         out.write(f"local exchange: {markets} markets, seed {seed}\n")
         out.write(
@@ -52,9 +72,17 @@ async def _sim(host: str, port: int, markets: int, seed: int, events_per_s: floa
         )
         for market in sim.exchange.markets[:3]:
             out.write(f"  {market.slug}: YES {market.yes}\n  {' ' * len(market.slug)}  NO  {market.no}\n")
+        if faults:
+            out.write(f"injecting {', '.join(f.kind for f in faults)} in turn every {fault_every_s:g} s\n")
         out.write("Ctrl-C to stop\n")
         out.flush()
-        await asyncio.Event().wait()
+        if not faults:
+            await asyncio.Event().wait()
+        for fault in itertools.cycle(faults):
+            await asyncio.sleep(fault_every_s)
+            await sim.inject(fault)
+            out.write(f"injected {fault.kind}\n")
+            out.flush()
 
 
 async def _demo(markets: int, seed: int, seconds: float, out: TextIO) -> int:

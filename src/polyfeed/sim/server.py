@@ -23,7 +23,9 @@ Behaviour follows spec section 12:
 - ``custom_feature_enabled`` (on subscribe, or toggled by an ``operation``): ``best_bid_ask`` when a
   token's top of book changes.
 
-Not yet here (see the issue): the user channel, fault injection, ``new_market`` / ``market_resolved``.
+- Faults on demand (:mod:`polyfeed.sim.faults`): :meth:`Simulator.inject` or ``POST /control/faults``.
+
+Not yet here (see the issue): the user channel, ``new_market`` / ``market_resolved``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -39,8 +42,9 @@ import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from polyfeed.sim.engine import Exchange, Outbound
+from polyfeed.sim.faults import Fault, parse_fault
 from polyfeed.sim.gamma import event_document, filter_markets, market_document
-from polyfeed.wire import BestBidAsk, Book, PriceChange
+from polyfeed.wire import BestBidAsk, Book, PriceChange, PriceChangeEntry
 
 __all__ = ["Simulator"]
 
@@ -104,9 +108,13 @@ def encode_outbound(out: Outbound) -> str:
 @dataclass(eq=False)
 class _Connection:
     ws: web.WebSocketResponse
+    transport: asyncio.Transport | None = None
     assets: set[str] = field(default_factory=set)
     custom_features: bool = False
     queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    zombie: bool = False
+    delay_left: int = 0
+    delay_ms: int = 0
 
 
 class Simulator:
@@ -146,6 +154,13 @@ class Simulator:
         self.messages_sent = 0
         self._connections: set[_Connection] = set()
         self._tops: dict[str, tuple[str, str]] = {}
+        self._fault_rng = random.Random(seed + 1)  # faults never disturb the engine's seeded stream
+        self._duplicate_left = 0
+        self._reject_left = 0
+        self._reject_status = 429
+        self._rest_error_left = 0
+        self._rest_error_status = 500
+        self.faults_injected: list[Fault] = []
         self._runner: web.AppRunner | None = None
         self._pump: asyncio.Task[None] | None = None
         self._paused = asyncio.Event()
@@ -161,7 +176,7 @@ class Simulator:
         return f"http://{self.host}:{self.port}"
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self._rest_faults])
         app.router.add_get("/ws/market", self._market_socket)
         app.router.add_get("/book", self._get_book)
         app.router.add_post("/books", self._post_books)
@@ -172,6 +187,7 @@ class Simulator:
         app.router.add_get("/markets/slug/{slug}", self._gamma_market_by_slug)
         app.router.add_get("/events", self._gamma_events)
         app.router.add_get("/events/slug/{slug}", self._gamma_event_by_slug)
+        app.router.add_post("/control/faults", self._control_faults)
         return app
 
     async def __aenter__(self) -> Simulator:
@@ -223,11 +239,16 @@ class Simulator:
 
     def _broadcast(self, out: Outbound) -> None:
         text: str | None = None
+        copies = 1
+        if self._duplicate_left:
+            self._duplicate_left -= 1
+            copies = 2
         for conn in self._connections:
-            if any(asset in conn.assets for asset in out.assets):
+            if not conn.zombie and any(asset in conn.assets for asset in out.assets):
                 if text is None:
                     text = encode_outbound(out)
-                conn.queue.put_nowait(text)
+                for _ in range(copies):
+                    conn.queue.put_nowait(text)
         if isinstance(out.message, PriceChange):
             self._best_bid_ask(out.message)
 
@@ -254,14 +275,18 @@ class Simulator:
                 )
             ).decode()
             for conn in listeners:
-                conn.queue.put_nowait(text)
+                if not conn.zombie:
+                    conn.queue.put_nowait(text)
 
     # -- the market channel ---------------------------------------------------------------------------
 
-    async def _market_socket(self, request: web.Request) -> web.WebSocketResponse:
+    async def _market_socket(self, request: web.Request) -> web.StreamResponse:
+        if self._reject_left:
+            self._reject_left -= 1
+            return web.Response(status=self._reject_status, text="rejected by an injected fault")
         ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
         await ws.prepare(request)
-        conn = _Connection(ws)
+        conn = _Connection(ws, transport=request.transport)
         try:
             first = await asyncio.wait_for(ws.receive(), self.subscribe_timeout_s)
         except TimeoutError:
@@ -330,11 +355,95 @@ class Simulator:
             text = await conn.queue.get()
             if text is None or ws.closed:
                 return
+            if conn.delay_left:
+                conn.delay_left -= 1
+                await asyncio.sleep(conn.delay_ms / 1000)
             try:
                 await ws.send_str(text)
             except ConnectionError:
                 return
             self.messages_sent += 1
+
+    # -- faults ---------------------------------------------------------------------------------------
+
+    async def inject(self, fault: Fault | dict[str, Any]) -> None:
+        """Inject a fault now (see :mod:`polyfeed.sim.faults`).
+
+        Raises:
+            ValueError: an invalid fault, or ``corrupt`` of a token with too few levels.
+        """
+        fault = fault if isinstance(fault, Fault) else parse_fault(fault)
+        kind = fault.kind
+        if kind == "drop":
+            for conn in list(self._connections):
+                if fault.mode == "reset" and conn.transport is not None:
+                    conn.transport.abort()  # no close frame, as the venue's resets (spec 5.3)
+                else:
+                    await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"dropped by an injected fault")
+        elif kind == "zombie":
+            for conn in self._connections:
+                conn.zombie = True
+        elif kind == "malformed":
+            for conn in self._connections:
+                conn.queue.put_nowait('{"event_type": "price_change", "market": "0x')
+        elif kind == "duplicate":
+            self._duplicate_left += fault.count
+        elif kind == "delay":
+            for conn in self._connections:
+                conn.delay_left, conn.delay_ms = fault.count, fault.ms
+        elif kind == "corrupt":
+            self._broadcast(self._corrupt_level(fault.asset_id))
+        elif kind == "reject_connects":
+            self._reject_left, self._reject_status = fault.count, fault.status
+        elif kind == "rest_error":
+            self._rest_error_left, self._rest_error_status = fault.count, fault.status
+        self.faults_injected.append(fault)
+
+    def _corrupt_level(self, asset_id: str | None) -> Outbound:
+        """A change to one non-top level with a wrong size but the exchange's true hash and top."""
+        exchange = self.exchange
+        asset = asset_id or self._fault_rng.choice(exchange.asset_ids())
+        if asset not in exchange.by_asset:
+            raise ValueError(f"unknown asset_id {asset}")
+        market = exchange.by_asset[asset]
+        truth = exchange.book(asset)
+        sides = [
+            (side, levels) for side, levels in (("BUY", truth.bids), ("SELL", truth.asks)) if len(levels) > 1
+        ]
+        if not sides:
+            raise ValueError(f"token {asset} has no side with two levels to corrupt")
+        side, levels = self._fault_rng.choice(sides)
+        level = self._fault_rng.choice(levels[:-1])  # never the top: the top-of-book check must not see it
+        wrong = str(Decimal(level.size) + 1)
+        ts = str(exchange.now_ms)
+        entry = PriceChangeEntry(
+            asset_id=asset,
+            price=level.price,
+            size=wrong,
+            side=side,
+            hash=market.books[asset].compute_hash(ts),
+            best_bid=truth.bids[-1].price if truth.bids else "0",
+            best_ask=truth.asks[-1].price if truth.asks else "1",
+        )
+        return Outbound(
+            PriceChange(market=market.condition_id, timestamp=ts, price_changes=[entry]), (asset,)
+        )
+
+    async def _control_faults(self, request: web.Request) -> web.Response:
+        try:
+            await self.inject(parse_fault(_parse_json(await request.text())))
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response({"injected": self.faults_injected[-1].kind})
+
+    @web.middleware
+    async def _rest_faults(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        path = request.path
+        if self._rest_error_left and not path.startswith(("/ws/", "/control/")):
+            self._rest_error_left -= 1
+            return web.json_response({"error": "injected fault"}, status=self._rest_error_status)
+        response: web.StreamResponse = await handler(request)
+        return response
 
     # -- REST -----------------------------------------------------------------------------------------
 

@@ -1,0 +1,211 @@
+"""Faults on demand: each one observed from a client's side, over real connections."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import pytest
+
+from polyfeed.book import BookStatus, CheckKind, OrderBook
+from polyfeed.errors import FrameDecodeError
+from polyfeed.sim import Simulator
+from polyfeed.sim.faults import Fault, parse_fault, parse_fault_flag
+from polyfeed.wire import Book, MarketMessage, Pong, PriceChange, decode_market, encode_market_subscription
+
+BOUND_S = 30
+
+
+def run(coro: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(coro(), BOUND_S))
+
+
+async def subscribe(
+    http: aiohttp.ClientSession, sim: Simulator, assets: list[str]
+) -> aiohttp.ClientWebSocketResponse:
+    ws = await http.ws_connect(sim.ws_url + "/ws/market")
+    await ws.send_str(encode_market_subscription(assets).decode())
+    return ws
+
+
+async def read_until_pong(
+    ws: aiohttp.ClientWebSocketResponse, handle: Callable[[MarketMessage], None]
+) -> None:
+    await ws.send_str("PING")
+    async for frame in ws:
+        for message in decode_market(frame.data):
+            if isinstance(message, Pong):
+                return
+            handle(message)
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("close", aiohttp.WSMsgType.CLOSE), ("reset", None)])
+def test_drop_closes_or_resets(mode: str, expected: aiohttp.WSMsgType | None) -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=1, events_per_s=50) as sim, aiohttp.ClientSession() as http:
+            ws = await subscribe(http, sim, [sim.exchange.markets[0].yes])
+            await ws.receive()  # the initial book
+            await sim.inject({"kind": "drop", "mode": mode})
+            kinds = set()
+            while True:
+                frame = await ws.receive()
+                kinds.add(frame.type)
+                if frame.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                    break
+            if expected is not None:
+                assert expected in kinds and ws.close_code == 1001
+            else:
+                assert aiohttp.WSMsgType.CLOSE not in kinds, "a reset sends no close frame"
+            await ws.close()
+
+    run(scenario)
+
+
+def test_zombie_answers_pings_but_sends_no_data() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=1, events_per_s=2_000) as sim, aiohttp.ClientSession() as http:
+            ws = await subscribe(http, sim, [sim.exchange.markets[0].yes])
+            await read_until_pong(ws, lambda m: None)
+            await sim.inject({"kind": "zombie"})
+            before = sim.messages_sent
+            for _ in range(5):
+                data: list[MarketMessage] = []
+                await read_until_pong(ws, data.append)
+                await asyncio.sleep(0.02)
+            assert sim.messages_sent > before, "PONGs still flow"
+            # everything queued before the fault may still drain; nothing is queued after it
+            late: list[MarketMessage] = []
+            await read_until_pong(ws, late.append)
+            assert late == []
+            await ws.close()
+
+    run(scenario)
+
+
+def test_malformed_frame_reaches_the_client_and_raises_with_the_raw_frame() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=1, events_per_s=1) as sim, aiohttp.ClientSession() as http:
+            sim.pause()
+            ws = await subscribe(http, sim, [sim.exchange.markets[0].yes])
+            await ws.receive()
+            await sim.inject({"kind": "malformed"})
+            frame = await ws.receive()
+            with pytest.raises(FrameDecodeError) as error:
+                decode_market(frame.data)
+            assert error.value.raw == frame.data
+            await ws.close()
+
+    run(scenario)
+
+
+def test_duplicated_frames_arrive_twice() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=1, events_per_s=2_000) as sim, aiohttp.ClientSession() as http:
+            ws = await subscribe(http, sim, [sim.exchange.markets[0].yes])
+            await ws.receive()
+            await sim.inject({"kind": "duplicate", "count": 5})
+            frames: list[str] = []
+            while len(frames) < 40:
+                frames.append((await ws.receive()).data)
+            pairs = sum(1 for a, b in itertools.pairwise(frames) if a == b)
+            assert pairs >= 5
+            await ws.close()
+
+    run(scenario)
+
+
+def test_corrupted_level_is_caught_by_the_hash_not_the_top_of_book() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=1, seed=3, events_per_s=1) as sim, aiohttp.ClientSession() as http:
+            sim.pause()
+            asset = sim.exchange.markets[0].yes
+            book = OrderBook(asset)
+            ws = await subscribe(http, sim, [asset])
+            await read_until_pong(ws, book.apply)
+            assert book.status is BookStatus.LIVE
+            await sim.inject({"kind": "corrupt", "asset_id": asset})
+            await read_until_pong(ws, book.apply)
+            book.settle(final=True)
+            assert book.status is BookStatus.SUSPECT
+            assert book.checks.failed[CheckKind.HASH] == 1
+            assert book.checks.failed[CheckKind.TOP_OF_BOOK] == 0, "the corruption is below the top"
+            async with http.get(sim.rest_url + "/book", params={"token_id": asset}) as response:
+                rest = decode_market(await response.read())[0]
+            assert isinstance(rest, Book) and book.wire_levels() != (rest.bids, rest.asks)
+            await ws.close()
+
+    run(scenario)
+
+
+def test_rejected_connects_and_rest_errors_then_recovery() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=1) as sim, aiohttp.ClientSession() as http:
+            async with http.post(
+                sim.rest_url + "/control/faults", json={"kind": "reject_connects", "count": 2}
+            ) as r:
+                assert r.status == 200
+            for _ in range(2):
+                with pytest.raises(aiohttp.WSServerHandshakeError) as error:
+                    await http.ws_connect(sim.ws_url + "/ws/market")
+                assert error.value.status == 429
+            ws = await http.ws_connect(sim.ws_url + "/ws/market")
+            await ws.close()
+            await sim.inject({"kind": "rest_error", "status": 503, "count": 1})
+            token = sim.exchange.markets[0].yes
+            async with http.get(sim.rest_url + "/book", params={"token_id": token}) as r:
+                assert r.status == 503
+            async with http.get(sim.rest_url + "/book", params={"token_id": token}) as r:
+                assert r.status == 200
+
+    run(scenario)
+
+
+def test_delay_keeps_order() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=1, events_per_s=2_000) as sim, aiohttp.ClientSession() as http:
+            ws = await subscribe(http, sim, [sim.exchange.markets[0].yes])
+            await ws.receive()
+            await sim.inject({"kind": "delay", "ms": 5, "count": 10})
+            stamps: list[int] = []
+            while len(stamps) < 30:
+                for message in decode_market((await ws.receive()).data):
+                    if isinstance(message, PriceChange):
+                        stamps.append(int(message.timestamp))
+            assert stamps == sorted(stamps)
+            await ws.close()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ({"kind": "explode"}, "kind must be one of"),
+        ({"kind": "drop", "mode": "gently"}, "mode"),
+        ({"kind": "duplicate", "count": 0}, "count"),
+        ({"kind": "delay", "ms": "5"}, "ms"),
+        ({"kind": "drop", "when": "now"}, "unknown fault parameters"),
+        (["drop"], "JSON object"),
+    ],
+)
+def test_invalid_faults_are_refused(spec: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        parse_fault(spec)
+
+
+def test_control_endpoint_refuses_bad_faults() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=1) as sim, aiohttp.ClientSession() as http:
+            response = await http.post(sim.rest_url + "/control/faults", data="not json")
+            assert response.status == 400 and "kind" in (await response.json())["error"]
+            response.release()
+
+    run(scenario)
+
+
+def test_command_line_fault_flags() -> None:
+    assert parse_fault_flag("drop:mode=reset") == Fault(kind="drop", mode="reset")
+    assert parse_fault_flag("delay:ms=200,count=50") == Fault(kind="delay", ms=200, count=50)
+    assert parse_fault_flag("zombie") == Fault(kind="zombie")
