@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
+from simclient import read_until_pong, run
 
 from polyfeed.book import BookStatus, CheckKind, OrderBook
 from polyfeed.errors import FrameDecodeError
 from polyfeed.sim import Simulator
 from polyfeed.sim.faults import Fault, parse_fault, parse_fault_flag
-from polyfeed.wire import Book, MarketMessage, Pong, PriceChange, decode_market, encode_market_subscription
-
-BOUND_S = 30
-
-
-def run(coro: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(coro(), BOUND_S))
+from polyfeed.wire import Book, MarketMessage, PriceChange, decode_market, encode_market_subscription
 
 
 async def subscribe(
@@ -28,17 +22,6 @@ async def subscribe(
     ws = await http.ws_connect(sim.ws_url + "/ws/market")
     await ws.send_str(encode_market_subscription(assets).decode())
     return ws
-
-
-async def read_until_pong(
-    ws: aiohttp.ClientWebSocketResponse, handle: Callable[[MarketMessage], None]
-) -> None:
-    await ws.send_str("PING")
-    async for frame in ws:
-        for message in decode_market(frame.data):
-            if isinstance(message, Pong):
-                return
-            handle(message)
 
 
 @pytest.mark.parametrize(("mode", "expected"), [("close", aiohttp.WSMsgType.CLOSE), ("reset", None)])

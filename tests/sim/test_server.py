@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
 import pytest
+from simclient import read_until_pong, run
 
 from polyfeed.book import BookStatus, OrderBook
 from polyfeed.sim import Simulator
@@ -25,25 +25,6 @@ from polyfeed.wire import (
     encode_market_subscription,
     encode_operation,
 )
-
-BOUND_S = 30  # an upper bound on waiting for the server, so a broken server fails instead of hanging
-
-
-def run(coro: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(coro(), BOUND_S))
-
-
-async def read_until_pong(
-    ws: aiohttp.ClientWebSocketResponse, handle: Callable[[MarketMessage], None]
-) -> None:
-    """Send PING and hand every message on to ``handle`` until its PONG: everything the server queued
-    before the PING has then arrived (one writer a connection, in order)."""
-    await ws.send_str("PING")
-    async for frame in ws:
-        for message in decode_market(frame.data):
-            if isinstance(message, Pong):
-                return
-            handle(message)
 
 
 def test_books_from_the_stream_verify_every_hash_and_equal_get_book() -> None:
