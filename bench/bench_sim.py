@@ -79,7 +79,8 @@ def main() -> None:
     exchange = Exchange(markets=1_000, seed=1)
     built_s = time.perf_counter() - start
     print(
-        f"memory: 1,000 markets (2,000 books): {rss_mib() - before:.0f} MiB more resident, built in {built_s:.1f} s"
+        f"memory: 1,000 markets (2,000 books): {rss_mib() - before:.0f} MiB more resident, "
+        f"built in {built_s:.1f} s"
     )
     start = time.perf_counter()
     steps = 20_000
