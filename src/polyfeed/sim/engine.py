@@ -31,26 +31,33 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from polyfeed.book import OrderBook
-from polyfeed.wire import Book, LastTradePrice, PriceChange, PriceChangeEntry, PriceLevel, TickSizeChange
+from polyfeed.sim.account import SimAccount
+from polyfeed.sim.numbers import SCALE, price_text, size_text
+from polyfeed.wire import (
+    Book,
+    LastTradePrice,
+    Order,
+    PriceChange,
+    PriceChangeEntry,
+    PriceLevel,
+    TickSizeChange,
+    Trade,
+)
 
 __all__ = ["Exchange", "Outbound", "SimMarket"]
 
-SCALE = 10_000  # ladder keys in units of 0.0001, as in polyfeed.book
 _TICK_KEYS = {"0.01": 100, "0.001": 10}
-
-
-def price_text(key: int) -> str:
-    """A ladder key as the venue writes a price: trimmed (``"0.3"``, ``"0.301"``)."""
-    text = f"{key // SCALE}.{key % SCALE:04d}".rstrip("0")
-    return text[:-1] if text.endswith(".") else text
 
 
 @dataclass(frozen=True, slots=True)
 class Outbound:
     """One message the venue would send, and the token ids it concerns."""
 
-    message: Book | PriceChange | TickSizeChange | LastTradePrice
+    message: Book | PriceChange | TickSizeChange | LastTradePrice | Order | Trade
     assets: tuple[str, ...]
+    channel: str = "market"
+    """``market`` (route by ``assets``) or ``user`` (the account's orders and trades, route by ``market``)."""
+    market: str = ""
 
 
 @dataclass
@@ -108,6 +115,8 @@ class Exchange:
         for index in range(markets):
             self._add_market(index, levels)
         self._cum_weights = list(itertools.accumulate(m.activity for m in self.markets))
+        self.account = SimAccount(random.Random(seed + 2))
+        """The simulated account (credentials :data:`polyfeed.sim.account.SIM_CREDENTIALS`)."""
 
     # -- set-up ---------------------------------------------------------------------------------------
 
@@ -190,8 +199,8 @@ class Exchange:
             bids = [(SCALE - k, s) for k, s in sorted(market.asks.items(), reverse=True)]
             asks = [(SCALE - k, s) for k, s in sorted(market.bids.items())]
         return (
-            [PriceLevel(price_text(k), _size_text(s)) for k, s in bids],
-            [PriceLevel(price_text(k), _size_text(s)) for k, s in asks],
+            [PriceLevel(price_text(k), size_text(s)) for k, s in bids],
+            [PriceLevel(price_text(k), size_text(s)) for k, s in asks],
         )
 
     # -- reading --------------------------------------------------------------------------------------
@@ -233,14 +242,52 @@ class Exchange:
             SCALE - 150, max(150, market.fair_key + rng.choice((-1, 0, 0, 1)) * market.tick_key)
         )
         roll = rng.random()
-        if roll < 0.08:
-            out = self._marketable(market)
-        elif roll < 0.40:
+        if roll < 0.03:
+            out = self._account_places(market)
+        elif roll < 0.04:
+            out = self._account_cancels()
+        elif roll < 0.12:
+            out = self._marketable(market, by_account=rng.random() < 0.1)
+        elif roll < 0.44:
             out = self._cancel(market)
         else:
             out = self._limit(market)
         out.extend(self._maybe_tick_change(market))
+        out.extend(self._user(trade) for trade in self.account.due(self.now_ms))
         return out
+
+    @staticmethod
+    def _user(message: Order | Trade) -> Outbound:
+        return Outbound(message, (), channel="user", market=message.market)
+
+    def _account_places(self, market: SimMarket) -> list[Outbound]:
+        """The account joins the best bid or ask, so the flow fills it soon."""
+        rng = self.rng
+        buy = rng.random() < 0.5
+        levels = market.bids if buy else market.asks
+        if not levels:
+            return self._limit(market)
+        key = max(levels) if buy else min(levels)
+        size = Decimal(rng.randrange(5, 60))
+        levels[key] += size
+        placed = self.account.place(market, buy, key, size, self.now_ms)
+        return [self._change(market, [(buy, key, levels[key])]), self._user(placed)]
+
+    def _account_cancels(self) -> list[Outbound]:
+        live = self.account.open_orders()
+        if not live:
+            return []
+        order = self.rng.choice(live)
+        market = order.market
+        levels = market.bids if order.yes_buy else market.asks
+        remaining = levels[order.key] - order.remaining
+        if remaining > 0:
+            levels[order.key] = remaining
+        else:
+            del levels[order.key]
+            remaining = Decimal(0)
+        cancelled = self.account.cancel(order, self.now_ms)
+        return [self._change(market, [(order.yes_buy, order.key, remaining)]), self._user(cancelled)]
 
     def run(self, events: int, *, elapsed_ms: int = 1) -> Iterable[Outbound]:
         """``events`` steps, flattened."""
@@ -277,6 +324,9 @@ class Exchange:
             if rng.random() < 0.6
             else (size * Decimal(rng.randrange(10, 90)) / 100).quantize(Decimal("0.01"))
         )
+        cut = min(cut, size - self.account.resting(market, buy, key))  # others cancel, never the account
+        if cut <= 0:
+            return self._limit(market)
         remaining = size - cut
         if remaining <= 0:
             del levels[key]
@@ -285,13 +335,16 @@ class Exchange:
             levels[key] = remaining
         return [self._change(market, [(buy, key, remaining)])]
 
-    def _marketable(self, market: SimMarket) -> list[Outbound]:
-        """A crossing order: the burst, the post-trade books, the print (spec 4.8)."""
+    def _marketable(self, market: SimMarket, *, by_account: bool = False) -> list[Outbound]:
+        """A crossing order: the burst, the post-trade books, the print (spec 4.8), and what the account
+        hears if it was the taker or one of the makers."""
         rng = self.rng
         buy = rng.random() < 0.5
         opposite = market.asks if buy else market.bids
         if not opposite:
             return self._limit(market)
+        if by_account and any(o.market is market and o.yes_buy != buy for o in self.account.open_orders()):
+            by_account = False  # the account never trades against itself
         ordered = sorted(opposite, reverse=not buy)
         reach = min(len(ordered), 1 + int(rng.expovariate(1.0)))
         limit = ordered[reach - 1]
@@ -299,6 +352,8 @@ class Exchange:
             sum((opposite[k] for k in ordered[:reach]), Decimal(0)) * Decimal(rng.randrange(60, 130)) / 100
         )
         wanted = max(Decimal(1), wanted.quantize(Decimal("0.01")))
+        if by_account:  # the account's orders fill or are killed: nothing of them rests
+            wanted = min(wanted, sum((opposite[k] for k in ordered[:reach]), Decimal(0)))
         own = market.bids if buy else market.asks
         ts = str(self.now_ms)
         # 1. the crossing order shows at its limit price, the book transiently crossed
@@ -306,12 +361,21 @@ class Exchange:
         changes: list[list[tuple[bool, int, Decimal]]] = [[(buy, limit, own[limit])]]
         left = wanted
         last_key = limit
+        user: list[Outbound] = []
+        makers: list[tuple[int, Decimal]] = []
         for key in ordered[:reach]:
             if left <= 0:
                 break
             take = min(left, opposite[key])
             left -= take
             last_key = key
+            makers.append((key, take))
+            mine = min(take, self.account.resting(market, not buy, key))
+            if mine > 0 and not by_account:  # the account rests at the front of its level's queue
+                fills = self.account.fill_as_maker(
+                    market, not buy, key, mine, taker_buy=buy, taker_price=price_text(key), now_ms=self.now_ms
+                )
+                user.extend(self._user(m) for m in fills)
             if take == opposite[key]:
                 del opposite[key]
                 changes.append([(not buy, key, Decimal(0))])
@@ -338,7 +402,20 @@ class Exchange:
                     timestamp=ts,
                 )
             )
-        return self._burst(market, changes, ts, wanted - left, buy)
+        if by_account:
+            user.append(
+                self._user(
+                    self.account.fill_as_taker(
+                        market,
+                        buy=buy,
+                        size=wanted - left,
+                        price=market.last_trade_price,
+                        makers=makers,
+                        now_ms=self.now_ms,
+                    )
+                )
+            )
+        return self._burst(market, changes, ts, wanted - left, buy) + user
 
     def _burst(
         self,
@@ -362,7 +439,7 @@ class Exchange:
                         PriceChangeEntry(
                             asset_id=asset,
                             price=price_text(price_key_),
-                            size=_size_text(size),
+                            size=size_text(size),
                             side="BUY" if side_buy else "SELL",
                             hash=hash_,
                             best_bid=bid,
@@ -393,7 +470,7 @@ class Exchange:
                     asset_id=market.yes,
                     market=market.condition_id,
                     price=market.last_trade_price,
-                    size=_size_text(filled),
+                    size=size_text(filled),
                     side="BUY" if buy else "SELL",
                     fee_rate_bps="0",
                     timestamp=ts,
@@ -412,7 +489,7 @@ class Exchange:
     def _apply_leg(market: SimMarket, asset: str, buy: bool, key: int, size: Decimal, ts: str) -> None:
         """One leg of a change applied to that token's book, through the same code clients run."""
         entry = PriceChangeEntry(
-            asset_id=asset, price=price_text(key), size=_size_text(size), side="BUY" if buy else "SELL"
+            asset_id=asset, price=price_text(key), size=size_text(size), side="BUY" if buy else "SELL"
         )
         market.books[asset].apply_price_change(
             PriceChange(market=market.condition_id, timestamp=ts, price_changes=[entry])
@@ -444,7 +521,7 @@ class Exchange:
                     PriceChangeEntry(
                         asset_id=asset,
                         price=price_text(k),
-                        size=_size_text(size),
+                        size=size_text(size),
                         side="BUY" if side_buy else "SELL",
                         hash=hash_,
                         best_bid=bid,
@@ -482,13 +559,3 @@ class Exchange:
     @staticmethod
     def _on_grid(market: SimMarket, tick: int) -> bool:
         return all(k % tick == 0 for k in market.bids) and all(k % tick == 0 for k in market.asks)
-
-
-def _size_text(size: Decimal) -> str:
-    """A size as the venue writes it: no exponent, no trailing zeros (``"45.83"``, ``"5"``, ``"0"``)."""
-    if size == 0:
-        return "0"
-    text = f"{size:f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
