@@ -25,7 +25,10 @@ Behaviour follows spec section 12:
 
 - Faults on demand (:mod:`polyfeed.sim.faults`): :meth:`Simulator.inject` or ``POST /control/faults``.
 
-Not yet here (see the issue): the user channel, ``new_market`` / ``market_resolved``.
+- The user channel ``/ws/user`` and the account's ``/data/orders`` / ``/data/trades``
+  (:mod:`polyfeed.sim.userchannel`).
+
+Not yet here (see the issue): ``new_market`` / ``market_resolved``.
 """
 
 from __future__ import annotations
@@ -34,16 +37,17 @@ import asyncio
 import contextlib
 import logging
 import random
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from polyfeed.sim.connection import Connection, parse_json, write_loop
 from polyfeed.sim.engine import Exchange, Outbound
 from polyfeed.sim.faults import Fault, parse_fault
 from polyfeed.sim.gamma import event_document, filter_markets, market_document
+from polyfeed.sim.userchannel import UserChannel
 from polyfeed.wire import BestBidAsk, Book, PriceChange, PriceChangeEntry
 
 __all__ = ["Simulator"]
@@ -105,18 +109,6 @@ def encode_outbound(out: Outbound) -> str:
     return _encode(message).decode()
 
 
-@dataclass(eq=False)
-class _Connection:
-    ws: web.WebSocketResponse
-    transport: asyncio.Transport | None = None
-    assets: set[str] = field(default_factory=set)
-    custom_features: bool = False
-    queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
-    zombie: bool = False
-    delay_left: int = 0
-    delay_ms: int = 0
-
-
 class Simulator:
     """The local exchange as an async context manager, for tests and ``polyfeed sim``.
 
@@ -152,7 +144,9 @@ class Simulator:
         self.max_assets = max_assets
         self.subscribe_timeout_s = subscribe_timeout_s
         self.messages_sent = 0
-        self._connections: set[_Connection] = set()
+        self.user = UserChannel(self.exchange, self._count_sent, subscribe_timeout_s)
+        """The user channel and the account's REST calls (credentials: ``exchange.account.credentials``)."""
+        self._connections: set[Connection] = set()
         self._tops: dict[str, tuple[str, str]] = {}
         self._fault_rng = random.Random(seed + 1)  # faults never disturb the engine's seeded stream
         self._duplicate_left = 0
@@ -188,6 +182,7 @@ class Simulator:
         app.router.add_get("/events", self._gamma_events)
         app.router.add_get("/events/slug/{slug}", self._gamma_event_by_slug)
         app.router.add_post("/control/faults", self._control_faults)
+        self.user.register(app)
         return app
 
     async def __aenter__(self) -> Simulator:
@@ -206,7 +201,7 @@ class Simulator:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
-        for conn in list(self._connections):
+        for conn in list(self._connections | self.user.connections):
             await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
         if self._runner is not None:
             await self._runner.cleanup()
@@ -238,6 +233,9 @@ class Simulator:
                     self._broadcast(out)
 
     def _broadcast(self, out: Outbound) -> None:
+        if out.channel == "user":
+            self.user.broadcast(out)
+            return
         text: str | None = None
         copies = 1
         if self._duplicate_left:
@@ -286,14 +284,14 @@ class Simulator:
             return web.Response(status=self._reject_status, text="rejected by an injected fault")
         ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
         await ws.prepare(request)
-        conn = _Connection(ws, transport=request.transport)
+        conn = Connection(ws, transport=request.transport)
         try:
             first = await asyncio.wait_for(ws.receive(), self.subscribe_timeout_s)
         except TimeoutError:
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"no subscription")
             return ws
         # Clients send text; a UTF-8 binary frame is taken as the same text (the venue's answer is unknown).
-        subscription = _parse_json(first.data) if first.type in (WSMsgType.TEXT, WSMsgType.BINARY) else None
+        subscription = parse_json(first.data) if first.type in (WSMsgType.TEXT, WSMsgType.BINARY) else None
         if (
             not isinstance(subscription, dict)
             or subscription.get("type") != "market"
@@ -302,7 +300,7 @@ class Simulator:
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=_INVALID_SUBSCRIPTION)
             return ws
         self._connections.add(conn)
-        writer = asyncio.create_task(self._write(conn))
+        writer = asyncio.create_task(write_loop(conn, self._count_sent))
         try:
             conn.custom_features = bool(subscription.get("custom_feature_enabled", False))
             await self._subscribe(
@@ -314,7 +312,7 @@ class Simulator:
                 if msg.data in ("PING", b"PING"):
                     conn.queue.put_nowait("PONG")
                     continue
-                request_body = _parse_json(msg.data)
+                request_body = parse_json(msg.data)
                 if not isinstance(request_body, dict):
                     continue  # junk after the subscription is ignored, as nothing is acknowledged
                 if "type" in request_body:
@@ -335,7 +333,7 @@ class Simulator:
             await writer
         return ws
 
-    async def _subscribe(self, conn: _Connection, assets: object, initial_dump: object) -> None:
+    async def _subscribe(self, conn: Connection, assets: object, initial_dump: object) -> None:
         if not isinstance(assets, list):
             return
         known = [
@@ -348,21 +346,8 @@ class Simulator:
             book = self.exchange.book(asset, initial=True)
             conn.queue.put_nowait(_encode([book_frame(book, initial=True)]).decode())
 
-    async def _write(self, conn: _Connection) -> None:
-        """One writer a connection, so that a slow client never holds up the order flow or the others."""
-        ws = conn.ws
-        while True:
-            text = await conn.queue.get()
-            if text is None or ws.closed:
-                return
-            if conn.delay_left:
-                conn.delay_left -= 1
-                await asyncio.sleep(conn.delay_ms / 1000)
-            try:
-                await ws.send_str(text)
-            except ConnectionError:
-                return
-            self.messages_sent += 1
+    def _count_sent(self) -> None:
+        self.messages_sent += 1
 
     # -- faults ---------------------------------------------------------------------------------------
 
@@ -374,22 +359,23 @@ class Simulator:
         """
         fault = fault if isinstance(fault, Fault) else parse_fault(fault)
         kind = fault.kind
+        everyone = self._connections | self.user.connections
         if kind == "drop":
-            for conn in list(self._connections):
+            for conn in list(everyone):
                 if fault.mode == "reset" and conn.transport is not None:
                     conn.transport.abort()  # no close frame, as the venue's resets (spec 5.3)
                 else:
                     await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"dropped by an injected fault")
         elif kind == "zombie":
-            for conn in self._connections:
+            for conn in everyone:
                 conn.zombie = True
         elif kind == "malformed":
-            for conn in self._connections:
+            for conn in everyone:
                 conn.queue.put_nowait('{"event_type": "price_change", "market": "0x')
         elif kind == "duplicate":
             self._duplicate_left += fault.count
         elif kind == "delay":
-            for conn in self._connections:
+            for conn in everyone:
                 conn.delay_left, conn.delay_ms = fault.count, fault.ms
         elif kind == "corrupt":
             self._broadcast(self._corrupt_level(fault.asset_id))
@@ -431,7 +417,7 @@ class Simulator:
 
     async def _control_faults(self, request: web.Request) -> web.Response:
         try:
-            await self.inject(parse_fault(_parse_json(await request.text())))
+            await self.inject(parse_fault(parse_json(await request.text())))
         except ValueError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response({"injected": self.faults_injected[-1].kind})
@@ -459,7 +445,7 @@ class Simulator:
         return book if isinstance(book, web.Response) else web.json_response(rest_book(book))
 
     async def _post_books(self, request: web.Request) -> web.Response:
-        body = _parse_json(await request.text())
+        body = parse_json(await request.text())
         if not isinstance(body, list) or len(body) > 500:
             return web.json_response({"error": "body must be a list of at most 500 {token_id}"}, status=400)
         out = []
@@ -530,12 +516,3 @@ class Simulator:
 
 def _multi(request: web.Request) -> dict[str, list[str]]:
     return {key: request.query.getall(key) for key in request.query}
-
-
-def _parse_json(data: object) -> object:
-    if not isinstance(data, str | bytes):
-        return None
-    try:
-        return msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        return None

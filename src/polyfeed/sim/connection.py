@@ -1,0 +1,54 @@
+"""One client connection of the local exchange, and its writer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+from aiohttp import web
+
+__all__ = ["Connection", "parse_json", "write_loop"]
+
+
+@dataclass(eq=False)
+class Connection:
+    """A market or user connection: what it subscribed to, its outgoing queue, its injected faults."""
+
+    ws: web.WebSocketResponse
+    transport: asyncio.Transport | None = None
+    assets: set[str] = field(default_factory=set)
+    markets: set[str] = field(default_factory=set)
+    custom_features: bool = False
+    queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
+    zombie: bool = False
+    delay_left: int = 0
+    delay_ms: int = 0
+
+
+async def write_loop(conn: Connection, on_sent: Callable[[], None]) -> None:
+    """One writer a connection, so that a slow client never holds up the order flow or the others."""
+    ws = conn.ws
+    while True:
+        text = await conn.queue.get()
+        if text is None or ws.closed:
+            return
+        if conn.delay_left:
+            conn.delay_left -= 1
+            await asyncio.sleep(conn.delay_ms / 1000)
+        try:
+            await ws.send_str(text)
+        except ConnectionError:
+            return
+        on_sent()
+
+
+def parse_json(data: object) -> object:
+    """Decoded JSON, or ``None`` for anything that is not JSON text."""
+    if not isinstance(data, str | bytes):
+        return None
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return None

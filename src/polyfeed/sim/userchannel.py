@@ -1,0 +1,157 @@
+"""The local exchange's user channel (``/ws/user``) and the account's L2-signed REST calls.
+
+As on the venue (spec 5): the first frame carries the raw credentials; bad ones get the connection
+dropped without a close frame (spec 5.3, [I-PY204], [I-RS218]), never a JSON error. ``markets``
+(condition ids) filters the events, empty meaning all. ``GET /data/orders`` and ``GET /data/trades``
+check the five ``POLY_*`` headers (spec 8.3) and answer 401 otherwise; they page as the venue does,
+``{"data": [...], "next_cursor": "LTE="}`` (``LTE=`` marks the last page in py-clob-client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from polyfeed.sim.connection import Connection, parse_json, write_loop
+from polyfeed.sim.engine import Exchange, Outbound
+from polyfeed.wire import Credentials
+from polyfeed.wire.signing import verify_l2
+
+__all__ = ["END_CURSOR", "UserChannel"]
+
+END_CURSOR = "LTE="
+_encode = msgspec.json.encode
+
+
+class UserChannel:
+    """User connections and the account's REST view, for one :class:`polyfeed.sim.Simulator`."""
+
+    def __init__(self, exchange: Exchange, on_sent: Callable[[], None], subscribe_timeout_s: float) -> None:
+        self.exchange = exchange
+        self.credentials: Credentials = exchange.account.credentials
+        self.connections: set[Connection] = set()
+        self.rejected_auth = 0
+        self._on_sent = on_sent
+        self._subscribe_timeout_s = subscribe_timeout_s
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_get("/ws/user", self.socket)
+        app.router.add_get("/data/orders", self.data_orders)
+        app.router.add_get("/data/trades", self.data_trades)
+
+    def broadcast(self, out: Outbound) -> None:
+        text: str | None = None
+        for conn in self.connections:
+            if not conn.zombie and (not conn.markets or out.market in conn.markets):
+                if text is None:
+                    text = _encode(out.message).decode()
+                conn.queue.put_nowait(text)
+
+    def _authentic(self, auth: object) -> bool:
+        if not isinstance(auth, dict):
+            return False
+        given = [auth.get("apiKey"), auth.get("secret"), auth.get("passphrase")]
+        if not all(isinstance(v, str) for v in given):
+            return False
+        expected = [self.credentials.api_key, self.credentials.secret, self.credentials.passphrase]
+        return all(hmac.compare_digest(str(a), b) for a, b in zip(given, expected, strict=True))
+
+    async def socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
+        await ws.prepare(request)
+        try:
+            first = await asyncio.wait_for(ws.receive(), self._subscribe_timeout_s)
+        except TimeoutError:
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"no subscription")
+            return ws
+        body = parse_json(first.data) if first.type in (WSMsgType.TEXT, WSMsgType.BINARY) else None
+        if not isinstance(body, dict) or body.get("type") != "user":
+            await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"invalid subscription payload")
+            return ws
+        if not self._authentic(body.get("auth")):
+            self.rejected_auth += 1
+            if request.transport is not None:
+                request.transport.abort()  # the venue resets the connection, no close frame, no error
+            return ws
+        conn = Connection(ws, transport=request.transport)
+        conn.markets.update(_strings(body.get("markets")))
+        self.connections.add(conn)
+        writer = asyncio.create_task(write_loop(conn, self._on_sent))
+        try:
+            async for msg in ws:
+                if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    continue
+                if msg.data in ("PING", b"PING"):
+                    conn.queue.put_nowait("PONG")
+                    continue
+                request_body = parse_json(msg.data)
+                if not isinstance(request_body, dict):
+                    continue
+                if "type" in request_body:
+                    conn.queue.put_nowait("INVALID OPERATION")
+                elif request_body.get("operation") == "subscribe":
+                    conn.markets.update(_strings(request_body.get("markets")))
+                elif request_body.get("operation") == "unsubscribe":
+                    conn.markets.difference_update(_strings(request_body.get("markets")))
+        finally:
+            self.connections.discard(conn)
+            conn.queue.put_nowait(None)
+            await writer
+        return ws
+
+    # -- L2-signed REST -------------------------------------------------------------------------------
+
+    def _signed(self, request: web.Request) -> bool:
+        return verify_l2(self.credentials, dict(request.headers), request.method, request.path)
+
+    async def data_orders(self, request: web.Request) -> web.Response:
+        if not self._signed(request):
+            return web.json_response({"error": "Unauthorized/Invalid api key"}, status=401)
+        market = request.query.get("market")
+        asset = request.query.get("asset_id")
+        orders = [
+            _order_row(o)
+            for o in self.exchange.account.open_orders()
+            if (not market or o.market.condition_id == market) and (not asset or o.asset_id == asset)
+        ]
+        return web.json_response({"data": orders, "next_cursor": END_CURSOR})
+
+    async def data_trades(self, request: web.Request) -> web.Response:
+        if not self._signed(request):
+            return web.json_response({"error": "Unauthorized/Invalid api key"}, status=401)
+        market = request.query.get("market")
+        trades = [
+            {k: v for k, v in msgspec.structs.asdict(t).items() if k not in ("type",)}
+            | {"maker_orders": [msgspec.structs.asdict(m) for m in t.maker_orders]}
+            for t in self.exchange.account.trades.values()
+            if not market or t.market == market
+        ]
+        return web.json_response({"data": trades, "next_cursor": END_CURSOR})
+
+
+def _order_row(order: Any) -> dict[str, Any]:
+    """An open order as REST ``/data/orders`` lists it (py-clob-client's ``OpenOrder`` fields)."""
+    return {
+        "id": order.id,
+        "status": order.status,
+        "market": order.market.condition_id,
+        "asset_id": order.asset_id,
+        "side": order.side,
+        "price": order.price,
+        "original_size": str(order.original),
+        "size_matched": str(order.matched),
+        "outcome": "Yes" if order.asset_id == order.market.yes else "No",
+        "order_type": "GTC",
+        "expiration": "0",
+        "associate_trades": list(order.trades),
+        "created_at": int(order.created_s),
+    }
+
+
+def _strings(value: object) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
