@@ -19,6 +19,8 @@ from polyfeed.wire import (
     Book,
     InvalidOperation,
     MarketMessage,
+    MarketResolved,
+    NewMarket,
     Pong,
     PriceChange,
     decode_market,
@@ -245,5 +247,85 @@ def test_polymarket_quickstart_client_unchanged_receives_books_and_updates() -> 
             for book in books.values():
                 assert book.status is BookStatus.LIVE
                 assert book.checks.total_failed == 0, book.last_failure
+
+    run(scenario)
+
+
+def test_new_and_resolved_markets_reach_custom_feature_connections_whatever_their_assets() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=2, seed=7, events_per_s=1) as sim, aiohttp.ClientSession() as http:
+            sim.pause()
+            plain = await http.ws_connect(sim.ws_url + "/ws/market")
+            custom = await http.ws_connect(sim.ws_url + "/ws/market")
+            await plain.send_str(encode_market_subscription([]).decode())
+            await custom.send_str(encode_market_subscription([], custom_feature_enabled=True).decode())
+            await read_until_pong(plain, lambda m: None)
+            await read_until_pong(custom, lambda m: None)
+            sim.open_market()
+            sim.resolve_market(0)
+            heard: list[MarketMessage] = []
+            await read_until_pong(custom, heard.append)
+            assert [type(m) for m in heard] == [NewMarket, MarketResolved]
+            quiet: list[MarketMessage] = []
+            await read_until_pong(plain, quiet.append)
+            assert quiet == [], "only with custom features"
+            await plain.close()
+            await custom.close()
+
+    run(scenario)
+
+
+def test_above_the_asset_cap_no_snapshots_are_sent() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=2, max_assets=3, events_per_s=1) as sim, aiohttp.ClientSession() as http:
+            sim.pause()
+            async with http.ws_connect(sim.ws_url + "/ws/market") as ws:
+                await ws.send_str(encode_market_subscription(sim.exchange.asset_ids()).decode())
+                received: list[MarketMessage] = []
+                await read_until_pong(ws, received.append)
+                assert received == [], "4 assets on a connection capped at 3: no initial books (spec 1.4)"
+
+    run(scenario)
+
+
+def test_an_oversize_frame_closes_only_its_own_connection() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=1, events_per_s=1) as sim, aiohttp.ClientSession() as http:
+            sim.pause()
+            asset = sim.exchange.markets[0].yes
+            bystander = await http.ws_connect(sim.ws_url + "/ws/market")
+            await bystander.send_str(encode_market_subscription([asset]).decode())
+            culprit = await http.ws_connect(sim.ws_url + "/ws/market")
+            await culprit.send_str(encode_market_subscription([asset]).decode())
+            await culprit.send_str("x" * (2 << 20))
+            while (await culprit.receive()).type not in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSED,
+            ):
+                pass
+            assert culprit.close_code == 1009, "message too big"
+            received: list[MarketMessage] = []
+            await read_until_pong(bystander, received.append)
+            assert [type(m) for m in received] == [Book], "the other connection is served as before"
+            await bystander.close()
+
+    run(scenario)
+
+
+def test_hundreds_of_connections_are_all_served() -> None:
+    async def scenario() -> None:
+        connector = aiohttp.TCPConnector(limit=0)
+        async with (
+            Simulator(markets=1, events_per_s=1) as sim,
+            aiohttp.ClientSession(connector=connector) as http,
+        ):
+            sim.pause()
+            asset = sim.exchange.markets[0].no
+            sockets = await asyncio.gather(*(http.ws_connect(sim.ws_url + "/ws/market") for _ in range(300)))
+            for ws in sockets:
+                await ws.send_str(encode_market_subscription([asset]).decode())
+            books = [await ws.receive() for ws in sockets]
+            assert all(isinstance(decode_market(frame.data)[0], Book) for frame in books)
+            await asyncio.gather(*(ws.close() for ws in sockets))
 
     run(scenario)

@@ -36,6 +36,8 @@ from polyfeed.sim.numbers import SCALE, price_text, size_text
 from polyfeed.wire import (
     Book,
     LastTradePrice,
+    MarketResolved,
+    NewMarket,
     Order,
     PriceChange,
     PriceChangeEntry,
@@ -53,10 +55,11 @@ _TICK_KEYS = {"0.01": 100, "0.001": 10}
 class Outbound:
     """One message the venue would send, and the token ids it concerns."""
 
-    message: Book | PriceChange | TickSizeChange | LastTradePrice | Order | Trade
+    message: Book | PriceChange | TickSizeChange | LastTradePrice | Order | Trade | NewMarket | MarketResolved
     assets: tuple[str, ...]
     channel: str = "market"
-    """``market`` (route by ``assets``) or ``user`` (the account's orders and trades, route by ``market``)."""
+    """``market`` (route by ``assets``), ``user`` (the account's orders and trades, route by ``market``)
+    or ``broadcast`` (``new_market`` / ``market_resolved``: every custom-feature connection, spec 11.10)."""
     market: str = ""
 
 
@@ -114,7 +117,9 @@ class Exchange:
         self.by_asset: dict[str, SimMarket] = {}
         for index in range(markets):
             self._add_market(index, levels)
-        self._cum_weights = list(itertools.accumulate(m.activity for m in self.markets))
+        self._levels = levels
+        self.resolved: list[SimMarket] = []
+        self._reweigh()
         self.account = SimAccount(random.Random(seed + 2))
         """The simulated account (credentials :data:`polyfeed.sim.account.SIM_CREDENTIALS`)."""
 
@@ -205,6 +210,59 @@ class Exchange:
 
     # -- reading --------------------------------------------------------------------------------------
 
+    def _reweigh(self) -> None:
+        self._cum_weights = list(itertools.accumulate(m.activity for m in self.markets))
+
+    def add_market(self) -> list[Outbound]:
+        """A new market opens: its books start, and ``new_market`` is broadcast (spec 4.6)."""
+        market = self._add_market(len(self.markets) + len(self.resolved), self._levels)
+        self._reweigh()
+        message = NewMarket(
+            market=market.condition_id,
+            timestamp=str(self.now_ms),
+            id=str(100_000 + market.index),
+            question=market.question,
+            slug=market.slug,
+            assets_ids=[market.yes, market.no],
+            outcomes=["Yes", "No"],
+            order_price_min_tick_size=market.tick,
+        )
+        return [Outbound(message, (), channel="broadcast")]
+
+    def resolve_market(self, market: SimMarket) -> list[Outbound]:
+        """A market resolves: its flow and books stop (REST answers 404 for its tokens, spec 8.1), the
+        account's orders in it are cancelled, and ``market_resolved`` is broadcast (spec 4.7)."""
+        if len(self.markets) <= 1:
+            return []
+        self.markets.remove(market)
+        self.resolved.append(market)
+        self._reweigh()
+        del self.by_asset[market.yes], self.by_asset[market.no]
+        out = [
+            self._user(self.account.cancel(o, self.now_ms))
+            for o in self.account.open_orders()
+            if o.market is market
+        ]
+        winner, outcome = (market.yes, "Yes") if market.fair_key >= SCALE // 2 else (market.no, "No")
+        out.append(
+            Outbound(
+                MarketResolved(
+                    market=market.condition_id,
+                    timestamp=str(self.now_ms),
+                    id=str(100_000 + market.index),
+                    assets_ids=[market.yes, market.no],
+                    winning_asset_id=winner,
+                    winning_outcome=outcome,
+                    question=market.question,
+                    slug=market.slug,
+                    outcomes=["Yes", "No"],
+                ),
+                (),
+                channel="broadcast",
+            )
+        )
+        return out
+
     def asset_ids(self) -> list[str]:
         """Every token id, YES then NO for each market."""
         return [a for m in self.markets for a in (m.yes, m.no)]
@@ -242,7 +300,11 @@ class Exchange:
             SCALE - 150, max(150, market.fair_key + rng.choice((-1, 0, 0, 1)) * market.tick_key)
         )
         roll = rng.random()
-        if roll < 0.03:
+        if roll < 0.0002:
+            out = self.add_market()
+        elif roll < 0.0004:
+            out = self.resolve_market(market)
+        elif roll < 0.03:
             out = self._account_places(market)
         elif roll < 0.04:
             out = self._account_cancels()
@@ -252,7 +314,8 @@ class Exchange:
             out = self._cancel(market)
         else:
             out = self._limit(market)
-        out.extend(self._maybe_tick_change(market))
+        if market in self.markets:
+            out.extend(self._maybe_tick_change(market))
         out.extend(self._user(trade) for trade in self.account.due(self.now_ms))
         return out
 

@@ -28,7 +28,7 @@ Behaviour follows spec section 12:
 - The user channel ``/ws/user`` and the account's ``/data/orders`` / ``/data/trades``
   (:mod:`polyfeed.sim.userchannel`).
 
-Not yet here (see the issue): ``new_market`` / ``market_resolved``.
+- ``new_market`` and ``market_resolved`` go to every custom-feature connection, whatever its assets.
 """
 
 from __future__ import annotations
@@ -206,6 +206,16 @@ class Simulator:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def open_market(self) -> None:
+        """Open a new market now (``new_market`` to custom-feature connections)."""
+        for out in self.exchange.add_market():
+            self._broadcast(out)
+
+    def resolve_market(self, index: int = 0) -> None:
+        """Resolve ``exchange.markets[index]`` now (``market_resolved`` to custom-feature connections)."""
+        for out in self.exchange.resolve_market(self.exchange.markets[index]):
+            self._broadcast(out)
+
     def pause(self) -> None:
         """Stop the order flow (books hold still, e.g. to compare them with ``GET /book``)."""
         self._paused.clear()
@@ -235,6 +245,12 @@ class Simulator:
     def _broadcast(self, out: Outbound) -> None:
         if out.channel == "user":
             self.user.broadcast(out)
+            return
+        if out.channel == "broadcast":  # not filtered by asset, custom features only (spec 4.6, 4.7)
+            notice = _encode(out.message).decode()
+            for conn in self._connections:
+                if conn.custom_features and not conn.zombie:
+                    conn.queue.put_nowait(notice)
             return
         text: str | None = None
         copies = 1
