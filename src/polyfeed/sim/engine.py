@@ -98,7 +98,7 @@ class Exchange:
         markets: how many binary markets.
         seed: the random seed; the same seed gives the same stream.
         start_ms: the simulated clock's start (epoch ms).
-        levels: the range of levels a side starts with.
+        levels: the range of levels a side starts with (10-75 a side: books of 20-150 levels).
     """
 
     def __init__(
@@ -107,7 +107,7 @@ class Exchange:
         *,
         seed: int = 1,
         start_ms: int = 1_790_000_000_000,
-        levels: tuple[int, int] = (20, 75),
+        levels: tuple[int, int] = (10, 75),
     ) -> None:
         if markets < 1:
             raise ValueError("an exchange needs at least one market")
