@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
-__all__ = ["Connection", "parse_json", "write_loop"]
+__all__ = ["Connection", "parse_json", "serve_requests", "strings", "write_loop"]
 
 
 @dataclass(eq=False)
@@ -42,6 +43,32 @@ async def write_loop(conn: Connection, on_sent: Callable[[], None]) -> None:
         except ConnectionError:
             return
         on_sent()
+
+
+async def serve_requests(
+    conn: Connection, on_operation: Callable[[str, dict[str, Any]], Awaitable[None]]
+) -> None:
+    """Answer what a client sends after its subscription, the same on both channels (spec 1.3, 2):
+    text ``PING`` -> ``PONG``; another ``type`` frame -> ``INVALID OPERATION``; ``operation`` frames go
+    to ``on_operation`` and are never acknowledged; anything else is ignored."""
+    async for msg in conn.ws:
+        if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            continue
+        if msg.data in ("PING", b"PING"):
+            conn.queue.put_nowait("PONG")
+            continue
+        body = parse_json(msg.data)
+        if not isinstance(body, dict):
+            continue
+        if "type" in body:
+            conn.queue.put_nowait("INVALID OPERATION")
+        elif body.get("operation") in ("subscribe", "unsubscribe"):
+            await on_operation(body["operation"], body)
+
+
+def strings(value: object) -> list[str]:
+    """The strings of a JSON list (ids sent by a client), ignoring anything else."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def parse_json(data: object) -> object:

@@ -43,7 +43,7 @@ from typing import Any
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from polyfeed.sim.connection import Connection, parse_json, write_loop
+from polyfeed.sim.connection import Connection, parse_json, serve_requests, strings, write_loop
 from polyfeed.sim.engine import Exchange, Outbound
 from polyfeed.sim.faults import Fault, parse_fault
 from polyfeed.sim.gamma import event_document, filter_markets, market_document
@@ -322,27 +322,16 @@ class Simulator:
             await self._subscribe(
                 conn, subscription.get("assets_ids", []), subscription.get("initial_dump", True)
             )
-            async for msg in ws:
-                if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                    continue
-                if msg.data in ("PING", b"PING"):
-                    conn.queue.put_nowait("PONG")
-                    continue
-                request_body = parse_json(msg.data)
-                if not isinstance(request_body, dict):
-                    continue  # junk after the subscription is ignored, as nothing is acknowledged
-                if "type" in request_body:
-                    conn.queue.put_nowait("INVALID OPERATION")
-                elif request_body.get("operation") == "subscribe":
-                    if "custom_feature_enabled" in request_body:
-                        conn.custom_features = bool(request_body["custom_feature_enabled"])
-                    await self._subscribe(
-                        conn, request_body.get("assets_ids", []), request_body.get("initial_dump", True)
-                    )
-                elif request_body.get("operation") == "unsubscribe":
-                    assets = request_body.get("assets_ids", [])
-                    if isinstance(assets, list):
-                        conn.assets.difference_update(a for a in assets if isinstance(a, str))
+
+            async def on_operation(operation: str, body: dict[str, Any]) -> None:
+                if operation == "subscribe":
+                    if "custom_feature_enabled" in body:
+                        conn.custom_features = bool(body["custom_feature_enabled"])
+                    await self._subscribe(conn, body.get("assets_ids", []), body.get("initial_dump", True))
+                else:
+                    conn.assets.difference_update(strings(body.get("assets_ids")))
+
+            await serve_requests(conn, on_operation)
         finally:
             self._connections.discard(conn)
             conn.queue.put_nowait(None)

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from polyfeed.sim.connection import Connection, parse_json, write_loop
+from polyfeed.sim.connection import Connection, parse_json, serve_requests, strings, write_loop
 from polyfeed.sim.engine import Exchange, Outbound
 from polyfeed.wire import Credentials
 from polyfeed.wire.signing import verify_l2
@@ -79,25 +79,18 @@ class UserChannel:
                 request.transport.abort()  # the venue resets the connection, no close frame, no error
             return ws
         conn = Connection(ws, transport=request.transport)
-        conn.markets.update(_strings(body.get("markets")))
+        conn.markets.update(strings(body.get("markets")))
         self.connections.add(conn)
         writer = asyncio.create_task(write_loop(conn, self._on_sent))
         try:
-            async for msg in ws:
-                if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
-                    continue
-                if msg.data in ("PING", b"PING"):
-                    conn.queue.put_nowait("PONG")
-                    continue
-                request_body = parse_json(msg.data)
-                if not isinstance(request_body, dict):
-                    continue
-                if "type" in request_body:
-                    conn.queue.put_nowait("INVALID OPERATION")
-                elif request_body.get("operation") == "subscribe":
-                    conn.markets.update(_strings(request_body.get("markets")))
-                elif request_body.get("operation") == "unsubscribe":
-                    conn.markets.difference_update(_strings(request_body.get("markets")))
+
+            async def on_operation(operation: str, body: dict[str, Any]) -> None:
+                if operation == "subscribe":
+                    conn.markets.update(strings(body.get("markets")))
+                else:
+                    conn.markets.difference_update(strings(body.get("markets")))
+
+            await serve_requests(conn, on_operation)
         finally:
             self.connections.discard(conn)
             conn.queue.put_nowait(None)
@@ -151,7 +144,3 @@ def _order_row(order: Any) -> dict[str, Any]:
         "associate_trades": list(order.trades),
         "created_at": int(order.created_s),
     }
-
-
-def _strings(value: object) -> list[str]:
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
