@@ -1,0 +1,90 @@
+"""What a session concludes, as events: past-tense names, so they never look like wire messages.
+
+Every event carries ``recv_ns`` (the receive or decision time, ns) and ``seq``, a per-connection
+sequence number, so that a consumer can order and deduplicate them and see gaps.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from polyfeed.book import BookStatus
+from polyfeed.wire import MarketMessage
+
+__all__ = [
+    "BookUpdated",
+    "DecodeFailed",
+    "Disconnected",
+    "Event",
+    "MessageReceived",
+    "Reconnected",
+    "ResyncRequested",
+    "Resynced",
+    "StatusChanged",
+]
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of every session event."""
+
+    recv_ns: int
+    seq: int
+    connection_id: int
+
+
+class MessageReceived(Event, frozen=True, kw_only=True):
+    """A wire message, in wire order (every one, also those no book uses: prints, notices, ...)."""
+
+    message: MarketMessage
+
+
+class BookUpdated(Event, frozen=True, kw_only=True):
+    """A subscribed asset's book changed (snapshot, level changes or a resync)."""
+
+    asset_id: str
+
+
+class StatusChanged(Event, frozen=True, kw_only=True):
+    """A book's status changed; ``reason`` says why."""
+
+    asset_id: str
+    old: BookStatus
+    new: BookStatus
+    reason: str
+
+
+class ResyncRequested(Event, frozen=True, kw_only=True):
+    """The session wants a fresh ``GET /book`` for this asset (the connection driver fetches it and hands
+    it to :meth:`polyfeed.session.MarketSession.resync_received`)."""
+
+    asset_id: str
+    reason: str
+
+
+class Resynced(Event, frozen=True, kw_only=True):
+    """A book was replaced from REST and the updates buffered meanwhile re-applied."""
+
+    asset_id: str
+    replayed: int
+    """Buffered ``price_change`` messages newer than the REST book, re-applied on top of it."""
+
+
+class Disconnected(Event, frozen=True, kw_only=True):
+    """The connection is gone; its books are stale until data comes back."""
+
+    reason: str
+    assets: tuple[str, ...]
+
+
+class Reconnected(Event, frozen=True, kw_only=True):
+    """Data flows again after a disconnect: how long it was missing, and for which assets."""
+
+    gap_ns: int
+    assets: tuple[str, ...]
+
+
+class DecodeFailed(Event, frozen=True, kw_only=True):
+    """A frame that could not be decoded: counted and skipped, never fatal (the raw frame is kept)."""
+
+    error: str
+    raw: bytes | str

@@ -1,0 +1,402 @@
+"""One market-channel connection's protocol state, sans I/O: bytes and time in, events and frames out.
+
+The connection driver calls :meth:`MarketSession.connection_made` (and sends the frames it returns),
+:meth:`~MarketSession.data_received` for every frame, :meth:`~MarketSession.timer` at
+:meth:`~MarketSession.next_timer_ns`, and :meth:`~MarketSession.connection_lost`; it closes the
+connection when :attr:`~MarketSession.close_reason` is set, and fetches ``GET /book`` when a
+:class:`ResyncRequested` event asks for it. Nothing here reads a clock or touches a socket, so live
+streaming, replay and tests drive the same code.
+
+Liveness (spec 2, 11.1): text ``PING`` every ``ping_interval_s``, never before the subscription frame;
+no ``PONG`` for ``pong_timeout_s`` closes the connection; so does silence past the *data-idle* deadline,
+which is judged per connection against its own recent message rate (a quiet market is not a dead
+connection, a busy connection that stops is): ``idle_factor`` times the smoothed gap between data
+frames, kept between ``min_idle_s`` and ``max_idle_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from polyfeed.book import BookStatus, OrderBook
+from polyfeed.errors import BookError, FrameDecodeError
+from polyfeed.session.events import (
+    BookUpdated,
+    DecodeFailed,
+    Disconnected,
+    Event,
+    MessageReceived,
+    Reconnected,
+    Resynced,
+    ResyncRequested,
+    StatusChanged,
+)
+from polyfeed.wire import (
+    PING,
+    Book,
+    LastTradePrice,
+    Pong,
+    PriceChange,
+    TickSizeChange,
+    decode_market,
+    encode_market_subscription,
+    encode_operation,
+)
+
+__all__ = ["MarketSession", "SessionConfig"]
+
+log = logging.getLogger(__name__)
+_NS = 1_000_000_000
+_LOGGED_DECODE_FAILURES = 10
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Timings and budgets of a market session (defaults from spec 2 and the official SDK)."""
+
+    ping_interval_s: float = 10.0
+    pong_timeout_s: float = 30.0
+    min_idle_s: float = 15.0
+    max_idle_s: float = 60.0
+    idle_factor: float = 50.0
+    settle_after_s: float = 0.25
+    """Quiet time after which open bursts are closed and their checks run."""
+    final_settle_after_s: float = 3.0
+    """Quiet time after which a hash still waiting for its trade print fails."""
+    resync_burst: int = 5
+    resync_per_minute: float = 6.0
+    """A token bucket: a flapping market cannot cause a storm of REST calls."""
+    custom_feature_enabled: bool = False
+
+
+@dataclass
+class _Resync:
+    requested_ns: int
+    buffered: list[PriceChange] = field(default_factory=list)
+
+
+class MarketSession:
+    """The state of one market connection and the books of its assets.
+
+    Args:
+        connection_id: this connection's number, carried by every event.
+        assets: the token ids this connection subscribes.
+        books: the book registry shared with other connections; books of this connection's assets are
+            created in it when missing.
+        config: timings and budgets.
+    """
+
+    def __init__(
+        self,
+        connection_id: int,
+        assets: Iterable[str],
+        books: dict[str, OrderBook],
+        config: SessionConfig | None = None,
+    ) -> None:
+        self.connection_id = connection_id
+        self.assets: set[str] = set(assets)
+        self.books = books
+        self.config = config or SessionConfig()
+        for asset in self.assets:
+            books.setdefault(asset, OrderBook(asset))
+        self.close_reason: str | None = None
+        self.decode_failures = 0
+        self.resyncs_requested = 0
+        self._seq = 0
+        self._subscribed = False
+        self._next_ping_ns = 0
+        self._ping_outstanding_ns: int | None = None
+        self._last_data_ns: int | None = None
+        self._gap_ewma_ns = 0.0
+        self._lost_after_data_ns: int | None = None
+        self._resyncs: dict[str, _Resync] = {}
+        self._tokens = float(self.config.resync_burst)
+        self._tokens_at_ns = 0
+        self._settle_stage = 2  # 0: bursts may be open, 1: closed but a hash may await its print, 2: done
+        self._connected_ns = 0
+
+    # -- connection lifecycle -------------------------------------------------------------------------
+
+    def connection_made(self, now_ns: int) -> list[bytes]:
+        """The socket is open: returns the subscription frame, always first (a PING first gets 1008)."""
+        self._subscribed = True
+        self.close_reason = None
+        self._connected_ns = now_ns
+        self._last_data_ns = None  # the idle deadline runs from here until data arrives
+        self._next_ping_ns = now_ns + int(self.config.ping_interval_s * _NS)
+        self._ping_outstanding_ns = None
+        self._tokens_at_ns = self._tokens_at_ns or now_ns
+        return [
+            encode_market_subscription(
+                sorted(self.assets), custom_feature_enabled=self.config.custom_feature_enabled
+            )
+        ]
+
+    def connection_lost(self, now_ns: int, reason: str) -> list[Event]:
+        """The socket is gone: every book of this connection turns stale."""
+        self._subscribed = False
+        if self._lost_after_data_ns is None:
+            self._lost_after_data_ns = self._last_data_ns if self._last_data_ns is not None else now_ns
+        events: list[Event] = []
+        for asset in sorted(self.assets):
+            book = self.books[asset]
+            old = book.status
+            book.mark_stale(f"connection lost: {reason}", now_ns // 1_000_000)
+            self._status_event(events, asset, old, now_ns)
+        events.append(
+            Disconnected(
+                recv_ns=now_ns,
+                seq=self._next_seq(),
+                connection_id=self.connection_id,
+                reason=reason,
+                assets=tuple(sorted(self.assets)),
+            )
+        )
+        return events
+
+    # -- subscriptions --------------------------------------------------------------------------------
+
+    def subscribe(self, assets: Iterable[str]) -> list[bytes]:
+        """Add assets in place (an ``operation`` frame; no reply comes back). Assets already here are
+        skipped: the venue rejects duplicates."""
+        new = sorted(set(assets) - self.assets)
+        if not new:
+            return []
+        self.assets.update(new)
+        for asset in new:
+            self.books.setdefault(asset, OrderBook(asset))
+        if not self._subscribed:
+            return []  # the next subscription frame carries them
+        return [encode_operation("subscribe", assets_ids=new, initial_dump=True)]
+
+    def unsubscribe(self, assets: Iterable[str]) -> list[bytes]:
+        gone = sorted(set(assets) & self.assets)
+        if not gone:
+            return []
+        self.assets.difference_update(gone)
+        for asset in gone:
+            self._resyncs.pop(asset, None)
+        return [encode_operation("unsubscribe", assets_ids=gone)] if self._subscribed else []
+
+    # -- data -------------------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes | str, now_ns: int) -> list[Event]:
+        """One frame: decode, route to books, report. A bad frame is counted and skipped, never fatal."""
+        events: list[Event] = []
+        try:
+            messages = decode_market(data)
+        except FrameDecodeError as exc:
+            self.decode_failures += 1
+            if self.decode_failures <= _LOGGED_DECODE_FAILURES:
+                log.warning(
+                    "connection %d: skipped a frame that does not decode: %s", self.connection_id, exc
+                )
+            events.append(
+                DecodeFailed(
+                    recv_ns=now_ns,
+                    seq=self._next_seq(),
+                    connection_id=self.connection_id,
+                    error=exc.reason,
+                    raw=exc.raw,
+                )
+            )
+            return events
+        for message in messages:
+            if isinstance(message, Pong):
+                self._ping_outstanding_ns = None
+                continue
+            self._note_data(now_ns, events)
+            events.append(
+                MessageReceived(
+                    recv_ns=now_ns, seq=self._next_seq(), connection_id=self.connection_id, message=message
+                )
+            )
+            self._route(message, now_ns, events)
+        return events
+
+    def _note_data(self, now_ns: int, events: list[Event]) -> None:
+        if self._lost_after_data_ns is not None:
+            events.append(
+                Reconnected(
+                    recv_ns=now_ns,
+                    seq=self._next_seq(),
+                    connection_id=self.connection_id,
+                    gap_ns=now_ns - self._lost_after_data_ns,
+                    assets=tuple(sorted(self.assets)),
+                )
+            )
+            self._lost_after_data_ns = None
+        elif self._last_data_ns is not None:
+            gap = now_ns - self._last_data_ns
+            self._gap_ewma_ns = gap if not self._gap_ewma_ns else 0.9 * self._gap_ewma_ns + 0.1 * gap
+        self._last_data_ns = now_ns
+        self._settle_stage = 0
+
+    def _route(self, message: object, now_ns: int, events: list[Event]) -> None:
+        if isinstance(message, PriceChange):
+            touched = {e.asset_id for e in message.price_changes} & self.assets
+            for asset in sorted(touched):
+                resync = self._resyncs.get(asset)
+                if resync is not None:
+                    resync.buffered.append(message)
+                else:
+                    self._apply(asset, message, now_ns, events)
+        elif isinstance(message, Book):
+            if message.asset_id in self.assets:
+                self._resyncs.pop(message.asset_id, None)  # a venue snapshot supersedes a pending resync
+                self._apply(message.asset_id, message, now_ns, events)
+        elif isinstance(message, LastTradePrice):
+            # Both tokens of a market hash the same trade price text: a print may settle either book.
+            for asset in sorted(self.assets):
+                book = self.books[asset]
+                if asset == message.asset_id or (book.market and book.market == message.market):
+                    self._apply(asset, message, now_ns, events, updated=False)
+        elif isinstance(message, TickSizeChange) and message.asset_id in self.assets:
+            self._apply(message.asset_id, message, now_ns, events, updated=False)
+
+    def _apply(
+        self, asset: str, message: object, now_ns: int, events: list[Event], *, updated: bool = True
+    ) -> None:
+        book = self.books[asset]
+        old = book.status
+        try:
+            changed = book.apply(message)
+        except BookError as exc:
+            log.warning("connection %d: book %s could not take a message: %s", self.connection_id, asset, exc)
+            changed = False
+        if changed and updated:
+            events.append(
+                BookUpdated(
+                    recv_ns=now_ns, seq=self._next_seq(), connection_id=self.connection_id, asset_id=asset
+                )
+            )
+        self._status_event(events, asset, old, now_ns)
+
+    def _status_event(self, events: list[Event], asset: str, old: BookStatus, now_ns: int) -> None:
+        book = self.books[asset]
+        if book.status is old:
+            return
+        events.append(
+            StatusChanged(
+                recv_ns=now_ns,
+                seq=self._next_seq(),
+                connection_id=self.connection_id,
+                asset_id=asset,
+                old=old,
+                new=book.status,
+                reason=book.status_reason,
+            )
+        )
+        if book.status is BookStatus.SUSPECT and asset not in self._resyncs and self._subscribed:
+            self._request_resync(asset, book.status_reason, now_ns, events)
+
+    # -- resync ---------------------------------------------------------------------------------------
+
+    def _request_resync(self, asset: str, reason: str, now_ns: int, events: list[Event]) -> None:
+        config = self.config
+        self._tokens = min(
+            float(config.resync_burst),
+            self._tokens + (now_ns - self._tokens_at_ns) / _NS * config.resync_per_minute / 60,
+        )
+        self._tokens_at_ns = now_ns
+        if self._tokens < 1:
+            log.info("connection %d: resync of %s deferred: REST budget spent", self.connection_id, asset)
+            return
+        self._tokens -= 1
+        self.resyncs_requested += 1
+        self._resyncs[asset] = _Resync(now_ns)
+        events.append(
+            ResyncRequested(
+                recv_ns=now_ns,
+                seq=self._next_seq(),
+                connection_id=self.connection_id,
+                asset_id=asset,
+                reason=reason,
+            )
+        )
+
+    def resync_received(self, snapshot: Book, now_ns: int) -> list[Event]:
+        """A ``GET /book`` answer: replace the book, then re-apply the updates buffered since the
+        request that are newer than the REST book (spec 8.2)."""
+        events: list[Event] = []
+        resync = self._resyncs.pop(snapshot.asset_id, None)
+        if snapshot.asset_id not in self.assets:
+            return events
+        self._apply(snapshot.asset_id, snapshot, now_ns, events)
+        replayed = 0
+        for message in resync.buffered if resync else []:
+            if int(message.timestamp) > int(snapshot.timestamp or 0):
+                self._apply(snapshot.asset_id, message, now_ns, events)
+                replayed += 1
+        events.append(
+            Resynced(
+                recv_ns=now_ns,
+                seq=self._next_seq(),
+                connection_id=self.connection_id,
+                asset_id=snapshot.asset_id,
+                replayed=replayed,
+            )
+        )
+        return events
+
+    def resync_failed(self, asset: str) -> None:
+        """The REST call failed: forget the request (the book stays suspect; a later check retries)."""
+        self._resyncs.pop(asset, None)
+
+    # -- time -------------------------------------------------------------------------------------------
+
+    @property
+    def idle_deadline_s(self) -> float:
+        """The current data-idle deadline of this connection."""
+        config = self.config
+        return min(config.max_idle_s, max(config.min_idle_s, config.idle_factor * self._gap_ewma_ns / _NS))
+
+    def next_timer_ns(self) -> int:
+        """When :meth:`timer` next has something to do: a PING, a deadline, or closing bursts."""
+        config = self.config
+        last = self._last_data_ns if self._last_data_ns is not None else self._connected_ns
+        candidates = [self._next_ping_ns, last + int(self.idle_deadline_s * _NS) + 1]
+        if self._ping_outstanding_ns is not None:
+            candidates.append(self._ping_outstanding_ns + int(config.pong_timeout_s * _NS) + 1)
+        if self._settle_stage < 2 and self._last_data_ns is not None:
+            wait_s = config.settle_after_s if self._settle_stage == 0 else config.final_settle_after_s
+            candidates.append(self._last_data_ns + int(wait_s * _NS))
+        return min(candidates)
+
+    def timer(self, now_ns: int) -> tuple[list[bytes], list[Event]]:
+        """Heartbeat, deadlines and burst settling; returns frames to send and events."""
+        frames: list[bytes] = []
+        events: list[Event] = []
+        config = self.config
+        if not self._subscribed:
+            return frames, events
+        if (
+            self._ping_outstanding_ns is not None
+            and now_ns - self._ping_outstanding_ns > config.pong_timeout_s * _NS
+        ):
+            self.close_reason = f"no PONG for {config.pong_timeout_s:g} s"
+        last = self._last_data_ns if self._last_data_ns is not None else self._connected_ns
+        if now_ns - last > self.idle_deadline_s * _NS:
+            self.close_reason = f"no data for {(now_ns - last) / _NS:.1f} s (zombie connection)"
+        if now_ns >= self._next_ping_ns:
+            frames.append(PING)
+            if self._ping_outstanding_ns is None:
+                self._ping_outstanding_ns = now_ns
+            self._next_ping_ns = now_ns + int(config.ping_interval_s * _NS)
+        if self._last_data_ns is not None and self._settle_stage < 2:
+            quiet_s = (now_ns - self._last_data_ns) / _NS
+            final = quiet_s >= config.final_settle_after_s
+            if final or (self._settle_stage == 0 and quiet_s >= config.settle_after_s):
+                for asset in sorted(self.assets):
+                    book = self.books[asset]
+                    old = book.status
+                    book.settle(final=final)
+                    self._status_event(events, asset, old, now_ns)
+                self._settle_stage = 2 if final else 1
+        return frames, events
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
