@@ -1,0 +1,214 @@
+"""The connection driver: one :class:`polyfeed.session.MarketSession` over a picows WebSocket.
+
+It connects, sends what the session returns, feeds it every frame and timer tick, fetches ``GET /book``
+when the session asks for a resync, and reconnects with exponential backoff and full jitter. It
+reconnects only for these causes, never by catching ``Exception``:
+
+- the connection could not be made: ``OSError`` (refused, reset, unreachable) or ``TimeoutError``;
+- the handshake failed: ``picows.WSError`` (HTTP 429 on connect bursts, spec 1.4, among them);
+- the server closed or reset the connection;
+- the session's deadlines passed (no PONG, or no data: a zombie connection, spec 11.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+import picows
+
+from polyfeed.errors import FrameDecodeError
+from polyfeed.session import Event, MarketSession, ResyncRequested
+from polyfeed.wire import Book, decode_market
+
+__all__ = ["Backoff", "MarketConnection"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter between reconnects."""
+
+    initial_s: float = 0.25
+    max_s: float = 30.0
+    factor: float = 2.0
+
+    def delay_s(self, attempt: int, rng: random.Random) -> float:
+        return rng.uniform(0, min(self.max_s, self.initial_s * self.factor**attempt))
+
+
+class _Listener(picows.WSListener):
+    def __init__(self, owner: MarketConnection) -> None:
+        self.owner = owner
+        self.fragments: list[bytes] = []
+
+    def on_ws_connected(self, transport: picows.WSTransport) -> None:
+        self.owner._connected(transport)
+
+    def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+        kind = frame.msg_type
+        if kind == picows.WSMsgType.CLOSE:
+            transport.disconnect()
+            return
+        if kind not in (picows.WSMsgType.TEXT, picows.WSMsgType.BINARY, picows.WSMsgType.CONTINUATION):
+            return  # protocol pings are answered by picows (enable_auto_pong)
+        if not frame.fin:
+            self.fragments.append(frame.get_payload_as_bytes())
+            return
+        payload = frame.get_payload_as_bytes()
+        if self.fragments:
+            payload = b"".join(self.fragments) + payload
+            self.fragments.clear()
+        self.owner._frame(payload)
+
+    def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
+        self.owner._disconnected()
+
+
+class MarketConnection:
+    """Keeps one market connection alive for a session; events go to ``emit`` in wire order.
+
+    Args:
+        session: the session whose assets this connection carries.
+        ws_url: the market channel URL (``wss://.../ws/market``).
+        emit: called with each batch of events, in order.
+        http: an aiohttp session for REST resyncs (``None``: resyncs are not fetched).
+        rest_url: base URL of the CLOB REST API.
+        backoff: reconnect pacing.
+        seed: for the jitter (tests make it deterministic).
+    """
+
+    def __init__(
+        self,
+        session: MarketSession,
+        ws_url: str,
+        emit: Callable[[list[Event]], None],
+        *,
+        http: aiohttp.ClientSession | None = None,
+        rest_url: str = "",
+        backoff: Backoff | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.session = session
+        self.ws_url = ws_url
+        self.emit = emit
+        self.http = http
+        self.rest_url = rest_url.rstrip("/")
+        self.backoff = backoff or Backoff()
+        self.connects = 0
+        self.failed_connects = 0
+        self._rng = random.Random(seed)
+        self._transport: picows.WSTransport | None = None
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- running ----------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect and reconnect until :meth:`close`."""
+        attempt = 0
+        while not self._stopping:
+            try:
+                transport, _ = await picows.ws_connect(
+                    lambda: _Listener(self),
+                    self.ws_url,
+                    websocket_handshake_timeout=10,
+                    enable_auto_pong=True,
+                )
+            except (OSError, TimeoutError, picows.WSError) as exc:
+                self.failed_connects += 1
+                delay = self.backoff.delay_s(attempt, self._rng)
+                attempt += 1
+                log.info(
+                    "connection %d: connect failed (%s); retrying in %.2f s",
+                    self.session.connection_id,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            attempt = 0
+            timer = asyncio.create_task(self._run_timer(transport))
+            await transport.wait_disconnected()
+            timer.cancel()
+            if not self._stopping:
+                await asyncio.sleep(self.backoff.delay_s(0, self._rng))
+
+    async def close(self) -> None:
+        self._stopping = True
+        if self._transport is not None:
+            self._transport.disconnect()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # -- callbacks from the listener ----------------------------------------------------------------------
+
+    def _connected(self, transport: picows.WSTransport) -> None:
+        self._transport = transport
+        self.connects += 1
+        for frame in self.session.connection_made(time.time_ns()):
+            transport.send(picows.WSMsgType.TEXT, frame)
+
+    def _frame(self, payload: bytes) -> None:
+        events = self.session.data_received(payload, time.time_ns())
+        self._dispatch(events)
+
+    def _disconnected(self) -> None:
+        reason = self.session.close_reason or "closed by the server"
+        self._transport = None
+        self._dispatch(self.session.connection_lost(time.time_ns(), reason))
+
+    def _dispatch(self, events: list[Event]) -> None:
+        if not events:
+            return
+        self.emit(events)
+        for event in events:
+            if isinstance(event, ResyncRequested) and self.http is not None:
+                task = asyncio.get_running_loop().create_task(self._resync(event.asset_id))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    def send(self, frames: list[bytes]) -> None:
+        """Send frames now (operations from subscribe/unsubscribe), if connected."""
+        if self._transport is not None:
+            for frame in frames:
+                self._transport.send(picows.WSMsgType.TEXT, frame)
+
+    async def _run_timer(self, transport: picows.WSTransport) -> None:
+        while True:
+            now = time.time_ns()
+            frames, events = self.session.timer(now)
+            for frame in frames:
+                transport.send(picows.WSMsgType.TEXT, frame)
+            self._dispatch(events)
+            if self.session.close_reason is not None:
+                log.warning(
+                    "connection %d: %s; reconnecting", self.session.connection_id, self.session.close_reason
+                )
+                transport.disconnect()
+                return
+            # Waking at least every second bounds how late a burst is closed after data moved its deadline.
+            await asyncio.sleep(min(1.0, max(0.0, (self.session.next_timer_ns() - time.time_ns()) / 1e9)))
+
+    async def _resync(self, asset_id: str) -> None:
+        assert self.http is not None
+        url = f"{self.rest_url}/book"
+        try:
+            async with self.http.get(url, params={"token_id": asset_id}) as response:
+                if response.status != 200:
+                    raise aiohttp.ClientResponseError(response.request_info, (), status=response.status)
+                body = await response.read()
+            (snapshot,) = decode_market(body)
+            if not isinstance(snapshot, Book):
+                raise FrameDecodeError("GET /book did not return a book", body)
+        except (aiohttp.ClientError, TimeoutError, FrameDecodeError, ValueError) as exc:
+            log.warning("connection %d: resync of %s failed: %s", self.session.connection_id, asset_id, exc)
+            self.session.resync_failed(asset_id)
+            return
+        self._dispatch(self.session.resync_received(snapshot, time.time_ns()))

@@ -1,0 +1,165 @@
+"""The connection driver against the local exchange: reconnects, zombies, resyncs, faults."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+
+from polyfeed.book import BookStatus, OrderBook
+from polyfeed.net import Backoff, MarketConnection
+from polyfeed.session import (
+    DecodeFailed,
+    Disconnected,
+    Event,
+    MarketSession,
+    Reconnected,
+    Resynced,
+    ResyncRequested,
+    SessionConfig,
+    StatusChanged,
+)
+from polyfeed.sim import Simulator
+from polyfeed.wire import Book, decode_market
+
+BOUND_S = 30
+FAST = Backoff(initial_s=0.01, max_s=0.05)
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for ``condition``, failing with ``what`` past the bound (a bound, not a timed assertion)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BOUND_S
+    while not condition():
+        assert loop.time() < deadline, f"never happened: {what}"
+        await asyncio.sleep(0.01)
+
+
+async def equal_to_rest(http: aiohttp.ClientSession, sim: Simulator, books: dict[str, OrderBook]) -> bool:
+    for asset, book in books.items():
+        async with http.get(sim.rest_url + "/book", params={"token_id": asset}) as response:
+            rest = decode_market(await response.read())[0]
+        assert isinstance(rest, Book)
+        if book.status is not BookStatus.LIVE or book.wire_levels() != (rest.bids, rest.asks):
+            return False
+    return True
+
+
+def scenario(
+    body: Callable[[Simulator, MarketConnection, list[Event], aiohttp.ClientSession], Awaitable[None]],
+    *,
+    config: SessionConfig | None = None,
+    markets: int = 2,
+    before: dict[str, object] | None = None,
+) -> None:
+    async def main() -> None:
+        async with (
+            Simulator(markets=markets, seed=9, events_per_s=300) as sim,
+            aiohttp.ClientSession() as http,
+        ):
+            if before is not None:
+                await sim.inject(before)
+            assets = [m.yes for m in sim.exchange.markets]
+            books: dict[str, OrderBook] = {}
+            session = MarketSession(1, assets, books, config)
+            events: list[Event] = []
+            connection = MarketConnection(
+                session,
+                sim.ws_url + "/ws/market",
+                events.extend,
+                http=http,
+                rest_url=sim.rest_url,
+                backoff=FAST,
+                seed=1,
+            )
+            runner = asyncio.create_task(connection.run())
+            try:
+                await until(lambda: all(b.status is BookStatus.LIVE for b in books.values()), "books live")
+                await body(sim, connection, events, http)
+                sim.pause()
+
+                async def settled() -> bool:
+                    return await equal_to_rest(http, sim, books)
+
+                for _ in range(BOUND_S * 10):
+                    if await settled():
+                        break
+                    await asyncio.sleep(0.1)
+                assert await settled(), "after the fault every live book equals the exchange's"
+            finally:
+                await connection.close()
+                runner.cancel()
+
+    asyncio.run(asyncio.wait_for(main(), BOUND_S * 2))
+
+
+def test_books_stay_equal_to_the_exchange() -> None:
+    async def body(
+        sim: Simulator, connection: MarketConnection, events: list[Event], http: aiohttp.ClientSession
+    ) -> None:
+        await until(lambda: len(events) > 300, "a few hundred events")
+
+    scenario(body)
+
+
+def test_a_zombie_connection_is_replaced_and_the_gap_reported() -> None:
+    async def body(
+        sim: Simulator, connection: MarketConnection, events: list[Event], http: aiohttp.ClientSession
+    ) -> None:
+        await sim.inject({"kind": "zombie"})
+        await until(lambda: any(isinstance(e, Reconnected) for e in events), "a reconnect")
+        (lost,) = [e for e in events if isinstance(e, Disconnected)]
+        assert "zombie" in lost.reason
+        stale = [e for e in events if isinstance(e, StatusChanged) and e.new is BookStatus.STALE]
+        assert {e.asset_id for e in stale} == set(connection.session.assets)
+        (back,) = [e for e in events if isinstance(e, Reconnected)]
+        assert back.gap_ns > 0 and set(back.assets) == connection.session.assets
+        assert connection.connects == 2
+
+    scenario(body, config=SessionConfig(min_idle_s=0.5, max_idle_s=1.0))
+
+
+def test_a_corrupted_level_is_resynced_from_rest() -> None:
+    async def body(
+        sim: Simulator, connection: MarketConnection, events: list[Event], http: aiohttp.ClientSession
+    ) -> None:
+        asset = sorted(connection.session.assets)[0]
+        sim.pause()  # without flow, no venue snapshot can repair the book first: the hash must catch it
+        start = len(events)
+        await sim.inject({"kind": "corrupt", "asset_id": asset})
+        await until(lambda: any(isinstance(e, Resynced) for e in events[start:]), "a resync")
+        after = events[start:]
+        suspect = [e for e in after if isinstance(e, StatusChanged) and e.new is BookStatus.SUSPECT]
+        assert [e.asset_id for e in suspect] == [asset] and "hash" in suspect[0].reason
+        back = [e for e in after if isinstance(e, StatusChanged) and e.new is BookStatus.LIVE]
+        assert [e.asset_id for e in back] == [asset]
+        sim.resume()
+        assert any(isinstance(e, ResyncRequested) and e.asset_id == asset for e in after)
+
+    scenario(body, config=SessionConfig(settle_after_s=0.05, final_settle_after_s=0.2))
+
+
+def test_dropped_connections_and_a_malformed_frame_are_survived() -> None:
+    async def body(
+        sim: Simulator, connection: MarketConnection, events: list[Event], http: aiohttp.ClientSession
+    ) -> None:
+        await sim.inject({"kind": "malformed"})
+        await until(lambda: any(isinstance(e, DecodeFailed) for e in events), "the bad frame")
+        await sim.inject({"kind": "duplicate", "count": 20})
+        await sim.inject({"kind": "drop", "mode": "reset"})
+        await until(lambda: connection.connects >= 2, "a reconnect after the reset")
+        await sim.inject({"kind": "drop", "mode": "close"})
+        await until(lambda: connection.connects >= 3, "a reconnect after the close")
+
+    scenario(body)
+
+
+def test_429_on_connect_is_retried_with_backoff() -> None:
+    async def body(
+        sim: Simulator, connection: MarketConnection, events: list[Event], http: aiohttp.ClientSession
+    ) -> None:
+        assert connection.failed_connects == 3
+        assert connection.connects == 1
+
+    scenario(body, before={"kind": "reject_connects", "count": 3})
