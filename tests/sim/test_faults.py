@@ -7,13 +7,13 @@ import itertools
 
 import aiohttp
 import pytest
-from simclient import read_until_pong, run
 
 from polyfeed.book import BookStatus, CheckKind, OrderBook
 from polyfeed.errors import FrameDecodeError
 from polyfeed.sim import Simulator
 from polyfeed.sim.faults import Fault, parse_fault, parse_fault_flag
 from polyfeed.wire import Book, MarketMessage, PriceChange, decode_market, encode_market_subscription
+from tests.sim.simclient import read_until_pong, run
 
 
 async def subscribe(

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from simclient import read_until_pong, run
 
 from polyfeed.book import BookStatus, OrderBook
 from polyfeed.sim import Simulator
@@ -27,6 +26,7 @@ from polyfeed.wire import (
     encode_market_subscription,
     encode_operation,
 )
+from tests.sim.simclient import read_until_pong, run
 
 
 def test_books_from_the_stream_verify_every_hash_and_equal_get_book() -> None:

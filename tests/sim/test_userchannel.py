@@ -7,11 +7,11 @@ import time
 
 import aiohttp
 import msgspec
-from simclient import run
 
 from polyfeed.sim import Simulator
 from polyfeed.wire import Credentials, Order, Trade, decode_user, encode_user_subscription
 from polyfeed.wire.signing import l2_headers
+from tests.sim.simclient import run
 
 SUBSCRIBE = encode_user_subscription
 

@@ -1,0 +1,11 @@
+"""polyfeed: Polymarket's CLOB order books and trades, exact, checked, and honest about gaps.
+
+>>> from polyfeed import MarketStream          # streams (async)
+>>> from polyfeed.book import OrderBook         # one asset's book, sans I/O
+>>> from polyfeed.wire import decode_market     # frames to typed messages
+"""
+
+from polyfeed.stream import MarketStream
+
+__all__ = ["MarketStream", "__version__"]
+__version__ = "0.1.0.dev0"

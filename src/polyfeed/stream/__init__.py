@@ -1,0 +1,5 @@
+"""The public face: streams of books and events."""
+
+from polyfeed.stream.market import DEFAULT_GAMMA_URL, DEFAULT_REST_URL, DEFAULT_WS_URL, MarketStream
+
+__all__ = ["DEFAULT_GAMMA_URL", "DEFAULT_REST_URL", "DEFAULT_WS_URL", "MarketStream"]

@@ -1,0 +1,151 @@
+"""``MarketStream``: the public face of the market channel.
+
+>>> async with MarketStream(["7667...1111"]) as stream:          # doctest: +SKIP
+...     async for event in stream:                               # books, trades, status changes, gaps
+...         book = stream.books.get(getattr(event, "asset_id", ""))
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from types import TracebackType
+
+import aiohttp
+
+from polyfeed.book import OrderBook
+from polyfeed.net.connection import Backoff
+from polyfeed.net.pool import MarketPool
+from polyfeed.net.rest import fetch_books, resolve_slugs
+from polyfeed.session import Event, SessionConfig
+
+__all__ = ["DEFAULT_GAMMA_URL", "DEFAULT_REST_URL", "DEFAULT_WS_URL", "MarketStream"]
+
+DEFAULT_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+DEFAULT_REST_URL = "https://clob.polymarket.com"
+DEFAULT_GAMMA_URL = "https://gamma-api.polymarket.com"
+
+
+class MarketStream:
+    """Books and events for a set of assets, kept honest across the venue's failures.
+
+    Args:
+        asset_ids: token ids to follow.
+        ws_url: the market channel (``.../ws/market``).
+        rest_url: the CLOB REST API, for metadata and resyncs.
+        gamma_url: Gamma, for :meth:`from_slugs`.
+        per_connection: assets a connection carries (at most 500).
+        on_event: called with every event as well, in order.
+        config: session timings and budgets.
+        backoff: reconnect pacing.
+        max_queue: events buffered for a slow consumer before the oldest are dropped (counted).
+    """
+
+    def __init__(
+        self,
+        asset_ids: Iterable[str] = (),
+        *,
+        ws_url: str = DEFAULT_WS_URL,
+        rest_url: str = DEFAULT_REST_URL,
+        gamma_url: str = DEFAULT_GAMMA_URL,
+        per_connection: int = 200,
+        on_event: Callable[[Event], None] | None = None,
+        config: SessionConfig | None = None,
+        backoff: Backoff | None = None,
+        max_queue: int = 1_000_000,
+    ) -> None:
+        self.asset_ids = list(dict.fromkeys(asset_ids))
+        self.ws_url = ws_url
+        self.rest_url = rest_url
+        self.gamma_url = gamma_url
+        self.per_connection = per_connection
+        self.on_event = on_event
+        self.config = config
+        self.backoff = backoff
+        self.events_dropped = 0
+        self._slugs: list[str] = []
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(max_queue)
+        self._http: aiohttp.ClientSession | None = None
+        self._pool: MarketPool | None = None
+
+    @classmethod
+    def from_slugs(cls, slugs: Iterable[str], **kwargs: object) -> MarketStream:
+        """A stream of the tokens behind event or market slugs or polymarket.com URLs (resolved through
+        Gamma when the stream starts)."""
+        stream = cls((), **kwargs)  # type: ignore[arg-type]
+        stream._slugs = list(slugs)
+        return stream
+
+    @property
+    def books(self) -> dict[str, OrderBook]:
+        """Every followed asset's book, by token id."""
+        return self._pool.books if self._pool is not None else {}
+
+    async def __aenter__(self) -> MarketStream:
+        self._http = aiohttp.ClientSession()
+        try:
+            if self._slugs:
+                self.asset_ids = list(
+                    dict.fromkeys(
+                        [*self.asset_ids, *await resolve_slugs(self._http, self.gamma_url, self._slugs)]
+                    )
+                )
+            self._pool = MarketPool(
+                self.ws_url,
+                self._emit,
+                http=self._http,
+                rest_url=self.rest_url,
+                per_connection=self.per_connection,
+                config=self.config,
+                backoff=self.backoff,
+            )
+            await self._load_metadata(self.asset_ids)
+            self._pool.subscribe(self.asset_ids)
+        except BaseException:
+            await self._http.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+        if self._http is not None:
+            await self._http.close()
+
+    async def _load_metadata(self, assets: list[str]) -> None:
+        """min_order_size and neg_risk enter the venue's hash but never come over the WebSocket."""
+        assert self._http is not None and self._pool is not None
+        for snapshot in await fetch_books(self._http, self.rest_url, assets):
+            book = self._pool.books.setdefault(snapshot.asset_id, OrderBook(snapshot.asset_id))
+            if snapshot.min_order_size is not None:
+                book.min_order_size = snapshot.min_order_size
+            if snapshot.neg_risk is not None:
+                book.neg_risk = snapshot.neg_risk
+
+    async def subscribe(self, asset_ids: Iterable[str]) -> None:
+        """Follow more assets, in place (no reconnect)."""
+        assert self._pool is not None, "use the stream inside 'async with'"
+        new = [a for a in asset_ids if a not in self._pool.assets]
+        await self._load_metadata(new)
+        self._pool.subscribe(new)
+
+    def unsubscribe(self, asset_ids: Iterable[str]) -> None:
+        assert self._pool is not None, "use the stream inside 'async with'"
+        self._pool.unsubscribe(asset_ids)
+
+    def _emit(self, events: list[Event]) -> None:
+        for event in events:
+            if self.on_event is not None:
+                self.on_event(event)
+            if self._queue.full():
+                self._queue.get_nowait()
+                self.events_dropped += 1
+            self._queue.put_nowait(event)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self._queue.get()

@@ -1,0 +1,150 @@
+"""MarketStream against the local exchange: sharding, run-time subscriptions, slugs, honest books."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import aiohttp
+import pytest
+
+from polyfeed import MarketStream
+from polyfeed.book import BookStatus
+from polyfeed.errors import SubscriptionError, SubscriptionLimitError
+from polyfeed.net import Backoff, MarketPool
+from polyfeed.net.rest import slug_of
+from polyfeed.session import BookUpdated, Event
+from polyfeed.sim import Simulator
+from polyfeed.wire import Book, decode_market
+
+BOUND_S = 60
+FAST = Backoff(initial_s=0.01, max_s=0.05)
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BOUND_S
+    while not condition():
+        assert loop.time() < deadline, f"never happened: {what}"
+        await asyncio.sleep(0.02)
+
+
+def run(main: Callable[[], object]) -> None:
+    asyncio.run(asyncio.wait_for(main(), BOUND_S * 2))  # type: ignore[arg-type]
+
+
+def test_a_thousand_assets_over_five_connections_all_live_and_equal_to_the_exchange() -> None:
+    async def main() -> None:
+        async with Simulator(markets=500, seed=2, events_per_s=300) as sim:
+            assets = sim.exchange.asset_ids()
+            stream = MarketStream(
+                assets,
+                ws_url=sim.ws_url + "/ws/market",
+                rest_url=sim.rest_url,
+                per_connection=200,
+                backoff=FAST,
+            )
+            async with stream, aiohttp.ClientSession() as http:
+                assert stream._pool is not None
+                assert len(stream._pool.connections) == 5
+                assert [len(c.session.assets) for c in stream._pool.connections] == [200] * 5
+                await until(
+                    lambda: all(b.status is BookStatus.LIVE for b in stream.books.values()), "all live"
+                )
+                sim.pause()
+                await asyncio.sleep(0.2)
+                sample = assets[::97]
+                for asset in sample:
+                    async with http.get(sim.rest_url + "/book", params={"token_id": asset}) as response:
+                        rest = decode_market(await response.read())[0]
+                    assert isinstance(rest, Book)
+                    assert stream.books[asset].wire_levels() == (rest.bids, rest.asks)
+                    assert stream.books[asset].min_order_size == "5"
+
+    run(main)
+
+
+def test_subscribe_and_unsubscribe_at_run_time() -> None:
+    async def main() -> None:
+        async with Simulator(markets=4, seed=3, events_per_s=300) as sim:
+            first, later = sim.exchange.asset_ids()[:4], sim.exchange.asset_ids()[4:]
+            async with MarketStream(
+                first, ws_url=sim.ws_url + "/ws/market", rest_url=sim.rest_url, backoff=FAST
+            ) as stream:
+                await until(
+                    lambda: all(stream.books[a].status is BookStatus.LIVE for a in first), "first live"
+                )
+                await stream.subscribe(later)
+                await until(
+                    lambda: all(
+                        a in stream.books and stream.books[a].status is BookStatus.LIVE for a in later
+                    ),
+                    "new assets live, on the same connection",
+                )
+                assert stream._pool is not None and len(stream._pool.connections) == 1
+                stream.unsubscribe(first)
+                await until(
+                    lambda: all(not (set(first) & c.assets) for c in sim._connections),
+                    "the exchange dropped the unsubscribed assets",
+                )
+                await stream.subscribe(later)  # already subscribed: nothing is sent twice
+                assert sum(len(c.assets) for c in sim._connections) == len(later)
+
+    run(main)
+
+
+def test_events_arrive_in_order_with_per_connection_sequence_numbers() -> None:
+    async def main() -> None:
+        async with Simulator(markets=2, seed=4, events_per_s=500) as sim:
+            seen: list[Event] = []
+            async with MarketStream(
+                sim.exchange.asset_ids(),
+                ws_url=sim.ws_url + "/ws/market",
+                rest_url=sim.rest_url,
+                on_event=seen.append,
+                backoff=FAST,
+            ) as stream:
+                events = []
+                async for event in stream:
+                    events.append(event)
+                    if len(events) >= 300:
+                        break
+                assert events == seen[:300], "callbacks and iteration see the same events, in order"
+                seqs = [e.seq for e in events]
+                assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+                assert any(isinstance(e, BookUpdated) for e in events)
+
+    run(main)
+
+
+def test_slugs_and_polymarket_urls_resolve_through_gamma() -> None:
+    async def main() -> None:
+        async with Simulator(markets=6, seed=5, events_per_s=100) as sim:
+            stream = MarketStream.from_slugs(
+                ["sim-market-0", "https://polymarket.com/event/sim-event-1"],
+                ws_url=sim.ws_url + "/ws/market",
+                rest_url=sim.rest_url,
+                gamma_url=sim.rest_url,
+                backoff=FAST,
+            )
+            async with stream:
+                markets = sim.exchange.markets
+                expected = [markets[0].yes, markets[0].no] + [t for m in markets[3:6] for t in (m.yes, m.no)]
+                assert stream.asset_ids == expected
+            with pytest.raises(SubscriptionError):
+                async with MarketStream.from_slugs(
+                    ["no-such-market"],
+                    ws_url=sim.ws_url + "/ws/market",
+                    rest_url=sim.rest_url,
+                    gamma_url=sim.rest_url,
+                ):
+                    pass
+
+    run(main)
+
+
+def test_slug_parsing_and_the_asset_cap() -> None:
+    assert slug_of("https://polymarket.com/event/fed-decision?tid=1") == ("fed-decision", "event")
+    assert slug_of("will-it-rain") == ("will-it-rain", None)
+    with pytest.raises(SubscriptionLimitError, match="500"):
+        MarketPool("ws://127.0.0.1:1/ws/market", lambda events: None, http=None, per_connection=501)
