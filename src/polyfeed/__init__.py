@@ -5,7 +5,7 @@
 >>> from polyfeed.wire import decode_market     # frames to typed messages
 """
 
-from polyfeed.stream import MarketStream
+from polyfeed.stream import MarketStream, SyncMarketStream
 
-__all__ = ["MarketStream", "__version__"]
+__all__ = ["MarketStream", "SyncMarketStream", "__version__"]
 __version__ = "0.1.0.dev0"

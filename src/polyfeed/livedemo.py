@@ -1,28 +1,22 @@
 """The ``demo`` and ``sim`` commands: the local exchange, and a checked live view of its books.
 
-The view is a minimal client (one connection, decode, route to books, PING every 10 s) until
-``MarketStream`` lands (issue 4); it exists to show a newcomer checked books within seconds.
+The view is a :class:`polyfeed.MarketStream` on the exchange: what a newcomer's own code would do.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-import aiohttp
-
 from polyfeed.book import OrderBook
 from polyfeed.sim import Simulator
 from polyfeed.sim.faults import Fault
-from polyfeed.wire import Book, decode_market, encode_market_subscription
+from polyfeed.stream import MarketStream
 
 __all__ = ["run_demo", "run_sim"]
-
-_PING_INTERVAL_S = 10.0
 
 
 def run_demo(*, markets: int = 20, seed: int = 1, seconds: float = 8.0, out: TextIO = sys.stdout) -> int:
@@ -86,53 +80,25 @@ async def _sim(
 
 
 async def _demo(markets: int, seed: int, seconds: float, out: TextIO) -> int:
-    async with Simulator(markets, seed=seed, events_per_s=400) as sim, aiohttp.ClientSession() as http:
+    async with Simulator(markets, seed=seed, events_per_s=400) as sim:
         busiest = sorted(sim.exchange.markets, key=lambda m: -m.activity)[:4]
-        books = {
-            m.yes: OrderBook(m.yes, min_order_size=m.min_order_size, neg_risk=m.neg_risk) for m in busiest
-        }
         names = {m.yes: m.slug for m in busiest}
         out.write(
-            f"local exchange at {sim.ws_url}/ws/market; watching the YES books of {len(books)} markets\n"
+            f"local exchange at {sim.ws_url}/ws/market; watching the YES books of {len(names)} markets\n"
         )
-        async with http.ws_connect(sim.ws_url + "/ws/market") as ws:
-            await ws.send_str(encode_market_subscription(list(books)).decode())
-            reader = asyncio.create_task(_read(ws, books))
-            pinger = asyncio.create_task(_ping(ws))
+        async with MarketStream(
+            list(names), ws_url=sim.ws_url + "/ws/market", rest_url=sim.rest_url
+        ) as stream:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + seconds if seconds else float("inf")
-            try:
-                while loop.time() < deadline and not reader.done():
-                    await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))
-                    _print_books(books, names, out)
-            finally:
-                for task in (reader, pinger):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-        failed = sum(b.checks.total_failed for b in books.values())
-        passed = sum(b.checks.total_passed for b in books.values())
+            while loop.time() < deadline:
+                await asyncio.sleep(min(1.0, max(0.0, deadline - loop.time())))
+                _print_books({a: stream.books[a] for a in names}, names, out)
+            books = [stream.books[a] for a in names]
+        failed = sum(b.checks.total_failed for b in books)
+        passed = sum(b.checks.total_passed for b in books)
         out.write(f"{passed} checks passed, {failed} failed\n")
         return 0 if failed == 0 else 1
-
-
-async def _read(ws: aiohttp.ClientWebSocketResponse, books: dict[str, OrderBook]) -> None:
-    async for frame in ws:
-        if frame.type is not aiohttp.WSMsgType.TEXT:
-            continue
-        for message in decode_market(frame.data):
-            if isinstance(message, Book):
-                if message.asset_id in books:
-                    books[message.asset_id].apply(message)
-                continue
-            for book in books.values():
-                book.apply(message)
-
-
-async def _ping(ws: aiohttp.ClientWebSocketResponse) -> None:
-    while True:
-        await asyncio.sleep(_PING_INTERVAL_S)
-        await ws.send_str("PING")
 
 
 def _print_books(books: dict[str, OrderBook], names: dict[str, str], out: TextIO) -> None:

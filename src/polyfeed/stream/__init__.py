@@ -1,5 +1,6 @@
 """The public face: streams of books and events."""
 
 from polyfeed.stream.market import DEFAULT_GAMMA_URL, DEFAULT_REST_URL, DEFAULT_WS_URL, MarketStream
+from polyfeed.stream.sync import SyncMarketStream
 
-__all__ = ["DEFAULT_GAMMA_URL", "DEFAULT_REST_URL", "DEFAULT_WS_URL", "MarketStream"]
+__all__ = ["DEFAULT_GAMMA_URL", "DEFAULT_REST_URL", "DEFAULT_WS_URL", "MarketStream", "SyncMarketStream"]
