@@ -15,6 +15,7 @@ from polyfeed.book import OrderBook
 from polyfeed.sim import Simulator
 from polyfeed.sim.faults import Fault
 from polyfeed.stream import MarketStream
+from polyfeed.stream.loop import run
 
 __all__ = ["run_demo", "run_sim"]
 
@@ -22,7 +23,7 @@ __all__ = ["run_demo", "run_sim"]
 def run_demo(*, markets: int = 20, seed: int = 1, seconds: float = 8.0, out: TextIO = sys.stdout) -> int:
     """Watch the busiest markets' YES books for ``seconds`` (0: until Ctrl-C); 0 if every check passed."""
     try:
-        return asyncio.run(_demo(markets, seed, seconds, out))
+        return run(_demo(markets, seed, seconds, out))
     except KeyboardInterrupt:
         return 0
 
@@ -40,7 +41,7 @@ def run_sim(
 ) -> int:
     """Serve the local exchange until Ctrl-C, injecting ``faults`` in turn every ``fault_every_s``."""
     try:
-        asyncio.run(_sim(host, port, markets, seed, events_per_s, faults, fault_every_s, out))
+        run(_sim(host, port, markets, seed, events_per_s, faults, fault_every_s, out))
     except KeyboardInterrupt:
         pass
     except OSError as exc:

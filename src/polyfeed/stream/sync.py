@@ -21,6 +21,7 @@ from typing import Any
 
 from polyfeed.book import OrderBook
 from polyfeed.session import Event
+from polyfeed.stream.loop import new_event_loop
 from polyfeed.stream.market import MarketStream
 
 __all__ = ["SyncMarketStream"]
@@ -34,7 +35,7 @@ class SyncMarketStream:
     def __init__(self, asset_ids: Iterable[str] = (), **kwargs: Any) -> None:
         self._events: queue.Queue[Event] = queue.Queue()
         self._stream = MarketStream(asset_ids, on_event=self._events.put, **kwargs)
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="polyfeed-stream", daemon=True)
         self._stopped = threading.Event()
 
