@@ -235,14 +235,38 @@ class MarketSession:
         self._settle_stage = 0
 
     def _route(self, message: object, now_ns: int, events: list[Event]) -> None:
-        if isinstance(message, PriceChange):
-            touched = {e.asset_id for e in message.price_changes} & self.assets
-            for asset in sorted(touched):
+        if message.__class__ is PriceChange:
+            assets = self.assets
+            done: str | None = None
+            for entry in message.price_changes:  # usually two entries: this token and its complement
+                asset = entry.asset_id
+                if asset == done or asset not in assets:
+                    continue
+                done = asset
                 resync = self._resyncs.get(asset)
                 if resync is not None:
                     resync.buffered.append(message)
-                else:
-                    self._apply(asset, message, now_ns, events)
+                    continue
+                book = self.books[asset]
+                old = book.status
+                try:
+                    changed = book.apply_price_change(message)
+                except BookError as exc:
+                    log.warning(
+                        "connection %d: book %s could not take a message: %s", self.connection_id, asset, exc
+                    )
+                    changed = False
+                if changed:
+                    events.append(
+                        BookUpdated(
+                            recv_ns=now_ns,
+                            seq=self._next_seq(),
+                            connection_id=self.connection_id,
+                            asset_id=asset,
+                        )
+                    )
+                if book.status is not old:
+                    self._status_event(events, asset, old, now_ns)
         elif isinstance(message, Book):
             if message.asset_id in self.assets:
                 self._resyncs.pop(message.asset_id, None)  # a venue snapshot supersedes a pending resync
