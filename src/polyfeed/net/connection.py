@@ -135,8 +135,10 @@ class MarketConnection:
                 continue
             attempt = 0
             timer = asyncio.create_task(self._run_timer(transport))
-            await transport.wait_disconnected()
-            timer.cancel()
+            try:
+                await transport.wait_disconnected()
+            finally:
+                timer.cancel()
             if not self._stopping:
                 await asyncio.sleep(self.backoff.delay_s(0, self._rng))
 

@@ -69,6 +69,15 @@ class SyncMarketStream:
 
     def _shutdown(self) -> None:
         self._stopped.set()
+
+        async def cancel_leftovers() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(TimeoutError, RuntimeError):
+            asyncio.run_coroutine_threadsafe(cancel_leftovers(), self._loop).result(_STARTUP_BOUND_S)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
