@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ class MarketConnection:
         rest_url: base URL of the CLOB REST API.
         backoff: reconnect pacing.
         seed: for the jitter (tests make it deterministic).
+        ssl_context: for ``wss://`` URLs; ``None`` uses the system's defaults.
     """
 
     def __init__(
@@ -94,7 +96,9 @@ class MarketConnection:
         rest_url: str = "",
         backoff: Backoff | None = None,
         seed: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        self.ssl_context = ssl_context
         self.session = session
         self.ws_url = ws_url
         self.emit = emit
@@ -118,6 +122,7 @@ class MarketConnection:
                 transport, _ = await picows.ws_connect(
                     lambda: _Listener(self),
                     self.ws_url,
+                    ssl_context=self.ssl_context,
                     websocket_handshake_timeout=10,
                     enable_auto_pong=True,
                 )

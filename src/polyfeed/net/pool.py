@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable, Iterable
 
 import aiohttp
@@ -38,6 +39,7 @@ class MarketPool:
         connect_interval_s: pause between opening two connections.
         config: the sessions' timings and budgets.
         backoff: reconnect pacing.
+        ssl_context: for ``wss://`` URLs.
 
     Raises:
         SubscriptionLimitError: ``per_connection`` above the venue's 500.
@@ -54,7 +56,9 @@ class MarketPool:
         connect_interval_s: float = 0.1,
         config: SessionConfig | None = None,
         backoff: Backoff | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        self.ssl_context = ssl_context
         if not 1 <= per_connection <= VENUE_ASSET_LIMIT:
             raise SubscriptionLimitError(
                 f"per_connection must be 1-{VENUE_ASSET_LIMIT}: above {VENUE_ASSET_LIMIT} the venue sends "
@@ -101,7 +105,13 @@ class MarketPool:
     def _open(self, assets: list[str]) -> None:
         session = MarketSession(len(self.connections) + 1, assets, self.books, self.config)
         connection = MarketConnection(
-            session, self.ws_url, self.emit, http=self.http, rest_url=self.rest_url, backoff=self.backoff
+            session,
+            self.ws_url,
+            self.emit,
+            http=self.http,
+            rest_url=self.rest_url,
+            backoff=self.backoff,
+            ssl_context=self.ssl_context,
         )
         self.connections.append(connection)
         self._pending.put_nowait(connection)

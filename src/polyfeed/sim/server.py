@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 from decimal import Decimal
 from typing import Any
 
@@ -124,6 +125,7 @@ class Simulator:
         events_per_s: order-flow events a second (each sends one or several messages).
         max_assets: assets per connection above which no snapshots are sent (spec 1.4).
         subscribe_timeout_s: how long a new connection may wait before subscribing.
+        ssl_context: serve TLS (``wss://``, ``https://``) with this server context.
     """
 
     def __init__(
@@ -136,7 +138,9 @@ class Simulator:
         events_per_s: float = 200.0,
         max_assets: int = 500,
         subscribe_timeout_s: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        self.ssl_context = ssl_context
         self.exchange = Exchange(markets, seed=seed)
         self.host = host
         self.port = port
@@ -163,11 +167,11 @@ class Simulator:
     @property
     def ws_url(self) -> str:
         """The WebSocket base URL, as the quickstart's ``url`` (it appends ``/ws/market``)."""
-        return f"ws://{self.host}:{self.port}"
+        return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}"
 
     @property
     def rest_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._rest_faults])
@@ -188,7 +192,7 @@ class Simulator:
     async def __aenter__(self) -> Simulator:
         self._runner = web.AppRunner(self.app(), handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         server = site._server
         assert server is not None

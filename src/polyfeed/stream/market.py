@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 
@@ -39,6 +40,7 @@ class MarketStream:
         config: session timings and budgets.
         backoff: reconnect pacing.
         max_queue: events buffered for a slow consumer before the oldest are dropped (counted).
+        ssl_context: for ``wss://`` and ``https://`` (a local exchange's own certificate, say).
     """
 
     def __init__(
@@ -53,7 +55,9 @@ class MarketStream:
         config: SessionConfig | None = None,
         backoff: Backoff | None = None,
         max_queue: int = 1_000_000,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        self.ssl_context = ssl_context
         self.asset_ids = list(dict.fromkeys(asset_ids))
         self.ws_url = ws_url
         self.rest_url = rest_url
@@ -82,7 +86,8 @@ class MarketStream:
         return self._pool.books if self._pool is not None else {}
 
     async def __aenter__(self) -> MarketStream:
-        self._http = aiohttp.ClientSession()
+        connector = aiohttp.TCPConnector(ssl=self.ssl_context) if self.ssl_context is not None else None
+        self._http = aiohttp.ClientSession(connector=connector)
         try:
             if self._slugs:
                 self.asset_ids = list(
@@ -98,6 +103,7 @@ class MarketStream:
                 per_connection=self.per_connection,
                 config=self.config,
                 backoff=self.backoff,
+                ssl_context=self.ssl_context,
             )
             await self._load_metadata(self.asset_ids)
             self._pool.subscribe(self.asset_ids)
