@@ -303,7 +303,10 @@ class Simulator:
             self._reject_left -= 1
             return web.Response(status=self._reject_status, text="rejected by an injected fault")
         ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionResetError:  # the client left during the upgrade: nothing to serve
+            return ws
         conn = Connection(ws, transport=request.transport)
         try:
             first = await asyncio.wait_for(ws.receive(), self.subscribe_timeout_s)

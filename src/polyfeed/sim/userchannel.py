@@ -63,7 +63,10 @@ class UserChannel:
 
     async def socket(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionResetError:  # the client left during the upgrade: nothing to serve
+            return ws
         try:
             first = await asyncio.wait_for(ws.receive(), self._subscribe_timeout_s)
         except TimeoutError:
