@@ -414,6 +414,25 @@ def test_tick_size_change_starts_an_epoch_and_enters_the_hash() -> None:
     assert book.checks.failed[CheckKind.TICK] == 0
 
 
+def test_a_tick_change_inside_its_burst_does_not_reach_back_into_the_burst_hash() -> None:
+    """The local exchange sends a tick change with the timestamp of the change that crossed 0.04; the
+    burst's hash was computed under the old tick, so the burst closes before the tick changes."""
+    book = OrderBook(ASSET, tick_size="0.01", hash_variant=HashVariant.CURRENT)
+    book.apply(snapshot([("0.03", "50"), ("0.04", "5")], [("0.60", "20")]))
+    book.apply(change("0.04", "0", "BUY", ts="2000"))
+    under_old_tick = book.compute_hash("2000")
+    book.apply(change("0.04", "0", "BUY", ts="2000", hash=under_old_tick))
+    book.apply(
+        TickSizeChange(
+            asset_id=ASSET, market=MARKET, old_tick_size="0.01", new_tick_size="0.001", timestamp="2000"
+        )
+    )
+    book.apply(change("0.035", "7", "BUY", ts="2001"))
+    book.settle(final=True)
+    assert book.checks.failed[CheckKind.HASH] == 0 and book.checks.passed[CheckKind.HASH] == 1
+    assert book.status is BookStatus.LIVE
+
+
 def test_tick_size_change_from_a_tick_the_book_did_not_have_is_a_failure() -> None:
     book = live_book()
     book.apply(

@@ -98,6 +98,8 @@ class OrderBook:
         self._asks = Side(-1)
         self._head = ""
         self._refresh_head()
+        self._tail_key: tuple[object, ...] = ()
+        self._tail = ""
         self._burst_ts: str | None = None
         self._burst_entry: PriceChangeEntry | None = None
         self._awaiting: tuple[str, str] | None = None  # (timestamp, expected hash) awaiting a trade print
@@ -335,6 +337,11 @@ class OrderBook:
     def _apply_tick_change(self, message: TickSizeChange) -> bool:
         if message.asset_id != self.asset_id:
             return False
+        if self._burst_ts is not None:
+            # A tick change can share its timestamp with the burst that moved the price past 0.04/0.96
+            # (the local exchange sends it that way; the venue's order is undocumented). The burst's
+            # hash was computed under the old tick, so the burst ends here, before the tick changes.
+            self._settle_burst()
         if self.tick_size is not None and message.old_tick_size != self.tick_size:
             self._fail(
                 CheckKind.TICK,
@@ -471,11 +478,15 @@ class OrderBook:
             variant: the field set; defaults to the book's (detected or given), else the current one.
         """
         chosen = variant or self.hash_variant or HashVariant.CURRENT
-        tail = metadata_tail(
-            self.min_order_size, self.tick_size or "", self.neg_risk, self.last_trade_price or "", chosen
-        )
-        head = self._head + ',"timestamp":' + json_string(timestamp) + ',"hash":"","bids":['
-        return hash_with_head(head, self._bids.frags, self._asks.frags, tail)
+        key = (self.min_order_size, self.tick_size, self.neg_risk, self.last_trade_price, chosen)
+        if key != self._tail_key:  # the metadata changes rarely: its JSON is kept between hashes
+            self._tail_key = key
+            self._tail = metadata_tail(
+                self.min_order_size, self.tick_size or "", self.neg_risk, self.last_trade_price or "", chosen
+            )
+        stamp = '"' + timestamp + '"' if timestamp.isdigit() else json_string(timestamp)
+        head = self._head + ',"timestamp":' + stamp + ',"hash":"","bids":['
+        return hash_with_head(head, self._bids.frags, self._asks.frags, self._tail)
 
     # -- reading -------------------------------------------------------------------------------------
 
