@@ -6,7 +6,7 @@ import json
 
 import msgspec
 
-from polyfeed.book import BookStatus, OrderBook
+from polyfeed.book import BookStatus, CheckKind, OrderBook
 from polyfeed.session import (
     BookUpdated,
     DecodeFailed,
@@ -216,3 +216,21 @@ def test_operations_in_place_skip_duplicates() -> None:
     (frame,) = session.unsubscribe(["a", "z"])
     assert json.loads(frame) == {"operation": "unsubscribe", "assets_ids": ["a"]}
     assert session.assets == {"b"}
+
+
+def test_a_print_reaches_the_books_of_its_market_only_also_when_it_names_the_complement() -> None:
+    exchange = Exchange(markets=6, seed=9)
+    a, b = exchange.markets[0], exchange.markets[1]
+    assets = [a.no, b.yes, b.no]  # a's prints name a.yes, which this connection does not follow
+    session, books = started(assets, exchange)
+    before = books[a.no].last_trade_price
+    for i, frame in enumerate(flow(exchange, set(assets), 6000)):
+        session.data_received(frame, (2 + i) * 1000)
+    for book in books.values():
+        book.settle(final=True)
+    assert books[a.no].last_trade_price == exchange.book(a.no).last_trade_price != before
+    for asset in assets:
+        assert books[asset].status is BookStatus.LIVE, books[asset].status_reason
+        assert books[asset].checks.passed[CheckKind.HASH] > 0
+        assert sum(books[asset].checks.failed.values()) == 0
+    assert set(books) == set(assets)  # no book for what is not followed

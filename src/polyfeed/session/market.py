@@ -104,6 +104,9 @@ class MarketSession:
         self.close_reason: str | None = None
         self.decode_failures = 0
         self.resyncs_requested = 0
+        self.pending_resyncs: list[str] = []
+        """Assets whose ``ResyncRequested`` the driver has not taken yet (it clears the list): saves the
+        driver a scan of every event for the rare request."""
         self._seq = 0
         self._subscribed = False
         self._next_ping_ns = 0
@@ -112,6 +115,7 @@ class MarketSession:
         self._gap_ewma_ns = 0.0
         self._lost_after_data_ns: int | None = None
         self._resyncs: dict[str, _Resync] = {}
+        self._by_market: dict[str, list[str]] = {}  # condition id -> this connection's tokens with a book
         self._tokens = float(self.config.resync_burst)
         self._tokens_at_ns = 0
         self._settle_stage = 2  # 0: bursts may be open, 1: closed but a hash may await its print, 2: done
@@ -178,6 +182,8 @@ class MarketSession:
         self.assets.difference_update(gone)
         for asset in gone:
             self._resyncs.pop(asset, None)
+        for tokens in self._by_market.values():
+            tokens[:] = [a for a in tokens if a in self.assets]
         return [encode_operation("unsubscribe", assets_ids=gone)] if self._subscribed else []
 
     # -- data -------------------------------------------------------------------------------------------
@@ -268,17 +274,27 @@ class MarketSession:
                 if book.status is not old:
                     self._status_event(events, asset, old, now_ns)
         elif isinstance(message, Book):
-            if message.asset_id in self.assets:
-                self._resyncs.pop(message.asset_id, None)  # a venue snapshot supersedes a pending resync
-                self._apply(message.asset_id, message, now_ns, events)
+            asset = message.asset_id
+            if asset in self.assets:
+                self._resyncs.pop(asset, None)  # a venue snapshot supersedes a pending resync
+                self._apply(asset, message, now_ns, events)
+                self._index_market(asset, message.market)
         elif isinstance(message, LastTradePrice):
             # Both tokens of a market hash the same trade price text: a print may settle either book.
-            for asset in sorted(self.assets):
-                book = self.books[asset]
-                if asset == message.asset_id or (book.market and book.market == message.market):
-                    self._apply(asset, message, now_ns, events, updated=False)
+            # The market index keeps this O(tokens of the market), not O(assets of the connection).
+            targets = self._by_market.get(message.market, ())
+            if message.asset_id not in targets and message.asset_id in self.assets:
+                self._apply(message.asset_id, message, now_ns, events, updated=False)
+            for asset in targets:
+                self._apply(asset, message, now_ns, events, updated=False)
         elif isinstance(message, TickSizeChange) and message.asset_id in self.assets:
             self._apply(message.asset_id, message, now_ns, events, updated=False)
+
+    def _index_market(self, asset: str, market: str) -> None:
+        if market:
+            tokens = self._by_market.setdefault(market, [])
+            if asset not in tokens:
+                tokens.append(asset)
 
     def _apply(
         self, asset: str, message: object, now_ns: int, events: list[Event], *, updated: bool = True
@@ -330,6 +346,7 @@ class MarketSession:
             return
         self._tokens -= 1
         self.resyncs_requested += 1
+        self.pending_resyncs.append(asset)
         self._resyncs[asset] = _Resync(now_ns)
         events.append(
             ResyncRequested(
@@ -349,6 +366,7 @@ class MarketSession:
         if snapshot.asset_id not in self.assets:
             return events
         self._apply(snapshot.asset_id, snapshot, now_ns, events)
+        self._index_market(snapshot.asset_id, snapshot.market)
         replayed = 0
         for message in resync.buffered if resync else []:
             if int(message.timestamp) > int(snapshot.timestamp or 0):
