@@ -24,7 +24,7 @@ import aiohttp
 import picows
 
 from polyfeed.errors import FrameDecodeError
-from polyfeed.session import Event, MarketSession, ResyncRequested
+from polyfeed.session import Event, MarketSession
 from polyfeed.wire import Book, decode_market
 
 __all__ = ["Backoff", "MarketConnection"]
@@ -44,6 +44,9 @@ class Backoff:
         return rng.uniform(0, min(self.max_s, self.initial_s * self.factor**attempt))
 
 
+_TEXT = picows.WSMsgType.TEXT
+
+
 class _Listener(picows.WSListener):
     def __init__(self, owner: MarketConnection) -> None:
         self.owner = owner
@@ -54,6 +57,9 @@ class _Listener(picows.WSListener):
 
     def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
         kind = frame.msg_type
+        if kind is _TEXT and frame.fin and not self.fragments:  # nearly every frame
+            self.owner._frame(frame.get_payload_as_bytes())
+            return
         if kind == picows.WSMsgType.CLOSE:
             transport.disconnect()
             return
@@ -175,9 +181,14 @@ class MarketConnection:
         if not events:
             return
         self.emit(events)
-        for event in events:
-            if isinstance(event, ResyncRequested) and self.http is not None:
-                task = asyncio.get_running_loop().create_task(self._resync(event.asset_id))
+        pending = self.session.pending_resyncs
+        if pending:
+            assets = list(pending)
+            pending.clear()
+            if self.http is None:
+                return
+            for asset in assets:
+                task = asyncio.get_running_loop().create_task(self._resync(asset))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
