@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import pytest
@@ -148,3 +148,76 @@ def test_slug_parsing_and_the_asset_cap() -> None:
     assert slug_of("will-it-rain") == ("will-it-rain", None)
     with pytest.raises(SubscriptionLimitError, match="500"):
         MarketPool("ws://127.0.0.1:1/ws/market", lambda events: None, http=None, per_connection=501)
+
+
+def test_a_slow_consumer_loses_the_oldest_events_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        async with Simulator(markets=2, seed=5, events_per_s=500) as sim:
+            assets = sim.exchange.asset_ids()
+            async with MarketStream(
+                assets, ws_url=sim.ws_url + "/ws/market", rest_url=sim.rest_url, backoff=FAST, max_queue=10
+            ) as stream:
+                await until(lambda: stream.events_dropped > 0, "a drop")
+                kept = [await stream.__anext__() for _ in range(10)]
+                assert len(stream._events) <= 10
+                # what is left is the newest: sequence numbers of one connection still ascend
+                seqs = [e.seq for e in kept if e.connection_id == 1]
+                assert seqs == sorted(seqs) and seqs
+                assert all(b.status is BookStatus.LIVE for b in stream.books.values())
+
+    with caplog.at_level("WARNING", logger="polyfeed.stream.market"):
+        run(main)
+    assert any("events dropped so far" in r.getMessage() for r in caplog.records)
+
+
+def test_a_raising_callback_is_logged_and_counted_and_the_stream_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[Event] = []
+
+    def on_event(event: Event) -> None:
+        seen.append(event)
+        if isinstance(event, BookUpdated):
+            raise ValueError("a bug in the user's callback")
+
+    async def main() -> None:
+        async with Simulator(markets=2, seed=6, events_per_s=300) as sim:
+            assets = sim.exchange.asset_ids()
+            async with MarketStream(
+                assets,
+                ws_url=sim.ws_url + "/ws/market",
+                rest_url=sim.rest_url,
+                backoff=FAST,
+                on_event=on_event,
+            ) as stream:
+                await until(lambda: stream.callback_errors >= 20, "twenty callback errors")
+                updates = [e async for e in _take(stream, 50)]
+                assert len(updates) == 50  # the iterator still gets every event the callback raised on
+                assert all(b.status is BookStatus.LIVE for b in stream.books.values())
+                assert stream._pool is not None
+                assert all(c.connects == 1 for c in stream._pool.connections)  # no connection was lost
+
+    with caplog.at_level("ERROR", logger="polyfeed.stream.market"):
+        run(main)
+    assert any("on_event raised" in r.getMessage() and r.exc_info for r in caplog.records)
+    assert any(isinstance(e, BookUpdated) for e in seen)
+
+
+def test_a_stream_that_keeps_no_events_still_keeps_books() -> None:
+    async def main() -> None:
+        async with Simulator(markets=2, seed=7, events_per_s=300) as sim:
+            assets = sim.exchange.asset_ids()
+            async with MarketStream(
+                assets, ws_url=sim.ws_url + "/ws/market", rest_url=sim.rest_url, backoff=FAST, max_queue=0
+            ) as stream:
+                await until(lambda: all(b.status is BookStatus.LIVE for b in stream.books.values()), "live")
+                assert not stream._events and stream.events_dropped == 0
+                with pytest.raises(RuntimeError, match="keeps no events"):
+                    await stream.__anext__()
+
+    run(main)
+
+
+async def _take(stream: MarketStream, n: int) -> AsyncIterator[Event]:
+    for _ in range(n):
+        yield await stream.__anext__()
