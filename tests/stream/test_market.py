@@ -159,13 +159,13 @@ def test_a_slow_consumer_loses_the_oldest_events_counted_and_logged(caplog: pyte
             ) as stream:
                 await until(lambda: stream.events_dropped > 0, "a drop")
                 kept = [await stream.__anext__() for _ in range(10)]
-                assert len(stream._events) <= 10
+                assert len(stream._queue.events) <= 10
                 # what is left is the newest: sequence numbers of one connection still ascend
                 seqs = [e.seq for e in kept if e.connection_id == 1]
                 assert seqs == sorted(seqs) and seqs
                 assert all(b.status is BookStatus.LIVE for b in stream.books.values())
 
-    with caplog.at_level("WARNING", logger="polyfeed.stream.market"):
+    with caplog.at_level("WARNING", logger="polyfeed.stream"):
         run(main)
     assert any("events dropped so far" in r.getMessage() for r in caplog.records)
 
@@ -197,7 +197,7 @@ def test_a_raising_callback_is_logged_and_counted_and_the_stream_goes_on(
                 assert stream._pool is not None
                 assert all(c.connects == 1 for c in stream._pool.connections)  # no connection was lost
 
-    with caplog.at_level("ERROR", logger="polyfeed.stream.market"):
+    with caplog.at_level("ERROR", logger="polyfeed.stream"):
         run(main)
     assert any("on_event raised" in r.getMessage() and r.exc_info for r in caplog.records)
     assert any(isinstance(e, BookUpdated) for e in seen)
@@ -211,7 +211,7 @@ def test_a_stream_that_keeps_no_events_still_keeps_books() -> None:
                 assets, ws_url=sim.ws_url + "/ws/market", rest_url=sim.rest_url, backoff=FAST, max_queue=0
             ) as stream:
                 await until(lambda: all(b.status is BookStatus.LIVE for b in stream.books.values()), "live")
-                assert not stream._events and stream.events_dropped == 0
+                assert not stream._queue.events and stream.events_dropped == 0
                 with pytest.raises(RuntimeError, match="keeps no events"):
                     await stream.__anext__()
 

@@ -7,10 +7,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import ssl
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 
@@ -21,14 +18,13 @@ from polyfeed.net.connection import Backoff
 from polyfeed.net.pool import MarketPool
 from polyfeed.net.rest import fetch_books, resolve_slugs
 from polyfeed.session import Event, SessionConfig
+from polyfeed.stream.queue import EventQueue
 
 __all__ = ["DEFAULT_GAMMA_URL", "DEFAULT_REST_URL", "DEFAULT_WS_URL", "MarketStream"]
 
 DEFAULT_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
 DEFAULT_REST_URL = "https://clob.polymarket.com"
 DEFAULT_GAMMA_URL = "https://gamma-api.polymarket.com"
-
-log = logging.getLogger(__name__)
 
 
 class MarketStream:
@@ -76,13 +72,8 @@ class MarketStream:
         self.on_event = on_event
         self.config = config
         self.backoff = backoff
-        self.max_queue = max_queue
-        self.events_dropped = 0
-        self.callback_errors = 0
         self._slugs: list[str] = []
-        # A deque and one waiter: asyncio.Queue costs ~2 us an event, this a tenth of that.
-        self._events: deque[Event] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._queue = EventQueue(on_event, max_queue)
         self._http: aiohttp.ClientSession | None = None
         self._pool: MarketPool | None = None
 
@@ -156,48 +147,21 @@ class MarketStream:
         assert self._pool is not None, "use the stream inside 'async with'"
         self._pool.unsubscribe(asset_ids)
 
+    @property
+    def events_dropped(self) -> int:
+        """Events the ``async for`` consumer lost by being slower than the stream."""
+        return self._queue.dropped
+
+    @property
+    def callback_errors(self) -> int:
+        """Exceptions ``on_event`` raised (logged; the stream went on)."""
+        return self._queue.callback_errors
+
     def _emit(self, events: list[Event]) -> None:
-        on_event = self.on_event
-        if on_event is not None:
-            for event in events:
-                try:
-                    on_event(event)
-                except Exception:
-                    self.callback_errors += 1
-                    log.exception("on_event raised on %s (the stream goes on)", type(event).__name__)
-        if not self.max_queue:
-            return
-        queue = self._events
-        queue.extend(events)
-        overflow = len(queue) - self.max_queue
-        if overflow > 0:
-            for _ in range(overflow):
-                queue.popleft()
-            if (
-                self.events_dropped == 0
-                or (self.events_dropped + overflow) // 100_000 > self.events_dropped // 100_000
-            ):
-                log.warning(
-                    "%d events dropped so far: the consumer is slower than the stream (max_queue=%d)",
-                    self.events_dropped + overflow,
-                    self.max_queue,
-                )
-            self.events_dropped += overflow
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._queue.emit(events)
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self
 
     async def __anext__(self) -> Event:
-        queue = self._events
-        while not queue:
-            if not self.max_queue:
-                raise RuntimeError("this stream keeps no events (max_queue=0): read books or use on_event")
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return queue.popleft()
+        return await self._queue.get()
