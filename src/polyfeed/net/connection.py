@@ -1,8 +1,10 @@
-"""The connection driver: one :class:`polyfeed.session.MarketSession` over a picows WebSocket.
+"""The connection driver: one sans-I/O session over a picows WebSocket.
 
-It connects, sends what the session returns, feeds it every frame and timer tick, fetches ``GET /book``
-when the session asks for a resync, and reconnects with exponential backoff and full jitter. It
-reconnects only for these causes, never by catching ``Exception``:
+It connects, sends what the session returns, feeds it every frame and timer tick, and reconnects with
+exponential backoff and full jitter; :class:`MarketConnection` also fetches ``GET /book`` when its
+:class:`polyfeed.session.MarketSession` asks for a resync (the user channel's driver, with its REST
+reconciliation, is :class:`polyfeed.net.user.UserConnection`). It reconnects only for these causes,
+never by catching ``Exception``:
 
 - the connection could not be made: ``OSError`` (refused, reset, unreachable) or ``TimeoutError``;
 - the handshake failed: ``picows.WSError`` (HTTP 429 on connect bursts, spec 1.4, among them);
@@ -17,8 +19,9 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 import aiohttp
 import picows
@@ -27,7 +30,7 @@ from polyfeed.errors import FrameDecodeError
 from polyfeed.session import Event, MarketSession
 from polyfeed.wire import Book, decode_market
 
-__all__ = ["Backoff", "MarketConnection"]
+__all__ = ["Backoff", "MarketConnection", "Session", "SessionConnection"]
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +50,25 @@ class Backoff:
 _TEXT = picows.WSMsgType.TEXT
 
 
+class Session(Protocol):
+    """What a driver needs of a sans-I/O session (:class:`polyfeed.session.MarketSession`,
+    :class:`polyfeed.session.user.UserSession`)."""
+
+    connection_id: int
+    close_reason: str | None
+
+    def connection_made(self, now_ns: int) -> list[bytes]: ...
+    def data_received(self, data: bytes | str, now_ns: int) -> list[Event]: ...
+    def connection_lost(self, now_ns: int, reason: str) -> list[Event]: ...
+    def timer(self, now_ns: int) -> tuple[list[bytes], list[Event]]: ...
+    def next_timer_ns(self) -> int: ...
+
+
+S = TypeVar("S", bound=Session)
+
+
 class _Listener(picows.WSListener):
-    def __init__(self, owner: MarketConnection) -> None:
+    def __init__(self, owner: SessionConnection[Any]) -> None:
         self.owner = owner
         self.fragments: list[bytes] = []
 
@@ -78,15 +98,13 @@ class _Listener(picows.WSListener):
         self.owner._disconnected()
 
 
-class MarketConnection:
-    """Keeps one market connection alive for a session; events go to ``emit`` in wire order.
+class SessionConnection(Generic[S]):
+    """Keeps one connection alive for a session; events go to ``emit`` in wire order.
 
     Args:
-        session: the session whose assets this connection carries.
-        ws_url: the market channel URL (``wss://.../ws/market``).
+        session: the sans-I/O session this connection drives.
+        ws_url: the channel URL (``wss://.../ws/market`` or ``.../ws/user``).
         emit: called with each batch of events, in order.
-        http: an aiohttp session for REST resyncs (``None``: resyncs are not fetched).
-        rest_url: base URL of the CLOB REST API.
         backoff: reconnect pacing.
         seed: for the jitter (tests make it deterministic).
         ssl_context: for ``wss://`` URLs; ``None`` uses the system's defaults.
@@ -94,12 +112,10 @@ class MarketConnection:
 
     def __init__(
         self,
-        session: MarketSession,
+        session: S,
         ws_url: str,
         emit: Callable[[list[Event]], None],
         *,
-        http: aiohttp.ClientSession | None = None,
-        rest_url: str = "",
         backoff: Backoff | None = None,
         seed: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
@@ -108,8 +124,6 @@ class MarketConnection:
         self.session = session
         self.ws_url = ws_url
         self.emit = emit
-        self.http = http
-        self.rest_url = rest_url.rstrip("/")
         self.backoff = backoff or Backoff()
         self.connects = 0
         self.failed_connects = 0
@@ -117,13 +131,16 @@ class MarketConnection:
         self._transport: picows.WSTransport | None = None
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self.error: Exception | None = None
+        """Why the connection gave up for good (bad credentials); :meth:`run` raises it."""
 
     # -- running ----------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect and reconnect until :meth:`close`."""
+        """Connect and reconnect until :meth:`close`, or until the session gives up (:attr:`error`,
+        raised here)."""
         attempt = 0
-        while not self._stopping:
+        while not self._stopping and self.error is None:
             try:
                 transport, _ = await picows.ws_connect(
                     lambda: _Listener(self),
@@ -150,8 +167,10 @@ class MarketConnection:
                 await transport.wait_disconnected()
             finally:
                 timer.cancel()
-            if not self._stopping:
+            if not self._stopping and self.error is None:
                 await asyncio.sleep(self.backoff.delay_s(0, self._rng))
+        if self.error is not None:
+            raise self.error
 
     async def close(self) -> None:
         self._stopping = True
@@ -178,19 +197,17 @@ class MarketConnection:
         self._dispatch(self.session.connection_lost(time.time_ns(), reason))
 
     def _dispatch(self, events: list[Event]) -> None:
-        if not events:
-            return
-        self.emit(events)
-        pending = self.session.pending_resyncs
-        if pending:
-            assets = list(pending)
-            pending.clear()
-            if self.http is None:
-                return
-            for asset in assets:
-                task = asyncio.get_running_loop().create_task(self._resync(asset))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+        if events:
+            self.emit(events)
+        self._after_dispatch()
+
+    def _after_dispatch(self) -> None:
+        """Work a subclass starts after events (a resync, a reconciliation)."""
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def send(self, frames: list[bytes]) -> None:
         """Send frames now (operations from subscribe/unsubscribe), if connected."""
@@ -213,6 +230,47 @@ class MarketConnection:
                 return
             # Waking at least every second bounds how late a burst is closed after data moved its deadline.
             await asyncio.sleep(min(1.0, max(0.0, (self.session.next_timer_ns() - time.time_ns()) / 1e9)))
+
+
+class MarketConnection(SessionConnection[MarketSession]):
+    """A market-channel connection: fetches ``GET /book`` when the session asks for a resync.
+
+    Args:
+        session: the session whose assets this connection carries.
+        ws_url: the market channel URL (``wss://.../ws/market``).
+        emit: called with each batch of events, in order.
+        http: an aiohttp session for REST resyncs (``None``: resyncs are not fetched).
+        rest_url: base URL of the CLOB REST API.
+        backoff: reconnect pacing.
+        seed: for the jitter (tests make it deterministic).
+        ssl_context: for ``wss://`` URLs; ``None`` uses the system's defaults.
+    """
+
+    def __init__(
+        self,
+        session: MarketSession,
+        ws_url: str,
+        emit: Callable[[list[Event]], None],
+        *,
+        http: aiohttp.ClientSession | None = None,
+        rest_url: str = "",
+        backoff: Backoff | None = None,
+        seed: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__(session, ws_url, emit, backoff=backoff, seed=seed, ssl_context=ssl_context)
+        self.http = http
+        self.rest_url = rest_url.rstrip("/")
+
+    def _after_dispatch(self) -> None:
+        pending = self.session.pending_resyncs
+        if pending:
+            assets = list(pending)
+            pending.clear()
+            if self.http is None:
+                return
+            for asset in assets:
+                self._spawn(self._resync(asset))
 
     async def _resync(self, asset_id: str) -> None:
         assert self.http is not None
