@@ -2,9 +2,10 @@
 
 As on the venue (spec 5): the first frame carries the raw credentials; bad ones get the connection
 dropped without a close frame (spec 5.3, [I-PY204], [I-RS218]), never a JSON error. ``markets``
-(condition ids) filters the events, empty meaning all. ``GET /data/orders`` and ``GET /data/trades``
-check the five ``POLY_*`` headers (spec 8.3) and answer 401 otherwise; they page as the venue does,
-``{"data": [...], "next_cursor": "LTE="}`` (``LTE=`` marks the last page in py-clob-client).
+(condition ids) filters the events, empty meaning all. ``GET /data/orders``, ``GET /data/order/{id}``
+and ``GET /data/trades`` check the five ``POLY_*`` headers (spec 8.3) and answer 401 otherwise; the
+lists page as the venue does, ``{"data": [...], "next_cursor": "LTE="}`` (``LTE=`` marks the last page in
+py-clob-client).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class UserChannel:
     def register(self, app: web.Application) -> None:
         app.router.add_get("/ws/user", self.socket)
         app.router.add_get("/data/orders", self.data_orders)
+        app.router.add_get("/data/order/{order_id}", self.data_order)
         app.router.add_get("/data/trades", self.data_trades)
 
     def broadcast(self, out: Outbound) -> None:
@@ -116,6 +118,15 @@ class UserChannel:
             if (not market or o.market.condition_id == market) and (not asset or o.asset_id == asset)
         ]
         return web.json_response({"data": orders, "next_cursor": END_CURSOR})
+
+    async def data_order(self, request: web.Request) -> web.Response:
+        """One order in any state (py-clob-client ``get_order``); 404 for an unknown id."""
+        if not self._signed(request):
+            return web.json_response({"error": "Unauthorized/Invalid api key"}, status=401)
+        order = self.exchange.account.orders.get(request.match_info["order_id"])
+        if order is None:
+            return web.json_response({"error": "order not found"}, status=404)
+        return web.json_response(_order_row(order))
 
     async def data_trades(self, request: web.Request) -> web.Response:
         if not self._signed(request):
