@@ -1,0 +1,108 @@
+"""REST calls: book metadata, and the L2-signed account calls against the local exchange."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from polyfeed.errors import AuthenticationError, PolyfeedError
+from polyfeed.net.rest import END_CURSOR, fetch_open_orders, fetch_order, fetch_trades, rest_row
+from polyfeed.sim import Simulator
+from polyfeed.sim.account import SIM_ADDRESS, SIM_CREDENTIALS
+from polyfeed.wire import Credentials, Order, Trade
+from polyfeed.wire.signing import verify_l2
+
+
+def run(main: Callable[[], object]) -> None:
+    asyncio.run(asyncio.wait_for(main(), 60))  # type: ignore[arg-type]
+
+
+def test_signed_calls_list_what_the_account_holds() -> None:
+    async def main() -> None:
+        async with Simulator(markets=2, seed=4, events_per_s=400) as sim, aiohttp.ClientSession() as http:
+            account = sim.exchange.account
+            while not (account.open_orders() and account.trades):
+                await asyncio.sleep(0.02)
+            sim.pause()
+            orders = await fetch_open_orders(http, sim.rest_url, SIM_CREDENTIALS, SIM_ADDRESS)
+            assert {o.id for o in orders} == {o.id for o in account.open_orders()}
+            assert all(o.created_at.isdigit() for o in orders), "JSON numbers become the channel's strings"
+            trades = await fetch_trades(http, sim.rest_url, SIM_CREDENTIALS, SIM_ADDRESS)
+            assert {t.id for t in trades} == set(account.trades)
+            some = next(iter(account.orders.values()))
+            one = await fetch_order(http, sim.rest_url, SIM_CREDENTIALS, some.id, SIM_ADDRESS)
+            assert one is not None and (one.id, one.status) == (some.id, some.status)
+            assert await fetch_order(http, sim.rest_url, SIM_CREDENTIALS, "0xunknown", SIM_ADDRESS) is None
+            market = sim.exchange.markets[0].condition_id
+            only = await fetch_open_orders(http, sim.rest_url, SIM_CREDENTIALS, SIM_ADDRESS, [market])
+            assert {o.market for o in only} <= {market}
+
+    run(main)
+
+
+def test_a_refused_signature_is_an_authentication_error_without_the_secret() -> None:
+    wrong = Credentials(SIM_CREDENTIALS.api_key, "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=", "wrong-pass")
+
+    async def main() -> None:
+        async with Simulator(markets=1, seed=1) as sim, aiohttp.ClientSession() as http:
+            with pytest.raises(AuthenticationError, match="HTTP 401") as error:
+                await fetch_trades(http, sim.rest_url, wrong)
+            assert wrong.secret not in str(error.value) and "wrong-pass" not in str(error.value)
+
+    run(main)
+
+
+def test_lists_are_read_page_by_page_with_signed_requests() -> None:
+    pages = {"": ("MQ==", ["a", "b"]), "MQ==": ("Mg==", ["c"]), "Mg==": (END_CURSOR, ["d"])}
+    seen: list[str] = []
+
+    async def data_trades(request: web.Request) -> web.Response:
+        assert verify_l2(SIM_CREDENTIALS, dict(request.headers), "GET", "/data/trades")
+        cursor = request.query.get("next_cursor", "")
+        seen.append(cursor)
+        following, ids = pages[cursor]
+        rows: list[dict[str, Any]] = [
+            {
+                "id": i,
+                "market": "m",
+                "asset_id": "1",
+                "side": "BUY",
+                "size": "1",
+                "price": "0.5",
+                "status": "CONFIRMED",
+                "match_time": 1726043102,
+                "bucket_index": 0,
+            }
+            for i in ids
+        ]
+        return web.json_response({"data": rows, "next_cursor": following})
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/data/trades", data_trades)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            async with aiohttp.ClientSession() as http:
+                trades = await fetch_trades(http, f"http://127.0.0.1:{port}", SIM_CREDENTIALS)
+        finally:
+            await runner.cleanup()
+        assert [t.id for t in trades] == ["a", "b", "c", "d"] and seen == ["", "MQ==", "Mg=="]
+        assert trades[0].match_time == "1726043102" and trades[0].bucket_index == 0
+
+    run(main)
+
+
+def test_rest_rows_become_channel_structs_or_a_clear_error() -> None:
+    row = {"id": "0x1", "market": "m", "asset_id": "1", "side": "BUY", "price": "0.5", "created_at": 17258425}
+    assert rest_row(row, Order).created_at == "17258425"
+    with pytest.raises(PolyfeedError, match="trade row does not fit"):
+        rest_row({"id": "t"}, Trade)
