@@ -5,7 +5,7 @@
 >>> from polyfeed.wire import decode_market     # frames to typed messages
 """
 
-from polyfeed.stream import MarketStream, SyncMarketStream
+from polyfeed.stream import MarketStream, SyncMarketStream, UserStream
 
-__all__ = ["MarketStream", "SyncMarketStream", "__version__"]
+__all__ = ["MarketStream", "SyncMarketStream", "UserStream", "__version__"]
 __version__ = "0.1.0.dev0"

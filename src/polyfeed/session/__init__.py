@@ -6,10 +6,13 @@ from polyfeed.session.events import (
     Disconnected,
     Event,
     MessageReceived,
+    OrderUpdated,
+    Reconciled,
     Reconnected,
     Resynced,
     ResyncRequested,
     StatusChanged,
+    TradeUpdated,
 )
 from polyfeed.session.market import MarketSession, SessionConfig
 
@@ -20,9 +23,12 @@ __all__ = [
     "Event",
     "MarketSession",
     "MessageReceived",
+    "OrderUpdated",
+    "Reconciled",
     "Reconnected",
     "ResyncRequested",
     "Resynced",
     "SessionConfig",
     "StatusChanged",
+    "TradeUpdated",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import msgspec
 
 from polyfeed.book import BookStatus
-from polyfeed.wire import MarketMessage
+from polyfeed.wire import MarketMessage, Order, Trade, UserMessage
 
 __all__ = [
     "BookUpdated",
@@ -17,10 +17,13 @@ __all__ = [
     "Disconnected",
     "Event",
     "MessageReceived",
+    "OrderUpdated",
+    "Reconciled",
     "Reconnected",
     "ResyncRequested",
     "Resynced",
     "StatusChanged",
+    "TradeUpdated",
 ]
 
 
@@ -36,7 +39,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 class MessageReceived(Event, frozen=True, kw_only=True):
     """A wire message, in wire order (every one, also those no book uses: prints, notices, ...)."""
 
-    message: MarketMessage
+    message: MarketMessage | UserMessage
 
 
 class BookUpdated(Event, frozen=True, kw_only=True):
@@ -89,3 +92,46 @@ class DecodeFailed(Event, frozen=True, kw_only=True):
 
     error: str
     raw: bytes | str
+
+
+# -- user channel -------------------------------------------------------------------------------------
+
+
+class OrderUpdated(Event, frozen=True, kw_only=True):
+    """One of your orders changed (placed, matched further, cancelled, or found changed by a
+    reconciliation); ``order`` is the message or REST row that changed it."""
+
+    order_id: str
+    status: str
+    size_matched: str
+    order: Order
+
+
+class TradeUpdated(Event, frozen=True, kw_only=True):
+    """A trade of yours is new (``new``: your fills in it were counted now, once) or moved on in its
+    lifecycle (MATCHED, MINED, CONFIRMED, RETRYING, FAILED)."""
+
+    trade_id: str
+    status: str
+    new: bool
+    trade: Trade
+
+
+class Reconciled(Event, frozen=True, kw_only=True):
+    """After a gap, state was compared with the venue's REST view; what changed (ids)."""
+
+    orders_added: tuple[str, ...]
+    orders_changed: tuple[str, ...]
+    orders_closed: tuple[str, ...]
+    trades_added: tuple[str, ...]
+    trades_changed: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.orders_added
+            or self.orders_changed
+            or self.orders_closed
+            or self.trades_added
+            or self.trades_changed
+        )

@@ -1,0 +1,127 @@
+"""``UserStream``: your orders and trades from the authenticated user channel, as state a bot can trust.
+
+>>> async with UserStream(Credentials.from_env()) as stream:      # doctest: +SKIP
+...     async for event in stream:                                # OrderUpdated, TradeUpdated, Reconciled...
+...         print(stream.state.open_orders(), stream.state.position(token_id))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterable
+from types import TracebackType
+
+import aiohttp
+
+from polyfeed.net.connection import Backoff
+from polyfeed.net.user import UserConnection
+from polyfeed.session import Event
+from polyfeed.session.user import UserConfig, UserSession, UserState
+from polyfeed.stream.market import DEFAULT_REST_URL
+from polyfeed.stream.queue import EventQueue
+from polyfeed.wire import Credentials
+
+__all__ = ["DEFAULT_USER_WS_URL", "UserStream"]
+
+DEFAULT_USER_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/user"
+
+
+class UserStream:
+    """Your orders and trades, kept right across reconnects by REST reconciliation.
+
+    Args:
+        credentials: L2 API key, secret and passphrase; ``None`` reads ``POLYMARKET_API_KEY``,
+            ``POLYMARKET_API_SECRET`` and ``POLYMARKET_API_PASSPHRASE``. Never logged or recorded.
+        markets: condition ids to follow (``None``: all your markets).
+        address: your signer address (``POLY_ADDRESS`` of the REST calls; also picks out your maker
+            fills by ``maker_address``).
+        ws_url: the user channel (``.../ws/user``).
+        rest_url: the CLOB REST API, for the reconciliation.
+        on_event: called with every event, in order; what it raises is logged and counted.
+        config: timings and the number of dropped connections that mean bad credentials.
+        backoff: reconnect pacing.
+        max_queue: events buffered for ``async for`` (the oldest dropped beyond, counted; ``0``: none).
+        ssl_context: for ``wss://`` and ``https://``.
+
+    The iterator raises :class:`polyfeed.errors.AuthenticationError` when the venue keeps refusing the
+    credentials (it drops the connection without a word, spec 5.3), after the events already queued.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials | None = None,
+        *,
+        markets: Iterable[str] | None = None,
+        address: str = "",
+        ws_url: str = DEFAULT_USER_WS_URL,
+        rest_url: str = DEFAULT_REST_URL,
+        on_event: Callable[[Event], None] | None = None,
+        config: UserConfig | None = None,
+        backoff: Backoff | None = None,
+        max_queue: int = 100_000,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.credentials = credentials if credentials is not None else Credentials.from_env()
+        self.state = UserState(self.credentials.api_key, address)
+        self.markets = list(markets or ())
+        self.address = address
+        self.ws_url = ws_url
+        self.rest_url = rest_url
+        self.config = config
+        self.backoff = backoff
+        self.ssl_context = ssl_context
+        self._queue = EventQueue(on_event, max_queue)
+        self._http: aiohttp.ClientSession | None = None
+        self.connection: UserConnection | None = None
+        self._runner: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"UserStream({self.credentials!r}, markets={len(self.markets)}, ws_url={self.ws_url!r})"
+
+    @property
+    def events_dropped(self) -> int:
+        return self._queue.dropped
+
+    @property
+    def callback_errors(self) -> int:
+        return self._queue.callback_errors
+
+    async def __aenter__(self) -> UserStream:
+        connector = aiohttp.TCPConnector(ssl=self.ssl_context) if self.ssl_context is not None else None
+        self._http = aiohttp.ClientSession(connector=connector)
+        session = UserSession(1, self.credentials, self.state, self.markets, self.config)
+        self.connection = UserConnection(
+            session,
+            self.ws_url,
+            self._queue.emit,
+            http=self._http,
+            rest_url=self.rest_url,
+            address=self.address,
+            backoff=self.backoff,
+            ssl_context=self.ssl_context,
+        )
+        self._runner = asyncio.get_running_loop().create_task(self.connection.run())
+        self._runner.add_done_callback(self._ended)
+        return self
+
+    def _ended(self, runner: asyncio.Task[None]) -> None:
+        if not runner.cancelled() and runner.exception() is not None:
+            self._queue.fail(runner.exception())  # type: ignore[arg-type]
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self._queue.get()
