@@ -24,13 +24,29 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import aiohttp
+import msgspec
 import picows
 
 from polyfeed.errors import FrameDecodeError
+from polyfeed.record.format import Channel, RecordKind
 from polyfeed.session import Event, MarketSession
 from polyfeed.wire import Book, decode_market
 
-__all__ = ["Backoff", "MarketConnection", "Session", "SessionConnection"]
+__all__ = ["Backoff", "FrameSink", "MarketConnection", "Session", "SessionConnection"]
+
+_FRAME = int(RecordKind.FRAME)
+_SENT = int(RecordKind.SENT)
+_MARKER = int(RecordKind.MARKER)
+_REST = int(RecordKind.REST)
+_TIMER_MARKER = b'{"marker":"timer"}'
+
+
+class FrameSink(Protocol):
+    """Where a driver records what it receives and decides (:class:`polyfeed.record.Recorder`)."""
+
+    def write(self, kind: int, channel: int, connection: int, recv_ns: int, payload: bytes) -> None: ...
+    def tick(self, now_ns: int) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +124,11 @@ class SessionConnection(Generic[S]):
         backoff: reconnect pacing.
         seed: for the jitter (tests make it deterministic).
         ssl_context: for ``wss://`` URLs; ``None`` uses the system's defaults.
+        recorder: records every frame received, the frames sent (secrets redacted), timer ticks,
+            disconnects and the REST answers used, so that a replay drives the session exactly as live.
     """
+
+    channel = int(Channel.MARKET)
 
     def __init__(
         self,
@@ -119,7 +139,9 @@ class SessionConnection(Generic[S]):
         backoff: Backoff | None = None,
         seed: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        recorder: FrameSink | None = None,
     ) -> None:
+        self.recorder = recorder
         self.ssl_context = ssl_context
         self.session = session
         self.ws_url = ws_url
@@ -184,17 +206,51 @@ class SessionConnection(Generic[S]):
     def _connected(self, transport: picows.WSTransport) -> None:
         self._transport = transport
         self.connects += 1
-        for frame in self.session.connection_made(time.time_ns()):
+        now = time.time_ns()
+        frames = self.session.connection_made(now)
+        self._record_sent(frames, now)
+        for frame in frames:
             transport.send(picows.WSMsgType.TEXT, frame)
 
     def _frame(self, payload: bytes) -> None:
-        events = self.session.data_received(payload, time.time_ns())
-        self._dispatch(events)
+        now = time.time_ns()
+        if self.recorder is not None:
+            self._record_frame(payload, now)
+        self._dispatch(self.session.data_received(payload, now))
 
     def _disconnected(self) -> None:
         reason = self.session.close_reason or "closed by the server"
         self._transport = None
-        self._dispatch(self.session.connection_lost(time.time_ns(), reason))
+        now = time.time_ns()
+        self._record_marker({"marker": "disconnected", "reason": reason}, now)
+        self._dispatch(self.session.connection_lost(now, reason))
+
+    # -- recording ----------------------------------------------------------------------------------------
+
+    def _redact(self, frame: bytes) -> bytes | None:
+        """The form of a sent frame that may be recorded (``None``: not recorded). PINGs are left out."""
+        return None if frame == b"PING" else frame
+
+    def _record_frame(self, payload: bytes, now_ns: int) -> None:
+        assert self.recorder is not None
+        self.recorder.write(_FRAME, self.channel, self.session.connection_id, now_ns, payload)
+
+    def _record_sent(self, frames: list[bytes], now_ns: int) -> None:
+        if self.recorder is not None:
+            for frame in frames:
+                safe = self._redact(frame)
+                if safe is not None:
+                    self.recorder.write(_SENT, self.channel, self.session.connection_id, now_ns, safe)
+
+    def _record_marker(self, marker: dict[str, object], now_ns: int) -> None:
+        if self.recorder is not None:
+            payload = msgspec.json.encode(marker)
+            self.recorder.write(_MARKER, self.channel, self.session.connection_id, now_ns, payload)
+
+    def _record_rest(self, answer: dict[str, object], now_ns: int) -> None:
+        if self.recorder is not None:
+            payload = msgspec.json.encode(answer)
+            self.recorder.write(_REST, self.channel, self.session.connection_id, now_ns, payload)
 
     def _dispatch(self, events: list[Event]) -> None:
         if events:
@@ -212,12 +268,17 @@ class SessionConnection(Generic[S]):
     def send(self, frames: list[bytes]) -> None:
         """Send frames now (operations from subscribe/unsubscribe), if connected."""
         if self._transport is not None:
+            self._record_sent(frames, time.time_ns())
             for frame in frames:
                 self._transport.send(picows.WSMsgType.TEXT, frame)
 
     async def _run_timer(self, transport: picows.WSTransport) -> None:
         while True:
             now = time.time_ns()
+            recorder = self.recorder
+            if recorder is not None:  # a replay calls the timer where the live driver did
+                recorder.write(_MARKER, self.channel, self.session.connection_id, now, _TIMER_MARKER)
+                recorder.tick(now)
             frames, events = self.session.timer(now)
             for frame in frames:
                 transport.send(picows.WSMsgType.TEXT, frame)
@@ -257,8 +318,11 @@ class MarketConnection(SessionConnection[MarketSession]):
         backoff: Backoff | None = None,
         seed: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        recorder: FrameSink | None = None,
     ) -> None:
-        super().__init__(session, ws_url, emit, backoff=backoff, seed=seed, ssl_context=ssl_context)
+        super().__init__(
+            session, ws_url, emit, backoff=backoff, seed=seed, ssl_context=ssl_context, recorder=recorder
+        )
         self.http = http
         self.rest_url = rest_url.rstrip("/")
 
@@ -285,6 +349,10 @@ class MarketConnection(SessionConnection[MarketSession]):
                 raise FrameDecodeError("GET /book did not return a book", body)
         except (aiohttp.ClientError, TimeoutError, FrameDecodeError, ValueError) as exc:
             log.warning("connection %d: resync of %s failed: %s", self.session.connection_id, asset_id, exc)
+            self._record_marker({"marker": "resync_failed", "asset_id": asset_id}, time.time_ns())
             self.session.resync_failed(asset_id)
             return
-        self._dispatch(self.session.resync_received(snapshot, time.time_ns()))
+        now = time.time_ns()
+        self._record_rest({"asset_id": asset_id, "body": body.decode()}, now)
+        self._dispatch(self.session.resync_received(snapshot, now))
+        self._record_marker({"marker": "resynced", "asset_id": asset_id}, now)

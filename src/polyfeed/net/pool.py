@@ -19,7 +19,7 @@ import aiohttp
 
 from polyfeed.book import OrderBook
 from polyfeed.errors import SubscriptionLimitError
-from polyfeed.net.connection import Backoff, MarketConnection
+from polyfeed.net.connection import Backoff, FrameSink, MarketConnection
 from polyfeed.session import Event, MarketSession, SessionConfig
 
 __all__ = ["VENUE_ASSET_LIMIT", "MarketPool"]
@@ -40,6 +40,7 @@ class MarketPool:
         config: the sessions' timings and budgets.
         backoff: reconnect pacing.
         ssl_context: for ``wss://`` URLs.
+        recorder: records what every connection receives and decides (:class:`polyfeed.record.Recorder`).
 
     Raises:
         SubscriptionLimitError: ``per_connection`` above the venue's 500.
@@ -57,7 +58,9 @@ class MarketPool:
         config: SessionConfig | None = None,
         backoff: Backoff | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        recorder: FrameSink | None = None,
     ) -> None:
+        self.recorder = recorder
         self.ssl_context = ssl_context
         if not 1 <= per_connection <= VENUE_ASSET_LIMIT:
             raise SubscriptionLimitError(
@@ -112,6 +115,7 @@ class MarketPool:
             rest_url=self.rest_url,
             backoff=self.backoff,
             ssl_context=self.ssl_context,
+            recorder=self.recorder,
         )
         self.connections.append(connection)
         self._pending.put_nowait(connection)

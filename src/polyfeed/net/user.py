@@ -10,14 +10,20 @@ import time
 from collections.abc import Callable
 
 import aiohttp
+import msgspec
 
 from polyfeed.errors import AuthenticationError, PolyfeedError
-from polyfeed.net.connection import Backoff, SessionConnection
+from polyfeed.net.connection import Backoff, FrameSink, SessionConnection
 from polyfeed.net.rest import fetch_open_orders, fetch_order, fetch_trades
+from polyfeed.record.format import Channel, RecordKind
 from polyfeed.session import Event
 from polyfeed.session.user import UserSession
 
-__all__ = ["UserConnection"]
+__all__ = ["REDACTED_API_KEY", "UserConnection"]
+
+REDACTED_API_KEY = "<redacted-api-key>"
+"""What a recording holds where the venue sent your API key."""
+_FRAME = int(RecordKind.FRAME)
 
 log = logging.getLogger(__name__)
 _RECONCILE_TRIES = 3
@@ -55,13 +61,40 @@ class UserConnection(SessionConnection[UserSession]):
         backoff: Backoff | None = None,
         seed: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        recorder: FrameSink | None = None,
     ) -> None:
-        super().__init__(session, ws_url, emit, backoff=backoff, seed=seed, ssl_context=ssl_context)
+        super().__init__(
+            session, ws_url, emit, backoff=backoff, seed=seed, ssl_context=ssl_context, recorder=recorder
+        )
         self.http = http
         self.rest_url = rest_url.rstrip("/")
         self.address = address
         self.reconciliations = 0
         self._reconciling = False
+
+    channel = int(Channel.USER)
+
+    def _scrub(self, payload: bytes) -> bytes:
+        # The venue names your API key as the ``owner`` of your orders and fills; a recording must not
+        # hold it (nor the secret or passphrase, which only the subscription carries).
+        return payload.replace(self.session.credentials.api_key.encode(), REDACTED_API_KEY.encode())
+
+    def _record_frame(self, payload: bytes, now_ns: int) -> None:
+        assert self.recorder is not None
+        self.recorder.write(_FRAME, self.channel, self.session.connection_id, now_ns, self._scrub(payload))
+
+    def _redact(self, frame: bytes) -> bytes | None:
+        """The subscription without its ``auth``: a recording never holds the secret or passphrase."""
+        if frame == b"PING":
+            return None
+        try:
+            body = msgspec.json.decode(frame)
+        except msgspec.DecodeError:
+            return None
+        if isinstance(body, dict) and "auth" in body:
+            body.pop("auth")
+            return msgspec.json.encode(body)
+        return self._scrub(frame)
 
     def _after_dispatch(self) -> None:
         session = self.session
@@ -119,6 +152,11 @@ class UserConnection(SessionConnection[UserSession]):
                 session.reconciliation_due = False
                 return
             self.reconciliations += 1
-            self._dispatch(session.reconcile(open_orders, looked_up, trades, time.time_ns()))
+            now = time.time_ns()
+            if self.recorder is not None:
+                answer = {"reconcile": {"open_orders": open_orders, "looked_up": looked_up, "trades": trades}}
+                payload = self._scrub(msgspec.json.encode(answer))
+                self.recorder.write(int(RecordKind.REST), self.channel, session.connection_id, now, payload)
+            self._dispatch(session.reconcile(open_orders, looked_up, trades, now))
         finally:
             self._reconciling = False

@@ -8,15 +8,18 @@
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 
 import aiohttp
+import msgspec
 
 from polyfeed.book import OrderBook
-from polyfeed.net.connection import Backoff
+from polyfeed.net.connection import Backoff, FrameSink
 from polyfeed.net.pool import MarketPool
 from polyfeed.net.rest import fetch_books, resolve_slugs
+from polyfeed.record.format import Channel, RecordKind
 from polyfeed.session import Event, SessionConfig
 from polyfeed.stream.queue import EventQueue
 
@@ -25,6 +28,14 @@ __all__ = ["DEFAULT_GAMMA_URL", "DEFAULT_REST_URL", "DEFAULT_WS_URL", "MarketStr
 DEFAULT_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
 DEFAULT_REST_URL = "https://clob.polymarket.com"
 DEFAULT_GAMMA_URL = "https://gamma-api.polymarket.com"
+
+
+def apply_metadata(book: OrderBook, min_order_size: str | None, neg_risk: bool | None) -> None:
+    """The hash's fields the WebSocket never sends, from REST ``/books`` (live, or a recording's marker)."""
+    if min_order_size is not None:
+        book.min_order_size = min_order_size
+    if neg_risk is not None:
+        book.neg_risk = neg_risk
 
 
 class MarketStream:
@@ -45,6 +56,8 @@ class MarketStream:
             ``events_dropped``, logged). ``0`` keeps no events at all: for programs that only read
             ``books`` or use ``on_event``.
         ssl_context: for ``wss://`` and ``https://`` (a local exchange's own certificate, say).
+        recorder: records every raw frame, the frames sent, the stream's markers and the REST answers
+            it used (:class:`polyfeed.record.Recorder`); ``polyfeed replay`` rebuilds the same books.
     """
 
     def __init__(
@@ -61,7 +74,9 @@ class MarketStream:
         backoff: Backoff | None = None,
         max_queue: int = 100_000,
         ssl_context: ssl.SSLContext | None = None,
+        recorder: FrameSink | None = None,
     ) -> None:
+        self.recorder = recorder
         self.ssl_context = ssl_context
         self.asset_ids = list(dict.fromkeys(asset_ids))
         self.ws_url = ws_url
@@ -110,6 +125,7 @@ class MarketStream:
                 config=self.config,
                 backoff=self.backoff,
                 ssl_context=self.ssl_context,
+                recorder=self.recorder,
             )
             await self._load_metadata(self.asset_ids)
             self._pool.subscribe(self.asset_ids)
@@ -129,12 +145,20 @@ class MarketStream:
     async def _load_metadata(self, assets: list[str]) -> None:
         """min_order_size and neg_risk enter the venue's hash but never come over the WebSocket."""
         assert self._http is not None and self._pool is not None
+        metadata = []
         for snapshot in await fetch_books(self._http, self.rest_url, assets):
             book = self._pool.books.setdefault(snapshot.asset_id, OrderBook(snapshot.asset_id))
-            if snapshot.min_order_size is not None:
-                book.min_order_size = snapshot.min_order_size
-            if snapshot.neg_risk is not None:
-                book.neg_risk = snapshot.neg_risk
+            apply_metadata(book, snapshot.min_order_size, snapshot.neg_risk)
+            metadata.append(
+                {
+                    "asset_id": snapshot.asset_id,
+                    "min_order_size": book.min_order_size,
+                    "neg_risk": book.neg_risk,
+                }
+            )
+        if self.recorder is not None and metadata:
+            marker = msgspec.json.encode({"marker": "metadata", "books": metadata})
+            self.recorder.write(int(RecordKind.MARKER), int(Channel.MARKET), 0, time.time_ns(), marker)
 
     async def subscribe(self, asset_ids: Iterable[str]) -> None:
         """Follow more assets, in place (no reconnect)."""

@@ -14,7 +14,7 @@ from types import TracebackType
 
 import aiohttp
 
-from polyfeed.net.connection import Backoff
+from polyfeed.net.connection import Backoff, FrameSink
 from polyfeed.net.user import UserConnection
 from polyfeed.session import Event
 from polyfeed.session.user import UserConfig, UserSession, UserState
@@ -43,6 +43,8 @@ class UserStream:
         backoff: reconnect pacing.
         max_queue: events buffered for ``async for`` (the oldest dropped beyond, counted; ``0``: none).
         ssl_context: for ``wss://`` and ``https://``.
+        recorder: records the channel's frames and the reconciliations' REST answers (the
+            subscription is recorded without its credentials).
 
     The iterator raises :class:`polyfeed.errors.AuthenticationError` when the venue keeps refusing the
     credentials (it drops the connection without a word, spec 5.3), after the events already queued.
@@ -61,7 +63,9 @@ class UserStream:
         backoff: Backoff | None = None,
         max_queue: int = 100_000,
         ssl_context: ssl.SSLContext | None = None,
+        recorder: FrameSink | None = None,
     ) -> None:
+        self.recorder = recorder
         self.credentials = credentials if credentials is not None else Credentials.from_env()
         self.state = UserState(self.credentials.api_key, address)
         self.markets = list(markets or ())
@@ -100,6 +104,7 @@ class UserStream:
             address=self.address,
             backoff=self.backoff,
             ssl_context=self.ssl_context,
+            recorder=self.recorder,
         )
         self._runner = asyncio.get_running_loop().create_task(self.connection.run())
         self._runner.add_done_callback(self._ended)
