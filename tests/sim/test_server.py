@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 from decimal import Decimal
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -26,7 +24,7 @@ from polyfeed.wire import (
     encode_market_subscription,
     encode_operation,
 )
-from tests.sim.simclient import read_until_pong, run
+from tests.sim.simclient import HARNESS, quickstart_class_source, read_until_pong, run
 
 
 def test_books_from_the_stream_verify_every_hash_and_equal_get_book() -> None:
@@ -188,28 +186,6 @@ def test_rest_endpoints() -> None:
                 assert r.status == 404
 
     run(scenario)
-
-
-def quickstart_class_source() -> str:
-    """Polymarket's quickstart client, from ../shared (never copied into the repo): everything above its
-    ``if __name__ == "__main__":`` block."""
-    path = Path(__file__).resolve().parents[2].parent / "shared/reference/polymarket-ws-quickstart.md"
-    if not path.exists():
-        pytest.skip("../shared/reference/polymarket-ws-quickstart.md not found: the quickstart test needs it")
-    code = re.search(r"```python\n(.*?)```", path.read_text(), re.S)
-    assert code is not None
-    return code.group(1).split('if __name__ == "__main__":')[0]
-
-
-HARNESS = """
-import sys, threading
-namespace = {}
-exec(sys.argv[1], namespace)
-client = namespace["WebSocketOrderBook"](namespace["MARKET_CHANNEL"], sys.argv[2], sys.argv[3].split(","),
-                                         {"apiKey": "", "secret": "", "passphrase": ""}, None, True)
-threading.Thread(target=client.run, daemon=True).start()
-threading.Event().wait()
-"""
 
 
 def test_polymarket_quickstart_client_unchanged_receives_books_and_updates() -> None:
