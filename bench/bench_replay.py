@@ -60,7 +60,8 @@ def main() -> None:
             best = max(best, frames / (time.perf_counter() - started))
         live = sum(b.status is BookStatus.LIVE for b in state.books.values())
         failed = sum(b.checks.total_failed for b in state.books.values())
-    print(f"replay of {frames:,} recorded frames ({info.bytes_on_disk / 1e6:.1f} MB on disk, {info.segments} segments):")
+    size = f"{info.bytes_on_disk / 1e6:.1f} MB on disk, {info.segments} segments"
+    print(f"replay of {frames:,} recorded frames ({size}):")
     print(f"  read only:                        {records / read_s:>10,.0f} records/s")
     print(f"  replay --speed max, books + checks: {best:>10,.0f} messages/s (target 150,000)")
     print(f"  {live} of {len(state.books)} books live at the end, {failed} checks failed")
