@@ -1,0 +1,130 @@
+"""Recording and replaying as whole jobs, for the command line and for programs.
+
+:func:`record` follows assets (and, with credentials, your user channel) and writes everything to a
+recording until it is cancelled or ``seconds`` pass; :func:`replay_paced` drives a recording through the
+live session code at a chosen speed and yields what the live stream emitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from polyfeed.record.format import Record, Recorder
+from polyfeed.record.replay import Replay, replay
+from polyfeed.session import Event
+from polyfeed.stream.market import DEFAULT_GAMMA_URL, DEFAULT_REST_URL, DEFAULT_WS_URL, MarketStream
+from polyfeed.stream.user import DEFAULT_USER_WS_URL, UserStream
+from polyfeed.wire import Credentials
+
+__all__ = ["RecordSummary", "record", "replay_paced"]
+
+
+@dataclass
+class RecordSummary:
+    """What a recording run wrote."""
+
+    directory: Path
+    records: int
+    bytes_in: int
+    bytes_written: int
+    assets: int
+    seconds: float
+
+
+async def record(
+    out: str | Path,
+    asset_ids: Iterable[str] = (),
+    *,
+    slugs: Iterable[str] = (),
+    ws_url: str = DEFAULT_WS_URL,
+    rest_url: str = DEFAULT_REST_URL,
+    gamma_url: str = DEFAULT_GAMMA_URL,
+    user_credentials: Credentials | None = None,
+    user_ws_url: str = DEFAULT_USER_WS_URL,
+    address: str = "",
+    seconds: float | None = None,
+    rotate_bytes: int = 256 << 20,
+    rotate_s: float = 3600.0,
+    ssl_context: ssl.SSLContext | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> RecordSummary:
+    """Record the market channel of ``asset_ids`` and ``slugs`` (and the user channel when
+    ``user_credentials`` are given) into ``out`` until cancelled (Ctrl-C) or ``seconds`` pass.
+
+    The recording is closed properly however the run ends; a process killed outright loses at most the
+    last second (see ``docs/recording-format.md``).
+    """
+    started = time.monotonic()
+    meta: dict[str, object] = {"ws_url": ws_url, "rest_url": rest_url, "slugs": list(slugs)}
+    with Recorder(out, rotate_bytes=rotate_bytes, rotate_s=rotate_s, meta=meta) as recorder:
+        market = MarketStream.from_slugs(
+            list(slugs),
+            ws_url=ws_url,
+            rest_url=rest_url,
+            gamma_url=gamma_url,
+            on_event=on_event,
+            max_queue=0,
+            ssl_context=ssl_context,
+            recorder=recorder,
+        )
+        market.asset_ids = list(dict.fromkeys(asset_ids))  # the slugs' tokens join these on entering
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(market)
+            if user_credentials is not None:
+                user = UserStream(
+                    user_credentials,
+                    address=address,
+                    ws_url=user_ws_url,
+                    rest_url=rest_url,
+                    on_event=on_event,
+                    max_queue=0,
+                    ssl_context=ssl_context,
+                    recorder=recorder,
+                )
+                await stack.enter_async_context(user)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(seconds if seconds is not None else float("inf"))
+        assets = len(market.books)
+        summary = RecordSummary(
+            Path(out),
+            recorder.records,
+            recorder.bytes_in,
+            recorder.bytes_written,
+            assets,
+            time.monotonic() - started,
+        )
+    return summary
+
+
+async def replay_paced(
+    directory: str | Path,
+    *,
+    speed: float | None = None,
+    from_ns: int | None = None,
+    until_ns: int | None = None,
+    state: Replay | None = None,
+) -> AsyncIterator[tuple[Record, list[Event]]]:
+    """:func:`polyfeed.record.replay.replay` at ``speed`` times the recorded pace (``None``: as fast as
+    possible, yielding to the event loop now and then)."""
+    loop = asyncio.get_running_loop()
+    start_wall = loop.time()
+    start_ns: int | None = None
+    count = 0
+    for record, events in replay(directory, from_ns=from_ns, until_ns=until_ns, state=state):
+        if speed:
+            if start_ns is None:
+                start_ns = record.recv_ns
+            delay = start_wall + (record.recv_ns - start_ns) / 1e9 / speed - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        else:
+            count += 1
+            if count % 4096 == 0:
+                await asyncio.sleep(0)
+        yield record, events
