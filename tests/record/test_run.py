@@ -36,11 +36,13 @@ def test_both_channels_recorded_until_cancelled_then_replayed(tmp_path: Path) ->
             )
             loop = asyncio.get_running_loop()
             deadline = loop.time() + BOUND_S
-            while (
-                len(list(read_recording(tmp_path / "rec"))) < 300
-                if (tmp_path / "rec/meta.json").exists()
-                else True
-            ):
+
+            def grown() -> bool:
+                return (tmp_path / "rec/meta.json").exists() and recording_info(
+                    tmp_path / "rec"
+                ).records >= 300
+
+            while not grown():
                 assert loop.time() < deadline, "the recording never grew"
                 await asyncio.sleep(0.2)
             job.cancel()
