@@ -62,7 +62,7 @@ SEGMENT_MAGIC = b"PFRS"
 _SEGMENT_HEADER = struct.Struct("<4sHH")  # magic, format version, flags (0)
 _RECORD_HEADER = struct.Struct("<IBBIQ")  # payload length, kind, channel, connection, recv_ns
 RECORD_HEADER_SIZE = _RECORD_HEADER.size  # 18
-_MAX_BUFFER_BYTES = 64 << 20  # flush earlier than flush_s if a burst buffers this much
+_MAX_BUFFER_BYTES = 4 << 20  # flush before flush_s past this: bounds the pause a flush makes (~5 ms)
 _READ_CHUNK = 1 << 20
 _NEVER = 1 << 63
 
