@@ -136,14 +136,14 @@ _BOOK_DECODER = msgspec.json.Decoder(Book)
 
 
 class _Partition:
-    """Buffered rows of one ``date=/market=`` partition, one list of row tuples per table."""
+    """Buffered rows of one ``date=/market=`` partition: per table, a Python list per column."""
 
-    __slots__ = ("date", "files", "market", "rows")
+    __slots__ = ("columns", "date", "files", "market")
 
     def __init__(self, date: str, market: str) -> None:
         self.date = date
         self.market = market
-        self.rows: tuple[list[tuple[Any, ...]], ...] = ([], [], [], [])
+        self.columns: tuple[list[list[Any]], ...] = tuple([[] for _ in TABLES[name].names] for name in _NAMES)
         self.files = [0, 0, 0, 0]
 
 
@@ -243,13 +243,21 @@ class _Exporter:
     def price_change(self, recv_ns: int, message: PriceChange) -> None:
         market = message.market
         part = self.partition(recv_ns, market)
-        rows = part.rows[_CHANGES]
+        columns = part.columns[_CHANGES]
+        recv_col, ts_col, asset_col, market_col, side_col, price_col, size_col, hash_col = columns
         ts = _ms(message.timestamp)
         assets: list[str] = []
         sides = _SIDES
         for e in message.price_changes:
             asset = e.asset_id
-            rows.append((recv_ns, ts, asset, market, sides.get(e.side, e.side), e.price, e.size, e.hash))
+            recv_col.append(recv_ns)
+            ts_col.append(ts)
+            asset_col.append(asset)
+            market_col.append(market)
+            side_col.append(sides.get(e.side, e.side))
+            price_col.append(e.price)
+            size_col.append(e.size)
+            hash_col.append(e.hash)
             if asset not in assets:
                 assets.append(asset)
         for asset in assets:
@@ -272,31 +280,35 @@ class _Exporter:
             return
         market = message.market or book.market
         part = self.partition(recv_ns, market)
-        rows = part.rows[_SNAPSHOTS]
+        columns = part.columns[_SNAPSHOTS]
         ts = _ms(message.timestamp)
-        for side, levels in (
-            ("bid", _best_first(message.bids, True)),
-            ("ask", _best_first(message.asks, False)),
-        ):
-            for level, lv in enumerate(levels):
-                rows.append((recv_ns, ts, asset, market, side, lv.price, lv.size, level, source))
+        bids = _best_first(message.bids, True)
+        asks = _best_first(message.asks, False)
+        n = len(bids) + len(asks)
+        for column, value in zip(columns[:4], (recv_ns, ts, asset, market), strict=True):
+            column.extend([value] * n)
+        columns[4].extend(["bid"] * len(bids) + ["ask"] * len(asks))
+        columns[5].extend([lv.price for lv in bids] + [lv.price for lv in asks])
+        columns[6].extend([lv.size for lv in bids] + [lv.size for lv in asks])
+        columns[7].extend([*range(len(bids)), *range(len(asks))])
+        columns[8].extend([source] * n)
         self.top(book, part, recv_ns, ts)
 
     def trade(self, recv_ns: int, message: LastTradePrice) -> None:
         # The book is not told: a print changes no level, and hashes are not checked here.
-        self.partition(recv_ns, message.market).rows[_TRADES].append(
-            (
-                recv_ns,
-                _ms(message.timestamp),
-                message.asset_id,
-                message.market,
-                message.price,
-                message.size,
-                message.side,
-                message.fee_rate_bps or None,
-                message.transaction_hash or None,
-            )
+        row = (
+            recv_ns,
+            _ms(message.timestamp),
+            message.asset_id,
+            message.market,
+            message.price,
+            message.size,
+            message.side,
+            message.fee_rate_bps or None,
+            message.transaction_hash or None,
         )
+        for column, value in zip(self.partition(recv_ns, message.market).columns[_TRADES], row, strict=True):
+            column.append(value)
 
     def top(self, book: OrderBook, part: _Partition, recv_ns: int, ts: int | None) -> None:
         bid = book.best_bid
@@ -306,32 +318,30 @@ class _Exporter:
         if self.tops.get(asset) == state:
             return
         self.tops[asset] = state
-        part.rows[_TOPS].append(
-            (
-                recv_ns,
-                ts,
-                asset,
-                part.market,
-                None if bid is None else _text(bid.price),
-                None if bid is None else _text(bid.size),
-                None if ask is None else _text(ask.price),
-                None if ask is None else _text(ask.size),
-            )
-        )
+        columns = part.columns[_TOPS]
+        recv_col, ts_col, asset_col, market_col, bid_col, bid_size_col, ask_col, ask_size_col = columns
+        recv_col.append(recv_ns)
+        ts_col.append(ts)
+        asset_col.append(asset)
+        market_col.append(part.market)
+        bid_col.append(None if bid is None else _text(bid.price))
+        bid_size_col.append(None if bid is None else _text(bid.size))
+        ask_col.append(None if ask is None else _text(ask.price))
+        ask_size_col.append(None if ask is None else _text(ask.size))
 
     # -- files ---------------------------------------------------------------------------------------
 
     def buffered(self) -> int:
-        return sum(len(rows) for part in self.partitions.values() for rows in part.rows)
+        return sum(len(columns[0]) for part in self.partitions.values() for columns in part.columns)
 
     def write(self) -> None:
         """Write every partition's buffered rows as one new file per table, then forget them."""
         for part in self.partitions.values():
-            for table, rows in enumerate(part.rows):
-                if not rows:
+            for table, columns in enumerate(part.columns):
+                n = len(columns[0])
+                if not n:
                     continue
                 schema = TABLES[_NAMES[table]]
-                columns = list(zip(*rows, strict=True))
                 arrays = [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)]
                 directory = (
                     self.out_dir
@@ -344,8 +354,9 @@ class _Exporter:
                 pq.write_table(pa.Table.from_arrays(arrays, schema=schema), path, compression="zstd")
                 part.files[table] += 1
                 self.files += 1
-                self.rows[table] += len(rows)
-                rows.clear()
+                self.rows[table] += n
+                for column in columns:
+                    column.clear()
 
     def summary(self) -> ExportSummary:
         return ExportSummary(
