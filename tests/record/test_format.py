@@ -365,3 +365,28 @@ def test_a_recorder_killed_with_sigkill_leaves_a_readable_recording(tmp_path: Pa
     info = recording_info(directory)
     assert info.records == len(records)
     assert info.truncated_segments <= 1
+
+
+def test_a_failed_write_leaves_no_half_frame_and_the_records_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk mid-flush: the segment is cut back to its last whole frame and the buffered
+    records are written by the next flush that succeeds."""
+    directory = tmp_path / "rec"
+    records = numbered(300, step_ns=10_000_000)
+    recorder = Recorder(directory, flush_s=1.0)
+    write_all(recorder, records[:200])  # flushed at 0 s (record 0) and 1 s (records 1-100)
+    real_write = os.write
+
+    def half_then_full(fd: int, data: bytes | memoryview) -> int:
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", half_then_full)
+    with pytest.raises(RecordingError, match="No space left"):
+        write_all(recorder, records[200:201])  # 2 s: a flush is due, and fails half way
+    monkeypatch.undo()
+    assert list(read_recording(directory)) == records[:101], "whole frames only"
+    write_all(recorder, records[201:])  # the next flush writes what the failed one held
+    recorder.close()
+    assert list(read_recording(directory)) == records

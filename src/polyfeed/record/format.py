@@ -332,7 +332,9 @@ class Recorder:
         self._segment += 1
         path = self.directory / segment_name(self._segment)
         try:
-            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
+            # O_APPEND: after a failed write is cut back, the next one lands at the end, not past it.
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_BINARY", 0)
+            self._fd = os.open(path, flags, 0o644)
         except OSError as exc:
             self._segment -= 1
             raise RecordingError(f"cannot create segment {path}: {exc}") from exc
@@ -396,6 +398,9 @@ class Recorder:
             self._close_segment()
             os.fsync(self._index.fileno())
         finally:
+            if self._fd is not None:  # the flush failed: the segment stays as it is, unindexed
+                os.close(self._fd)
+                self._fd = None
             self._index.close()
             self._index = None
             self._append = _closed
@@ -553,9 +558,10 @@ def _records(content: bytes, path: Path, offset: int, first: bool) -> list[Recor
 class _SegmentRead:
     """Reads one segment's records; remembers whether its tail was truncated."""
 
-    def __init__(self, path: Path, *, last: bool) -> None:
+    def __init__(self, path: Path, *, last: bool, times: bool = False) -> None:
         self.path = path
         self.last = last
+        self.times = times
         self.records = 0
         self.truncated = False
         self.first_ns: int | None = None
@@ -574,6 +580,9 @@ class _SegmentRead:
                     if not batch:
                         continue
                     self.records += len(batch)
+                    if not self.times:
+                        yield batch
+                        continue
                     lo = min(r.recv_ns for r in batch)
                     hi = max(r.recv_ns for r in batch)
                     self.first_ns = lo if self.first_ns is None else min(self.first_ns, lo)
@@ -682,7 +691,7 @@ def recording_info(directory: str | Path) -> RecordingInfo:
         if entry is not None:
             seg_records, seg_first, seg_last = entry.records, entry.first_ns, entry.last_ns
         else:
-            reader = _SegmentRead(path, last=n == len(segments) - 1)
+            reader = _SegmentRead(path, last=n == len(segments) - 1, times=True)
             for _ in reader:
                 pass
             truncated += reader.truncated
