@@ -64,7 +64,7 @@ _RECORD_HEADER = struct.Struct("<IBBIQ")  # payload length, kind, channel, conne
 RECORD_HEADER_SIZE = _RECORD_HEADER.size  # 18
 _MAX_BUFFER_BYTES = 4 << 20  # flush before flush_s past this: bounds the pause a flush makes (~5 ms)
 _READ_CHUNK = 1 << 20
-_NEVER = 1 << 63
+_NEVER = 1 << 64  # after every u64 recv_ns
 
 
 class RecordKind(enum.IntEnum):
