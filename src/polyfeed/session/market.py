@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 from polyfeed.book import BookStatus, OrderBook
 from polyfeed.errors import BookError, FrameDecodeError
+from polyfeed.session.base import ChannelSession
 from polyfeed.session.events import (
     BookUpdated,
-    DecodeFailed,
     Disconnected,
     Event,
     MessageReceived,
@@ -34,7 +34,6 @@ from polyfeed.session.events import (
     StatusChanged,
 )
 from polyfeed.wire import (
-    PING,
     Book,
     LastTradePrice,
     Pong,
@@ -49,7 +48,6 @@ __all__ = ["MarketSession", "SessionConfig"]
 
 log = logging.getLogger(__name__)
 _NS = 1_000_000_000
-_LOGGED_DECODE_FAILURES = 10
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,7 @@ class _Resync:
     buffered: list[PriceChange] = field(default_factory=list)
 
 
-class MarketSession:
+class MarketSession(ChannelSession):
     """The state of one market connection and the books of its assets.
 
     Args:
@@ -95,42 +93,28 @@ class MarketSession:
         books: dict[str, OrderBook],
         config: SessionConfig | None = None,
     ) -> None:
-        self.connection_id = connection_id
+        self.config = config or SessionConfig()
+        super().__init__(connection_id, self.config.ping_interval_s, self.config.pong_timeout_s)
         self.assets: set[str] = set(assets)
         self.books = books
-        self.config = config or SessionConfig()
         for asset in self.assets:
             books.setdefault(asset, OrderBook(asset))
-        self.close_reason: str | None = None
-        self.decode_failures = 0
         self.resyncs_requested = 0
         self.pending_resyncs: list[str] = []
         """Assets whose ``ResyncRequested`` the driver has not taken yet (it clears the list): saves the
         driver a scan of every event for the rare request."""
-        self._seq = 0
-        self._subscribed = False
-        self._next_ping_ns = 0
-        self._ping_outstanding_ns: int | None = None
-        self._last_data_ns: int | None = None
         self._gap_ewma_ns = 0.0
-        self._lost_after_data_ns: int | None = None
         self._resyncs: dict[str, _Resync] = {}
         self._by_market: dict[str, list[str]] = {}  # condition id -> this connection's tokens with a book
         self._tokens = float(self.config.resync_burst)
         self._tokens_at_ns = 0
         self._settle_stage = 2  # 0: bursts may be open, 1: closed but a hash may await its print, 2: done
-        self._connected_ns = 0
 
     # -- connection lifecycle -------------------------------------------------------------------------
 
     def connection_made(self, now_ns: int) -> list[bytes]:
         """The socket is open: returns the subscription frame, always first (a PING first gets 1008)."""
-        self._subscribed = True
-        self.close_reason = None
-        self._connected_ns = now_ns
-        self._last_data_ns = None  # the idle deadline runs from here until data arrives
-        self._next_ping_ns = now_ns + int(self.config.ping_interval_s * _NS)
-        self._ping_outstanding_ns = None
+        self._start_heartbeat(now_ns, ping_now=False)
         self._tokens_at_ns = self._tokens_at_ns or now_ns
         return [
             encode_market_subscription(
@@ -194,21 +178,7 @@ class MarketSession:
         try:
             messages = decode_market(data)
         except FrameDecodeError as exc:
-            self.decode_failures += 1
-            if self.decode_failures <= _LOGGED_DECODE_FAILURES:
-                log.warning(
-                    "connection %d: skipped a frame that does not decode: %s", self.connection_id, exc
-                )
-            events.append(
-                DecodeFailed(
-                    recv_ns=now_ns,
-                    seq=self._next_seq(),
-                    connection_id=self.connection_id,
-                    error=exc.reason,
-                    raw=exc.raw,
-                )
-            )
-            return events
+            return self._skipped(exc, now_ns)
         for message in messages:
             if isinstance(message, Pong):
                 self._ping_outstanding_ns = None
@@ -398,10 +368,7 @@ class MarketSession:
     def next_timer_ns(self) -> int:
         """When :meth:`timer` next has something to do: a PING, a deadline, or closing bursts."""
         config = self.config
-        last = self._last_data_ns if self._last_data_ns is not None else self._connected_ns
-        candidates = [self._next_ping_ns, last + int(self.idle_deadline_s * _NS) + 1]
-        if self._ping_outstanding_ns is not None:
-            candidates.append(self._ping_outstanding_ns + int(config.pong_timeout_s * _NS) + 1)
+        candidates = self._heartbeat_deadlines(self.idle_deadline_s)
         if self._settle_stage < 2 and self._last_data_ns is not None:
             wait_s = config.settle_after_s if self._settle_stage == 0 else config.final_settle_after_s
             candidates.append(self._last_data_ns + int(wait_s * _NS))
@@ -414,19 +381,7 @@ class MarketSession:
         config = self.config
         if not self._subscribed:
             return frames, events
-        if (
-            self._ping_outstanding_ns is not None
-            and now_ns - self._ping_outstanding_ns > config.pong_timeout_s * _NS
-        ):
-            self.close_reason = f"no PONG for {config.pong_timeout_s:g} s"
-        last = self._last_data_ns if self._last_data_ns is not None else self._connected_ns
-        if now_ns - last > self.idle_deadline_s * _NS:
-            self.close_reason = f"no data for {(now_ns - last) / _NS:.1f} s (zombie connection)"
-        if now_ns >= self._next_ping_ns:
-            frames.append(PING)
-            if self._ping_outstanding_ns is None:
-                self._ping_outstanding_ns = now_ns
-            self._next_ping_ns = now_ns + int(config.ping_interval_s * _NS)
+        frames = self._heartbeat(now_ns, self.idle_deadline_s, " (zombie connection)")
         if self._last_data_ns is not None and self._settle_stage < 2:
             quiet_s = (now_ns - self._last_data_ns) / _NS
             final = quiet_s >= config.final_settle_after_s
@@ -438,7 +393,3 @@ class MarketSession:
                     self._status_event(events, asset, old, now_ns)
                 self._settle_stage = 2 if final else 1
         return frames, events
-
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq

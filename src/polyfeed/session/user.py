@@ -27,14 +27,13 @@ you do not trade), and every (re)connection asks the driver for a REST reconcili
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from polyfeed.errors import FrameDecodeError
+from polyfeed.session.base import ChannelSession
 from polyfeed.session.events import (
-    DecodeFailed,
     Disconnected,
     Event,
     MessageReceived,
@@ -47,8 +46,6 @@ from polyfeed.wire import PING, Credentials, Order, Pong, Trade, decode_user, en
 
 __all__ = ["Fill", "OrderState", "TradeState", "UserConfig", "UserSession", "UserState"]
 
-log = logging.getLogger(__name__)
-_NS = 1_000_000_000
 
 OPEN_STATUSES = frozenset({"LIVE", "DELAYED", "UNMATCHED"})
 _TRADE_RANK = {"MATCHED": 0, "MINED": 1, "RETRYING": 2, "CONFIRMED": 3, "FAILED": 3}
@@ -291,7 +288,7 @@ def _maker_side(trade: Trade, maker_asset: str) -> str:
     return opposite if not maker_asset or maker_asset == trade.asset_id else trade.side
 
 
-class UserSession:
+class UserSession(ChannelSession):
     """One user-channel connection's protocol state and the account state it feeds.
 
     Args:
@@ -310,38 +307,24 @@ class UserSession:
         markets: Iterable[str] = (),
         config: UserConfig | None = None,
     ) -> None:
-        self.connection_id = connection_id
+        self.config = config or UserConfig()
+        super().__init__(connection_id, self.config.ping_interval_s, self.config.pong_timeout_s)
         self.credentials = credentials
         self.state = state
         self.markets = list(dict.fromkeys(markets))
-        self.config = config or UserConfig()
-        self.close_reason: str | None = None
-        self.decode_failures = 0
         self.auth_failures = 0
         """Connections lost in a row before the venue proved it accepted the credentials."""
         self.authenticated = False
         self.reconciliation_due = False
         """Set at every (re)connection once authenticated; the driver fetches REST and clears it."""
-        self._seq = 0
-        self._subscribed = False
-        self._connected_ns = 0
-        self._last_data_ns: int | None = None
-        self._next_ping_ns = 0
-        self._ping_outstanding_ns: int | None = None
-        self._lost_after_data_ns: int | None = None
 
     # -- connection lifecycle -------------------------------------------------------------------------
 
     def connection_made(self, now_ns: int) -> list[bytes]:
         """The subscription (holding the secret: the driver sends it and never logs it), then a PING
         whose PONG confirms the credentials."""
-        self._subscribed = True
+        self._start_heartbeat(now_ns, ping_now=True)
         self.authenticated = False
-        self.close_reason = None
-        self._connected_ns = now_ns
-        self._last_data_ns = None
-        self._ping_outstanding_ns = now_ns
-        self._next_ping_ns = now_ns + int(self.config.ping_interval_s * _NS)
         return [encode_user_subscription(self.credentials, self.markets), PING]
 
     def connection_lost(self, now_ns: int, reason: str) -> list[Event]:
@@ -385,20 +368,7 @@ class UserSession:
         try:
             messages = decode_user(data)
         except FrameDecodeError as exc:
-            self.decode_failures += 1
-            log.warning(
-                "user connection %d: skipped a frame that does not decode: %s", self.connection_id, exc
-            )
-            events.append(
-                DecodeFailed(
-                    recv_ns=now_ns,
-                    seq=self._next_seq(),
-                    connection_id=self.connection_id,
-                    error=exc.reason,
-                    raw=exc.raw,
-                )
-            )
-            return events
+            return self._skipped(exc, now_ns)
         self._confirmed(now_ns, events)
         for message in messages:
             if isinstance(message, Pong):
@@ -513,33 +483,9 @@ class UserSession:
     # -- time -------------------------------------------------------------------------------------------
 
     def next_timer_ns(self) -> int:
-        config = self.config
-        last = self._last_data_ns if self._last_data_ns is not None else self._connected_ns
-        candidates = [self._next_ping_ns, last + int(config.idle_timeout_s * _NS) + 1]
-        if self._ping_outstanding_ns is not None:
-            candidates.append(self._ping_outstanding_ns + int(config.pong_timeout_s * _NS) + 1)
-        return min(candidates)
+        return min(self._heartbeat_deadlines(self.config.idle_timeout_s))
 
     def timer(self, now_ns: int) -> tuple[list[bytes], list[Event]]:
-        frames: list[bytes] = []
-        config = self.config
         if not self._subscribed:
-            return frames, []
-        if (
-            self._ping_outstanding_ns is not None
-            and now_ns - self._ping_outstanding_ns > config.pong_timeout_s * _NS
-        ):
-            self.close_reason = f"no PONG for {config.pong_timeout_s:g} s"
-        last = self._last_data_ns if self._last_data_ns is not None else self._connected_ns
-        if now_ns - last > config.idle_timeout_s * _NS:
-            self.close_reason = f"no data for {(now_ns - last) / _NS:.1f} s"
-        if now_ns >= self._next_ping_ns:
-            frames.append(PING)
-            if self._ping_outstanding_ns is None:
-                self._ping_outstanding_ns = now_ns
-            self._next_ping_ns = now_ns + int(config.ping_interval_s * _NS)
-        return frames, []
-
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
+            return [], []
+        return self._heartbeat(now_ns, self.config.idle_timeout_s, ""), []
