@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 
 import aiohttp
@@ -21,7 +21,7 @@ from polyfeed.net.pool import MarketPool
 from polyfeed.net.rest import fetch_books, resolve_slugs
 from polyfeed.record.format import Channel, RecordKind
 from polyfeed.session import Event, SessionConfig
-from polyfeed.stream.queue import EventQueue
+from polyfeed.stream.queue import EventQueue, QueuedStream
 
 __all__ = ["DEFAULT_GAMMA_URL", "DEFAULT_REST_URL", "DEFAULT_WS_URL", "MarketStream"]
 
@@ -38,7 +38,7 @@ def apply_metadata(book: OrderBook, min_order_size: str | None, neg_risk: bool |
         book.neg_risk = neg_risk
 
 
-class MarketStream:
+class MarketStream(QueuedStream):
     """Books and events for a set of assets, kept honest across the venue's failures.
 
     Args:
@@ -171,21 +171,5 @@ class MarketStream:
         assert self._pool is not None, "use the stream inside 'async with'"
         self._pool.unsubscribe(asset_ids)
 
-    @property
-    def events_dropped(self) -> int:
-        """Events the ``async for`` consumer lost by being slower than the stream."""
-        return self._queue.dropped
-
-    @property
-    def callback_errors(self) -> int:
-        """Exceptions ``on_event`` raised (logged; the stream went on)."""
-        return self._queue.callback_errors
-
     def _emit(self, events: list[Event]) -> None:
         self._queue.emit(events)
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self
-
-    async def __anext__(self) -> Event:
-        return await self._queue.get()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from polyfeed.session import Event
 
-__all__ = ["EventQueue"]
+__all__ = ["EventQueue", "QueuedStream"]
 
 log = logging.getLogger("polyfeed.stream")
 
@@ -83,3 +83,25 @@ class EventQueue:
             finally:
                 self._waiter = None
         return queue.popleft()
+
+
+class QueuedStream:
+    """What both streams offer over their :class:`EventQueue`: ``async for`` and its counters."""
+
+    _queue: EventQueue
+
+    @property
+    def events_dropped(self) -> int:
+        """Events the ``async for`` consumer lost by being slower than the stream."""
+        return self._queue.dropped
+
+    @property
+    def callback_errors(self) -> int:
+        """Exceptions ``on_event`` raised (logged; the stream went on)."""
+        return self._queue.callback_errors
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self._queue.get()

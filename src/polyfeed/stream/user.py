@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 
 import aiohttp
@@ -19,7 +19,7 @@ from polyfeed.net.user import UserConnection
 from polyfeed.session import Event
 from polyfeed.session.user import UserConfig, UserSession, UserState
 from polyfeed.stream.market import DEFAULT_REST_URL
-from polyfeed.stream.queue import EventQueue
+from polyfeed.stream.queue import EventQueue, QueuedStream
 from polyfeed.wire import Credentials
 
 __all__ = ["DEFAULT_USER_WS_URL", "UserStream"]
@@ -27,7 +27,7 @@ __all__ = ["DEFAULT_USER_WS_URL", "UserStream"]
 DEFAULT_USER_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/user"
 
 
-class UserStream:
+class UserStream(QueuedStream):
     """Your orders and trades, kept right across reconnects by REST reconciliation.
 
     Args:
@@ -83,14 +83,6 @@ class UserStream:
     def __repr__(self) -> str:
         return f"UserStream({self.credentials!r}, markets={len(self.markets)}, ws_url={self.ws_url!r})"
 
-    @property
-    def events_dropped(self) -> int:
-        return self._queue.dropped
-
-    @property
-    def callback_errors(self) -> int:
-        return self._queue.callback_errors
-
     async def __aenter__(self) -> UserStream:
         connector = aiohttp.TCPConnector(ssl=self.ssl_context) if self.ssl_context is not None else None
         self._http = aiohttp.ClientSession(connector=connector)
@@ -124,9 +116,3 @@ class UserStream:
             await asyncio.gather(self._runner, return_exceptions=True)
         if self._http is not None:
             await self._http.close()
-
-    def __aiter__(self) -> AsyncIterator[Event]:
-        return self
-
-    async def __anext__(self) -> Event:
-        return await self._queue.get()
