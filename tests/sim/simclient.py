@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from polyfeed.wire import MarketMessage, Pong, decode_market
+from polyfeed.book import OrderBook
+from polyfeed.wire import Book, MarketMessage, Pong, PriceChange, decode_market
 
 BOUND_S = 30  # an upper bound on waiting for the server, so a broken server fails instead of hanging
 
@@ -52,3 +54,38 @@ client = namespace["WebSocketOrderBook"](namespace["MARKET_CHANNEL"], sys.argv[2
 threading.Thread(target=client.run, daemon=True).start()
 threading.Event().wait()
 """
+
+
+async def quickstart_books(
+    ws_url: str, assets: list[str], enough: Callable[[dict[str, OrderBook], int, int], bool]
+) -> dict[str, OrderBook]:
+    """Run Polymarket's quickstart client, unchanged, against ``ws_url`` for ``assets``; book every message
+    it prints until ``enough(books, lines, price_changes)``; returns the books (kept by polyfeed)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-u",
+        "-c",
+        HARNESS,
+        quickstart_class_source(),
+        ws_url,
+        ",".join(assets),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    books = {a: OrderBook(a) for a in assets}
+    lines = changes = 0
+    try:
+        assert process.stdout is not None
+        while not enough(books, lines, changes):
+            line = await process.stdout.readline()  # the quickstart prints each frame on a line
+            lines += 1
+            assert line, (await process.stderr.read()).decode() if process.stderr else "no output"
+            for message in decode_market(line.strip()):
+                changes += isinstance(message, PriceChange)
+                for book in books.values():
+                    if not isinstance(message, Book) or message.asset_id == book.asset_id:
+                        book.apply(message)
+    finally:
+        process.kill()
+        await process.wait()
+    return books
