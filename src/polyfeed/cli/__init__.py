@@ -1,0 +1,1 @@
+"""``polyfeed ...``: the command line (typer for the arguments, rich for what a person reads)."""

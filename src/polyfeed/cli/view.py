@@ -1,0 +1,291 @@
+"""The ``watch`` screen: what it counts from a stream's events, and how it draws one frame.
+
+Drawing is a pure function of the books, the counters and the screen size, so that a test renders a
+frame to a console of any width and reads it. Each book is a panel: its two sides' top levels as a
+ladder (bid size, bid | ask, ask size), its status and age (time since its last update), the checks it
+passed and failed, spread, mid and the last trades. Panels sit side by side when the screen is wide
+enough (two at 80 columns), and only as many as fit the screen's height are drawn.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from polyfeed.book import BookStatus, OrderBook
+from polyfeed.cli.terminal import abbreviate, format_size
+from polyfeed.session import (
+    BookUpdated,
+    DecodeFailed,
+    Disconnected,
+    Event,
+    MessageReceived,
+    Reconnected,
+    Resynced,
+)
+from polyfeed.wire import LastTradePrice
+
+__all__ = ["PANEL_WIDTH", "BookLabel", "WatchState", "render_screen"]
+
+PANEL_WIDTH = 40
+"""Columns a book's panel needs: two panels side by side at 80 columns."""
+_PANEL_CHROME = 6  # rows of a panel besides its levels: 2 borders, column heads, 3 lines of facts
+_MAX_DEPTH = 10
+_TRADES_KEPT = 3
+_RATE_WINDOW_NS = 2_000_000_000
+_STATUS_STYLE = {
+    BookStatus.LIVE: "bold green",
+    BookStatus.SYNCING: "yellow",
+    BookStatus.SUSPECT: "bold red",
+    BookStatus.STALE: "magenta",
+}
+
+
+@dataclass(frozen=True)
+class BookLabel:
+    """How a book is named on screen: its market and outcome (an abbreviated token id otherwise)."""
+
+    name: str
+    outcome: str = ""
+
+
+@dataclass
+class WatchState:
+    """What the screen shows besides the books, counted from the stream's events (``on_event``)."""
+
+    started_ns: int = field(default_factory=time.monotonic_ns)
+    messages: int = 0
+    reconnects: int = 0
+    disconnects: int = 0
+    resyncs: int = 0
+    decode_failures: int = 0
+    updated_ns: dict[str, int] = field(default_factory=dict)
+    """Monotonic time of each book's last update (what its age counts from)."""
+    trades: dict[str, deque[LastTradePrice]] = field(default_factory=dict)
+    books: dict[str, OrderBook] = field(default_factory=dict)
+    """The stream's books (kept here so that a summary can be printed after the stream closed)."""
+    _samples: deque[tuple[int, int]] = field(default_factory=deque)
+
+    def on_event(self, event: Event) -> None:
+        """Count one event (the stream calls this for every event, in order)."""
+        kind = type(event)
+        if kind is MessageReceived:
+            self.messages += 1
+            message = event.message  # type: ignore[attr-defined]
+            if type(message) is LastTradePrice:
+                kept = self.trades.get(message.asset_id)
+                if kept is None:
+                    kept = self.trades[message.asset_id] = deque(maxlen=_TRADES_KEPT)
+                kept.appendleft(message)
+        elif kind is BookUpdated:
+            self.updated_ns[event.asset_id] = time.monotonic_ns()  # type: ignore[attr-defined]
+        elif kind is Reconnected:
+            self.reconnects += 1
+        elif kind is Disconnected:
+            self.disconnects += 1
+        elif kind is Resynced:
+            self.resyncs += 1
+        elif kind is DecodeFailed:
+            self.decode_failures += 1
+
+    def rate(self, now_ns: int) -> float:
+        """Messages a second over the last two seconds (call once a frame; it keeps the samples)."""
+        samples = self._samples
+        samples.append((now_ns, self.messages))
+        while len(samples) > 2 and now_ns - samples[1][0] >= _RATE_WINDOW_NS:
+            samples.popleft()
+        then_ns, then_count = samples[0]
+        return (self.messages - then_count) * 1e9 / (now_ns - then_ns) if now_ns > then_ns else 0.0
+
+
+def render_screen(
+    books: Mapping[str, OrderBook],
+    order: Sequence[str],
+    labels: Mapping[str, BookLabel],
+    state: WatchState,
+    *,
+    width: int,
+    height: int | None,
+    depth: int | None = None,
+    now_ns: int | None = None,
+    rate: float | None = None,
+    interactive: bool = True,
+) -> RenderableType:
+    """One frame: a line of counters, then the books in ``order`` (``height`` ``None``: all of them).
+
+    ``depth`` levels a side (``None``: as many as the height allows, 3 to 10, or 5 without a height);
+    ``interactive`` adds the hint that Ctrl-C quits (the first thing cut when the line is too long).
+    """
+    now_ns = time.monotonic_ns() if now_ns is None else now_ns
+    columns = max(1, min(len(order), width // PANEL_WIDTH))
+    shown = len(order)
+    if height is None:
+        depth = depth or 5
+    else:  # as many rows of panels as fit at the depth asked (3 at least), then the depth they allow
+        rows = max(1, min(math.ceil(len(order) / columns), (height - 1) // ((depth or 3) + _PANEL_CHROME)))
+        depth = depth or max(3, min(_MAX_DEPTH, (height - 1) // rows - _PANEL_CHROME))
+        shown = min(shown, rows * columns)
+    header = _header(state, len(order), shown, now_ns, rate, width if interactive else 0)
+    grid = Table.grid(expand=True)
+    for _ in range(columns):
+        grid.add_column(ratio=1)
+    panels = [_panel(books.get(a), a, labels.get(a), state, depth, now_ns) for a in order[:shown]]
+    for start in range(0, len(panels), columns):
+        row = panels[start : start + columns]
+        grid.add_row(*row, *([""] * (columns - len(row))))
+    return Group(header, grid)
+
+
+def _header(
+    state: WatchState, books: int, shown: int, now_ns: int, rate: float | None, hint_width: int
+) -> Text:
+    up_s = (now_ns - state.started_ns) / 1e9
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append("polyfeed ", "bold")
+    text.append(f"{books} books" if shown == books else f"{shown} of {books} books")
+    if rate is not None:
+        text.append(f"  {rate:,.0f} msg/s")
+    # a drop without its reconnect is data still missing (a reconnect comes with the first data again)
+    text.append(f"  drops {state.disconnects}", "bold red" if state.disconnects > state.reconnects else "")
+    text.append(f"  reconnects {state.reconnects}", "bold yellow" if state.reconnects else "")
+    text.append(f"  resyncs {state.resyncs}", "bold yellow" if state.resyncs else "")
+    if state.decode_failures:
+        text.append(f"  bad frames {state.decode_failures}", "bold red")
+    text.append(f"  up {_duration(up_s)}")
+    if hint_width >= 80:
+        text.append("  ^C quits", "dim")
+    return text
+
+
+def _panel(
+    book: OrderBook | None,
+    asset_id: str,
+    label: BookLabel | None,
+    state: WatchState,
+    depth: int,
+    now_ns: int,
+) -> Panel:
+    short_id = abbreviate(asset_id)
+    label = label or BookLabel(short_id)
+    title = Text(label.name, style="bold", no_wrap=True, overflow="ellipsis")
+    if label.outcome:
+        title.append(f" · {label.outcome}", "cyan")
+    body = Table.grid(expand=True, padding=(0, 1, 0, 0))
+    body.add_column(justify="right", ratio=1)  # bid size
+    body.add_column(justify="right", style="green")  # bid
+    body.add_column(width=1)
+    body.add_column(justify="left", style="red")  # ask
+    body.add_column(justify="right", ratio=1)  # ask size
+    body.add_row(Text("size", "dim"), Text("bid", "dim"), "│", Text("ask", "dim"), Text("size", "dim"))
+    bids = book.bids(depth) if book is not None else []
+    asks = book.asks(depth) if book is not None else []
+    tick = book.tick_size if book is not None else None
+    for n in range(depth):
+        bid = bids[n] if n < len(bids) else None
+        ask = asks[n] if n < len(asks) else None
+        body.add_row(
+            format_size(bid.size) if bid else "",
+            _price(bid.price, tick) if bid else "",
+            "│",
+            _price(ask.price, tick) if ask else "",
+            format_size(ask.size) if ask else "",
+        )
+    facts = Table.grid(expand=True)
+    facts.add_column(no_wrap=True, overflow="ellipsis")
+    facts.add_row(_status_line(book, state.updated_ns.get(asset_id), now_ns))
+    facts.add_row(_price_line(book))
+    facts.add_row(_trades_line(state.trades.get(asset_id, ()), tick))
+    return Panel(
+        Group(body, facts),
+        title=title,
+        title_align="left",
+        subtitle=Text(short_id, "dim") if label.name != short_id else None,
+        subtitle_align="right",
+        padding=(0, 1),
+    )
+
+
+def _status_line(book: OrderBook | None, updated_ns: int | None, now_ns: int) -> Text:
+    status = book.status if book is not None else BookStatus.SYNCING
+    line = Text(status.value.upper(), _STATUS_STYLE[status])
+    age = "-" if updated_ns is None else _duration((now_ns - updated_ns) / 1e9)
+    line.append(f" {age} ago" if updated_ns is not None else " no data yet", "dim")
+    if book is not None:
+        failed = book.checks.total_failed
+        line.append(f"  checks {book.checks.total_passed}✓ ")
+        line.append(f"{failed}✗", "bold red" if failed else "")
+        if status is not BookStatus.LIVE and book.status_reason:
+            line.append(f" ({book.status_reason})", "dim")
+    return line
+
+
+def _price_line(book: OrderBook | None) -> Text:
+    line = Text()
+    spread = book.spread if book is not None else None
+    mid = book.mid if book is not None else None
+    line.append("spread ", "dim")
+    tick = book.tick_size if book is not None else None
+    line.append(_price(spread, tick) if spread is not None else "-")
+    line.append("  mid ", "dim")
+    line.append(_price(mid, tick) if mid is not None else "-")
+    if book is not None and book.tick_size:
+        line.append("  tick ", "dim")
+        line.append(book.tick_size)
+    return line
+
+
+def _trades_line(trades: deque[LastTradePrice] | tuple[()], tick: str | None) -> Text:
+    line = Text("trades ", "dim")
+    if not trades:
+        line.append("-")
+    for n, trade in enumerate(trades):
+        if n:
+            line.append(" · ", "dim")
+        style = "green" if trade.side.upper() == "BUY" else "red"
+        line.append(f"{_price_text(trade.price, tick)} ", style)
+        line.append(f"{trade.side[:1].upper()} {_size_text(trade.size)}")
+    return line
+
+
+def _price(value: Decimal, tick: str | None = None) -> str:
+    """A price with at least as many decimals as the tick has (``0.20`` on a 0.01 tick), so that a
+    column of prices lines up; the value is exact either way."""
+    if tick:
+        places = Decimal(tick).normalize().as_tuple().exponent
+        exponent = value.as_tuple().exponent
+        if isinstance(places, int) and isinstance(exponent, int) and exponent > places:
+            value = value.quantize(Decimal(1).scaleb(places))
+    return str(value)
+
+
+def _price_text(price: str, tick: str | None) -> str:
+    try:
+        return _price(Decimal(price), tick)
+    except ArithmeticError:  # decimal.InvalidOperation: the venue's text, shown as sent
+        return price
+
+
+def _size_text(size: str) -> str:
+    try:
+        return format_size(Decimal(size))
+    except ArithmeticError:  # decimal.InvalidOperation: the venue's text, shown as sent
+        return size
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        minutes, secs = divmod(int(seconds), 60)
+        return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}h{rest // 60:02d}m"

@@ -1,0 +1,152 @@
+"""The ``watch`` screen, one frame at a time: legible at 80 columns, the right numbers in the right place."""
+
+from __future__ import annotations
+
+import re
+
+from rich.cells import cell_len
+from rich.console import Console
+
+from polyfeed.book import OrderBook
+from polyfeed.cli.terminal import abbreviate
+from polyfeed.cli.view import BookLabel, WatchState, render_screen
+from polyfeed.session import BookUpdated, Disconnected, MessageReceived, Reconnected, Resynced
+from polyfeed.sim.engine import Exchange
+from polyfeed.wire import LastTradePrice
+
+NOW_NS = 10**12
+LADDER_LINE = re.compile(r"\d\.\d+ │ \d\.\d+")
+
+
+def snapshot_books(count: int) -> tuple[dict[str, OrderBook], list[str]]:
+    """Books of the local exchange's engine (no I/O), each from its snapshot: live."""
+    exchange = Exchange(count, seed=3)
+    order = [m.yes for m in exchange.markets]
+    books = {}
+    for asset in order:
+        book = OrderBook(asset)
+        book.apply(exchange.book(asset, initial=True))
+        books[asset] = book
+    return books, order
+
+
+def frame_text(
+    width: int, height: int | None, count: int = 4, **kwargs: object
+) -> tuple[str, dict[str, OrderBook]]:
+    books, order = snapshot_books(count)
+    state = WatchState(started_ns=NOW_NS - 12 * 10**9)
+    labels = {order[0]: BookLabel("fed-decision-in-december", "Yes")}
+    for asset in order[:2]:
+        state.on_event(BookUpdated(recv_ns=0, seq=1, connection_id=1, asset_id=asset))
+    console = Console(width=width, record=True, color_system=None)
+    screen = render_screen(
+        books,
+        order,
+        labels,
+        state,
+        width=width,
+        height=height,
+        now_ns=NOW_NS,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    console.print(screen)
+    return console.export_text(), books
+
+
+def test_at_80_columns_two_books_sit_side_by_side_and_every_line_fits() -> None:
+    text, _ = frame_text(80, 24)
+    lines = text.splitlines()
+    assert all(cell_len(line) <= 80 for line in lines)
+    assert len(lines) <= 24
+    assert sum(line.count("╭") for line in lines) == 4, "all four books are drawn"
+    assert any(line.count("╭") == 2 for line in lines), "two a row"
+
+
+def test_the_ladder_shows_both_sides_top_levels_best_first() -> None:
+    text, books = frame_text(80, None, count=1, depth=5)
+    (book,) = books.values()
+    ladder = [line for line in text.splitlines() if LADDER_LINE.search(line)]
+    assert len(ladder) == 5
+    for line, bid, ask in zip(ladder, book.bids(5), book.asks(5), strict=True):
+        left, right = line.split(" │ ")
+        assert left.split()[-1] == f"{bid.price:.2f}" and right.split()[0] == f"{ask.price:.2f}"
+        assert left.split()[-2] == f"{bid.size:,.2f}"
+    assert f"spread {book.spread:.2f}" in text
+    assert "LIVE" in text
+
+
+def test_long_token_ids_are_abbreviated_and_labels_name_the_market() -> None:
+    text, books = frame_text(80, 24)
+    order = list(books)
+    assert "fed-decision-in-december · Yes" in text
+    assert abbreviate(order[1]) in text
+    assert not any(asset in text for asset in order), "no 77-digit id on the screen"
+
+
+def test_status_age_and_counters() -> None:
+    books, order = snapshot_books(2)
+    state = WatchState(started_ns=NOW_NS - 75 * 10**9)
+    state.on_event(BookUpdated(recv_ns=0, seq=1, connection_id=1, asset_id=order[0]))
+    state.updated_ns[order[0]] = NOW_NS - 2_500_000_000
+    for seq in (2, 3):
+        state.on_event(Disconnected(recv_ns=0, seq=seq, connection_id=1, reason="reset", assets=tuple(order)))
+    state.on_event(Reconnected(recv_ns=0, seq=2, connection_id=1, gap_ns=10**9, assets=tuple(order)))
+    state.on_event(Resynced(recv_ns=0, seq=3, connection_id=1, asset_id=order[1], replayed=0))
+    trade = LastTradePrice(
+        asset_id=order[0], market="0x", price="0.3", size="45.83", side="SELL", timestamp="1"
+    )
+    state.on_event(MessageReceived(recv_ns=0, seq=4, connection_id=1, message=trade))
+    console = Console(width=80, record=True, color_system=None)
+    console.print(render_screen(books, order, {}, state, width=80, height=None, now_ns=NOW_NS, rate=1234.4))
+    text = console.export_text()
+    header = text.splitlines()[0]
+    assert "2 books" in header and "1,234 msg/s" in header
+    assert "drops 2" in header and "reconnects 1" in header and "resyncs 1" in header
+    assert "up 1m15s" in header
+    assert "LIVE 2.5s ago" in text
+    assert "no data yet" in text, "the second book never had an update event"
+    assert "0.30 S 45.83" in text, "the trade, its price on the book's tick"
+
+
+def test_a_book_without_data_is_syncing() -> None:
+    state = WatchState(started_ns=NOW_NS)
+    console = Console(width=80, record=True, color_system=None)
+    console.print(render_screen({}, ["1" * 77], {}, state, width=80, height=24, now_ns=NOW_NS))
+    text = console.export_text()
+    assert "SYNCING" in text and "spread -" in text
+
+
+def test_wide_screens_take_three_books_a_row_narrow_ones_one() -> None:
+    wide, _ = frame_text(120, None, count=3)
+    assert any(line.count("╭") == 3 for line in wide.splitlines())
+    narrow, _ = frame_text(60, None, count=3)
+    assert all(line.count("╭") <= 1 for line in narrow.splitlines())
+    assert all(cell_len(line) <= 60 for line in narrow.splitlines())
+
+
+def test_only_the_books_that_fit_the_height_are_drawn_and_the_header_says_so() -> None:
+    text, _ = frame_text(80, 24, count=9)
+    lines = text.splitlines()
+    assert len(lines) <= 24
+    assert "4 of 9 books" in lines[0]
+    assert sum(line.count("╭") for line in lines) == 4
+
+
+def test_the_message_rate_is_over_the_last_two_seconds() -> None:
+    state = WatchState()
+    assert state.rate(0) == 0.0
+    state.messages = 1000
+    assert state.rate(1_000_000_000) == 1000.0
+    state.messages = 1500
+    assert state.rate(2_000_000_000) == 750.0
+    state.messages = 1600
+    assert state.rate(3_000_000_000) == 300.0, "the sample at 0 s has left the window"
+
+
+def test_fewer_books_get_deeper_ladders_and_a_depth_asked_for_is_kept() -> None:
+    one, _ = frame_text(80, 24, count=1)
+    assert len([line for line in one.splitlines() if LADDER_LINE.search(line)]) == 10
+    asked, _ = frame_text(80, 24, count=4, depth=8)
+    lines = asked.splitlines()
+    assert sum(line.count("╭") for line in lines) == 2, "one row of two books at depth 8 fits 24 lines"
+    assert len([line for line in lines if LADDER_LINE.search(line)]) == 8
