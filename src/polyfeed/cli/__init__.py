@@ -1,1 +1,121 @@
-"""``polyfeed ...``: the command line (typer for the arguments, rich for what a person reads)."""
+"""``polyfeed ...``: the command line (typer for the arguments, rich for what a person reads).
+
+Commands, one module each:
+
+- ``markets`` (:mod:`polyfeed.cli.markets`): the markets and tokens behind a slug, URL or token id.
+
+Adding a command (``record``, ``replay``, ``export``): write ``src/polyfeed/cli/record.py`` with a
+function ``record_command(...) -> None`` whose parameters are ``Annotated`` typer arguments and options
+(the shared ones are in :mod:`polyfeed.cli.options`; its docstring is the help text) and an ``EPILOG``
+of examples; run its coroutine with :func:`polyfeed.cli.errors.run_command`, which turns Ctrl-C into a
+quiet end and an unreachable venue into one line and exit 1; then add a line to :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+import typer
+
+from polyfeed.cli import markets
+from polyfeed.cli.errors import EXIT_USAGE
+
+__all__ = ["COMMANDS", "app", "main"]
+
+COMMANDS: tuple[tuple[str, Callable[..., None], str], ...] = (
+    ("markets", markets.markets_command, markets.EPILOG),
+)
+"""(name, function, examples) of every command, in the order ``polyfeed --help`` lists them."""
+
+app = typer.Typer(
+    name="polyfeed",
+    help="Polymarket's order books and trades, exact and checked: in a terminal, a pipe, or offline "
+    "against the local exchange.",
+    epilog="Start with `polyfeed demo`; every command has `--help` with examples.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _options(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log what connections and resyncs do, on stderr.")
+    ] = False,
+) -> None:
+    if verbose:
+        _log_to_stderr(logging.INFO)
+
+
+for _name, _function, _epilog in COMMANDS:
+    app.command(_name, epilog=_epilog)(_function)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``polyfeed`` with ``argv`` (``sys.argv[1:]`` by default); returns the exit code.
+
+    A bad argument prints one line on stderr and returns 2, as any usage error; a command's failure
+    has printed its own line (:mod:`polyfeed.cli.errors`).
+    """
+    command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = command.main(args=args, prog_name="polyfeed", standalone_mode=False)
+    except _CLICK_EXCEPTION as exc:
+        return _usage_error(exc)
+    except typer.Abort:
+        sys.stderr.write("polyfeed: aborted\n")
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C outside a command's event loop (while parsing, say)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def _click_exception() -> type[Exception]:
+    """click's ``ClickException``, from whichever click typer uses (its own copy since typer 0.2x,
+    the ``click`` package before): typer exports it only as the base of ``BadParameter``."""
+    for cls in typer.BadParameter.__mro__:
+        if cls.__name__ == "ClickException":
+            return cls
+    raise ImportError("typer.BadParameter does not derive from click's ClickException")
+
+
+_CLICK_EXCEPTION = _click_exception()
+
+
+def _usage_error(exc: Exception) -> int:
+    ctx: Any = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":  # bare ``polyfeed``: typer has printed the help
+        return 0
+    message: str = exc.format_message()  # type: ignore[attr-defined]
+    where = ctx.command_path if ctx is not None else "polyfeed"
+    hint = f" (see {where} --help)" if ctx is not None else ""
+    sys.stderr.write(f"{where}: {' '.join(message.split())}{hint}\n")
+    code = getattr(exc, "exit_code", EXIT_USAGE)
+    return code if isinstance(code, int) else EXIT_USAGE
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to ``sys.stderr`` as it is at each record, so that rich's live view, which redirects
+    stderr while it draws, prints log lines above the view instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except (OSError, ValueError):
+            self.handleError(record)
+
+
+def _log_to_stderr(level: int) -> None:
+    logger = logging.getLogger("polyfeed")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("polyfeed: %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(level)

@@ -1,0 +1,85 @@
+"""How a command fails: one line on stderr and a non-zero exit code, never a traceback.
+
+Only failures a person can do something about are turned into a line here (a venue that cannot be
+reached or answers with an error, a slug nobody knows, a port in use); anything else is a bug in
+polyfeed and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import aiohttp
+import typer
+
+from polyfeed.errors import PolyfeedError
+from polyfeed.stream.loop import run
+
+__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "CommandError", "describe", "fail", "run_command"]
+
+T = TypeVar("T")
+
+EXIT_FAILURE = 1
+"""The venue or the input let the command down (unreachable, unknown slug, no data)."""
+EXIT_USAGE = 2
+"""A bad argument (as click and argparse exit)."""
+
+
+class CommandError(Exception):
+    """A failure the command explains in one line (raised inside commands, printed by :func:`fail`)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def describe(exc: BaseException) -> str:
+    """One line saying what went wrong, for the failures a person can act on."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        error = exc.os_error
+        # uvloop's and asyncio's strerror is "Connect call failed (...)"; the errno says why
+        code = error.errno or 0  # negative for resolver errors (gaierror), whose strerror is right
+        reason = os.strerror(code) if code > 0 else error.strerror or str(error)
+        return f"cannot reach {exc.host}:{exc.port}: {(reason or type(error).__name__).lower()}"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return f"not a URL: {exc.url}"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"{exc.request_info.real_url} answered HTTP {exc.status} {exc.message}".rstrip()
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        return f"the venue closed the connection mid-answer ({exc})"
+    if isinstance(exc, TimeoutError):
+        return str(exc) or "the venue did not answer in time"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def fail(command: str, message: str, exit_code: int = EXIT_FAILURE) -> typer.Exit:
+    """Print ``polyfeed COMMAND: MESSAGE`` on stderr as one line; returns the exit to raise."""
+    line = " ".join(message.split())
+    sys.stderr.write(f"polyfeed {command}: {line}\n")
+    sys.stderr.flush()
+    return typer.Exit(exit_code)
+
+
+def run_command(command: str, coro: Coroutine[Any, Any, T]) -> T | None:
+    """Run a command's coroutine on polyfeed's event loop (uvloop when installed).
+
+    Ctrl-C ends it quietly (``None``: the coroutine's ``finally`` blocks and context managers have run,
+    as ``asyncio.Runner`` cancels the task first). A failure from :func:`describe`'s list becomes one
+    line and :class:`typer.Exit`.
+    """
+    try:
+        return run(coro)
+    except KeyboardInterrupt:
+        return None
+    except CommandError as exc:
+        raise fail(command, str(exc), exc.exit_code) from None
+    except (aiohttp.ClientError, OSError, TimeoutError, PolyfeedError) as exc:
+        raise fail(command, describe(exc)) from None
+    except asyncio.CancelledError:  # a second Ctrl-C during the clean-up
+        return None
