@@ -3,6 +3,8 @@
 Commands, one module each:
 
 - ``markets`` (:mod:`polyfeed.cli.markets`): the markets and tokens behind a slug, URL or token id.
+- ``watch`` (:mod:`polyfeed.cli.watch`, the screen in :mod:`polyfeed.cli.view`): live books.
+- ``stream`` (:mod:`polyfeed.cli.stream`): every event as a JSON line.
 
 Adding a command (``record``, ``replay``, ``export``): write ``src/polyfeed/cli/record.py`` with a
 function ``record_command(...) -> None`` whose parameters are ``Annotated`` typer arguments and options
@@ -20,13 +22,15 @@ from typing import Annotated, Any
 
 import typer
 
-from polyfeed.cli import markets
+from polyfeed.cli import markets, stream, watch
 from polyfeed.cli.errors import EXIT_USAGE
 
 __all__ = ["COMMANDS", "app", "main"]
 
 COMMANDS: tuple[tuple[str, Callable[..., None], str], ...] = (
     ("markets", markets.markets_command, markets.EPILOG),
+    ("watch", watch.watch_command, watch.EPILOG),
+    ("stream", stream.stream_command, stream.EPILOG),
 )
 """(name, function, examples) of every command, in the order ``polyfeed --help`` lists them."""
 

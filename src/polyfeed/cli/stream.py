@@ -1,0 +1,209 @@
+"""``polyfeed stream``: every event of a market stream as one JSON line on stdout, for pipes.
+
+Each line is one object: ``type`` (the event's class: ``MessageReceived``, ``BookUpdated``,
+``StatusChanged``, ``Disconnected``, ``Reconnected``, ``ResyncRequested``, ``Resynced``,
+``DecodeFailed``), ``recv_ns``, ``seq``, ``connection_id`` and the event's own fields; a
+``MessageReceived`` adds ``message_type`` (the wire struct's class: ``Book``, ``PriceChange``, ...) and
+``message``, the wire message with Polymarket's own field names. Lines are flushed one by one; a reader
+that goes away (``| head``) ends the stream quietly with exit code 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import os
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, BinaryIO
+
+import msgspec
+import typer
+
+from polyfeed.book import BookStatus
+from polyfeed.cli.errors import CommandError, run_command
+from polyfeed.cli.gamma import http_session, is_token_id, resolve_targets
+from polyfeed.cli.options import (
+    DEFAULT_GAMMA_URL,
+    DEFAULT_REST_URL,
+    DEFAULT_WS_URL,
+    GammaUrl,
+    Local,
+    RestUrl,
+    Seconds,
+    Targets,
+    Timeout,
+    VenueOptions,
+    WsUrl,
+    open_venue,
+)
+from polyfeed.cli.terminal import err_console, progress, spinner
+from polyfeed.session import DecodeFailed, Event, MessageReceived
+from polyfeed.stream import MarketStream
+
+__all__ = ["EPILOG", "OutputFormat", "event_record", "stream_command", "stream_events"]
+
+EPILOG = """**Examples**
+
+* `polyfeed stream fed-decision-in-december > events.jsonl`
+* `polyfeed stream 7667...1111 --count 20 | jq -c 'select(.message_type == "PriceChange")'`
+* `polyfeed stream sim-market-0 --local --seconds 5 | jq -r .type | sort | uniq -c`
+"""
+
+_encode = msgspec.json.Encoder().encode
+
+
+class OutputFormat(enum.StrEnum):
+    """How events are written."""
+
+    JSONL = "jsonl"
+    """One JSON object a line."""
+
+
+def stream_command(
+    targets: Targets,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="How events are written: one JSON object a line.")
+    ] = OutputFormat.JSONL,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many events.")] = None,
+    seconds: Seconds = None,
+    ws_url: WsUrl = DEFAULT_WS_URL,
+    rest_url: RestUrl = DEFAULT_REST_URL,
+    gamma_url: GammaUrl = DEFAULT_GAMMA_URL,
+    local: Local = False,
+    timeout: Timeout = 30.0,
+) -> None:
+    """Every event as a JSON line on stdout, for jq and other languages.
+
+    One object a line: `type` (MessageReceived, BookUpdated, StatusChanged, Disconnected,
+    Reconnected, ResyncRequested, Resynced, DecodeFailed), `recv_ns`, `seq`, `connection_id` and the
+    event's fields; a MessageReceived adds `message_type` and `message`, the wire message with
+    Polymarket's field names. Ends quietly when the reader goes away (`| head`).
+    """
+    venue = VenueOptions(ws_url, rest_url, gamma_url, local)
+    dropped = run_command("stream", _stream(venue, targets, count, seconds, timeout))
+    if dropped:
+        sys.stderr.write(
+            f"polyfeed stream: {dropped} events dropped: stdout was read slower than the stream\n"
+        )
+
+
+async def _stream(
+    options: VenueOptions,
+    targets: list[str],
+    count_limit: int | None,
+    seconds: float | None,
+    timeout_s: float,
+) -> int:
+    console = err_console()
+    async with open_venue(options) as venue:
+        async with http_session(timeout_s) as http:
+            slugs = sum(1 for t in targets if not is_token_id(t))
+            with progress(console, "resolving slugs on Gamma", slugs) as step:
+                token_ids, _ = await resolve_targets(http, venue.gamma_url, targets, step)
+        received = [0]
+
+        def count(_: Event) -> None:
+            received[0] += 1
+
+        stream = MarketStream(token_ids, ws_url=venue.ws_url, rest_url=venue.rest_url, on_event=count)
+        async with contextlib.AsyncExitStack() as stack:
+            with spinner(console, f"connecting to {venue.ws_url}"):
+                try:
+                    async with asyncio.timeout(timeout_s or None):
+                        await stack.enter_async_context(stream)
+                except TimeoutError:
+                    raise CommandError(f"{venue.rest_url} did not answer within {timeout_s:g} s") from None
+            # progress on stderr only while stdout goes elsewhere (a file, a pipe): never into the data
+            with spinner(console, "waiting for the first books", enabled=not _stdout_is_terminal()) as say:
+                reporter = asyncio.create_task(_report_progress(stream, received, say))
+                try:
+                    await stream_events(
+                        stream, sys.stdout.buffer, count=count_limit, seconds=seconds, timeout_s=timeout_s
+                    )
+                finally:
+                    reporter.cancel()
+            return stream.events_dropped
+    return 0  # pragma: no cover - mypy cannot see that the block always returns
+
+
+async def stream_events(
+    stream: MarketStream,
+    out: BinaryIO,
+    *,
+    count: int | None = None,
+    seconds: float | None = None,
+    timeout_s: float = 30.0,
+) -> int:
+    """Write ``stream``'s events to ``out``, a line each, until ``count`` events or ``seconds`` pass or the
+    reader goes away; returns the number of lines written.
+
+    Raises:
+        CommandError: no event at all within ``timeout_s``.
+    """
+    written = 0
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout_at(loop.time() + seconds if seconds else None):
+            try:
+                async with asyncio.timeout(timeout_s or None):
+                    event = await anext(stream)
+            except TimeoutError:
+                raise CommandError(
+                    f"no market data from {stream.ws_url} within {timeout_s:g} s "
+                    "(unreachable, or the venue knows none of these tokens)"
+                ) from None
+            while True:
+                out.write(_encode(event_record(event)) + b"\n")
+                out.flush()
+                written += 1
+                if count is not None and written >= count:
+                    break
+                event = await anext(stream)
+    except TimeoutError:  # --seconds passed
+        pass
+    except BrokenPipeError:
+        _discard_stdout()
+    return written
+
+
+def event_record(event: Event) -> dict[str, Any]:
+    """An event as the JSON object of one line (``type`` first, then its fields)."""
+    fields: dict[str, Any] = msgspec.to_builtins(event)
+    record: dict[str, Any] = {"type": type(event).__name__}
+    if isinstance(event, MessageReceived):
+        message = fields.pop("message")
+        record.update(fields)
+        record["message_type"] = type(event.message).__name__
+        record["message"] = message
+        return record
+    if isinstance(event, DecodeFailed):  # the frame as text for jq, not msgspec's base64 of bytes
+        raw = event.raw
+        fields["raw"] = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    record.update(fields)
+    return record
+
+
+async def _report_progress(stream: MarketStream, received: list[int], say: Callable[[str], None]) -> None:
+    while True:
+        books = stream.books.values()
+        live = sum(1 for b in books if b.status is BookStatus.LIVE)
+        say(f"{received[0]:,} events · {live} of {len(books)} books live")
+        await asyncio.sleep(0.5)
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return os.isatty(sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (a test's capture): not a terminal
+        return False
+
+
+def _discard_stdout() -> None:
+    """The reader left (``| head``): point stdout at /dev/null so that the interpreter's last flush at
+    exit does not fail on the closed pipe (as the Python docs advise for SIGPIPE)."""
+    with contextlib.suppress(OSError, ValueError):  # no real file descriptor (a test's capture)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

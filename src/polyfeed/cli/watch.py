@@ -1,0 +1,188 @@
+"""``polyfeed watch``: live books in the terminal, redrawn four times a second.
+
+On a terminal the screen is a rich live view sized to the window (see :mod:`polyfeed.cli.view`); piped
+or in CI, the same frame is printed as plain text every two seconds and once at the end, so that a log
+shows what the books did. Ctrl-C ends it quietly with exit code 0, after a one-line summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console, RenderableType
+from rich.live import Live
+
+from polyfeed.cli.errors import CommandError, run_command
+from polyfeed.cli.gamma import http_session, is_token_id, label_tokens, resolve_targets
+from polyfeed.cli.options import (
+    DEFAULT_GAMMA_URL,
+    DEFAULT_REST_URL,
+    DEFAULT_WS_URL,
+    GammaUrl,
+    Local,
+    RestUrl,
+    Seconds,
+    Targets,
+    Timeout,
+    Venue,
+    VenueOptions,
+    WsUrl,
+    open_venue,
+)
+from polyfeed.cli.terminal import out_console, progress, spinner
+from polyfeed.cli.view import BookLabel, WatchState, render_screen
+from polyfeed.stream import MarketStream
+
+__all__ = ["EPILOG", "Depth", "show_books", "summary", "watch_command"]
+
+EPILOG = """**Examples**
+
+* `polyfeed watch fed-decision-in-december`
+* `polyfeed watch https://polymarket.com/event/fed-decision-in-december --depth 8`
+* `polyfeed watch 7667...1111 5220...3344 --seconds 60`
+* `polyfeed watch sim-market-0 sim-market-1 --local`
+"""
+
+Depth = Annotated[
+    int | None,
+    typer.Option(
+        "--depth", min=1, max=20, help="Levels a side (default: as many as the window's height allows)."
+    ),
+]
+_REFRESH_S = 0.25
+_PLAIN_EVERY_S = 2.0
+
+
+def watch_command(
+    targets: Targets,
+    depth: Depth = None,
+    seconds: Seconds = None,
+    ws_url: WsUrl = DEFAULT_WS_URL,
+    rest_url: RestUrl = DEFAULT_REST_URL,
+    gamma_url: GammaUrl = DEFAULT_GAMMA_URL,
+    local: Local = False,
+    timeout: Timeout = 30.0,
+) -> None:
+    """Watch live books in the terminal.
+
+    Each book shows both sides' top levels as a ladder, its status (syncing, live, suspect, stale) and
+    age, the checks it passed and failed, spread, mid and the last trades; the top line counts messages
+    a second, reconnects and resyncs. Readable from 80 columns; Ctrl-C quits.
+    """
+    console = out_console()
+    state = WatchState()
+    venue = VenueOptions(ws_url, rest_url, gamma_url, local)
+    run_command("watch", _watch(venue, targets, state, console, seconds, depth, timeout))
+    if state.books:
+        console.print(summary(state), soft_wrap=True)
+
+
+async def _watch(
+    options: VenueOptions,
+    targets: list[str],
+    state: WatchState,
+    console: Console,
+    seconds: float | None,
+    depth: int | None,
+    timeout_s: float,
+) -> None:
+    async with open_venue(options) as venue:
+        async with http_session(timeout_s) as http:
+            slugs = sum(1 for t in targets if not is_token_id(t))
+            with progress(console, "resolving slugs on Gamma", slugs) as step:
+                token_ids, infos = await resolve_targets(http, venue.gamma_url, targets, step)
+            unnamed = [t for t in token_ids if t not in infos]
+            if unnamed:
+                with spinner(console, "asking Gamma for the tokens' markets"):
+                    infos.update(await label_tokens(http, venue.gamma_url, unnamed))
+        labels = {token: BookLabel(infos[token].market_slug, infos[token].outcome) for token in infos}
+        await show_books(
+            venue, token_ids, labels, state, console, seconds=seconds, depth=depth, timeout_s=timeout_s
+        )
+
+
+async def show_books(
+    venue: Venue,
+    token_ids: list[str],
+    labels: dict[str, BookLabel],
+    state: WatchState,
+    console: Console,
+    *,
+    seconds: float | None = None,
+    depth: int | None = None,
+    timeout_s: float = 30.0,
+) -> None:
+    """Follow ``token_ids`` and draw them on ``console`` until ``seconds`` pass (``None`` or 0: until
+    cancelled); ``state`` counts the events and keeps the books for the summary.
+
+    Raises:
+        CommandError: no answer from the venue's REST API, or no market data, within ``timeout_s``.
+    """
+    stream = MarketStream(
+        token_ids,
+        ws_url=venue.ws_url,
+        rest_url=venue.rest_url,
+        gamma_url=venue.gamma_url,
+        on_event=state.on_event,
+        max_queue=0,
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        with spinner(console, f"connecting to {venue.ws_url}"):
+            try:
+                async with asyncio.timeout(timeout_s or None):
+                    await stack.enter_async_context(stream)
+            except TimeoutError:
+                raise CommandError(f"{venue.rest_url} did not answer within {timeout_s:g} s") from None
+        state.books = stream.books
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        end = started + seconds if seconds else float("inf")
+
+        def frame() -> RenderableType:
+            if not state.messages and timeout_s and loop.time() - started > timeout_s:
+                raise CommandError(
+                    f"no market data from {venue.ws_url} within {timeout_s:g} s "
+                    "(unreachable, or the venue knows none of these tokens)"
+                )
+            now_ns = time.monotonic_ns()
+            terminal = console.is_terminal
+            return render_screen(
+                stream.books,
+                token_ids,
+                labels,
+                state,
+                width=console.width,
+                height=console.height - 1 if terminal else None,
+                depth=depth,
+                now_ns=now_ns,
+                rate=state.rate(now_ns),
+                interactive=terminal,
+            )
+
+        if console.is_terminal:
+            with Live(console=console, auto_refresh=False, vertical_overflow="crop") as live:
+                while loop.time() < end:
+                    live.update(frame(), refresh=True)
+                    await asyncio.sleep(min(_REFRESH_S, max(0.0, end - loop.time())))
+                live.update(frame(), refresh=True)
+        else:
+            while loop.time() < end:
+                await asyncio.sleep(min(_PLAIN_EVERY_S, max(0.0, end - loop.time())))
+                console.print(frame())
+
+
+def summary(state: WatchState) -> str:
+    """Two lines (each under 80 columns) on what was watched: messages and gaps, then the checks."""
+    books = state.books.values()
+    passed = sum(b.checks.total_passed for b in books)
+    failed = sum(b.checks.total_failed for b in books)
+    up_s = (time.monotonic_ns() - state.started_ns) / 1e9
+    return (
+        f"{len(state.books)} books for {up_s:.1f} s: {state.messages:,} messages, "
+        f"{state.reconnects} reconnects, {state.resyncs} resyncs\n"
+        f"checks: {passed:,} passed, {failed} failed"
+    )

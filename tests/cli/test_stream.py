@@ -1,0 +1,131 @@
+"""``polyfeed stream --format jsonl``: an object a line that jq can read, a clean end on a closed pipe."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import defaultdict
+
+import pytest
+
+from polyfeed.book import BookStatus
+from polyfeed.cli.stream import event_record
+from polyfeed.session import DecodeFailed, StatusChanged
+from tests.cli.harness import BOUND_S, Exchange, assert_one_line_failure, polyfeed, polyfeed_process
+
+
+def test_every_line_is_a_json_event_and_the_books_go_live(
+    exchange: Exchange, capsys: pytest.CaptureFixture[str]
+) -> None:
+    market = exchange.sim.exchange.markets[0]
+    result = polyfeed(
+        capsys, "stream", market.slug, "--format", "jsonl", "--count", "200", *exchange.venue_args()
+    )
+    assert result.code == 0, result.err
+    events = [json.loads(line) for line in result.out.splitlines()]
+    assert len(events) == 200
+    snapshots = [e for e in events if e["type"] == "MessageReceived" and e["message_type"] == "Book"]
+    assert {e["message"]["asset_id"] for e in snapshots} == {market.yes, market.no}
+    assert all(e["message"]["event_type"] == "book" and e["message"]["bids"] for e in snapshots)
+    went_live = {e["asset_id"] for e in events if e["type"] == "StatusChanged" and e["new"] == "live"}
+    assert went_live == {market.yes, market.no}
+    seqs: defaultdict[int, list[int]] = defaultdict(list)
+    for event in events:
+        assert isinstance(event["recv_ns"], int)
+        seqs[event["connection_id"]].append(event["seq"])
+    assert all(s == sorted(set(s)) for s in seqs.values()), "seq rises on each connection, no repeats"
+
+
+def test_seconds_ends_the_stream(exchange: Exchange, capsys: pytest.CaptureFixture[str]) -> None:
+    token = exchange.sim.exchange.markets[1].yes
+    result = polyfeed(capsys, "stream", token, "--seconds", "1", *exchange.venue_args())
+    assert result.code == 0, result.err
+    first = json.loads(result.out.splitlines()[0])
+    assert first["type"] == "MessageReceived" and first["message"]["asset_id"] == token
+
+
+def test_a_closed_pipe_ends_the_stream_quietly(exchange: Exchange) -> None:
+    """``polyfeed stream ... | head -n 1``: the reader leaves after one line."""
+    process = polyfeed_process("stream", "sim-market-2", *exchange.venue_args())
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        first = process.stdout.readline()
+        process.stdout.close()
+        err = process.stderr.read()
+        process.wait(BOUND_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+    assert json.loads(first)["type"] == "MessageReceived"
+    assert process.returncode == 0
+    assert err == b"", err.decode()
+
+
+def test_an_unreachable_venue_is_one_line_and_exit_1(
+    closed_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = polyfeed(capsys, "stream", "1234567890", "--rest-url", f"http://127.0.0.1:{closed_port}")
+    line = assert_one_line_failure(result, "stream")
+    assert result.code == 1 and "connection refused" in line
+    assert result.out == ""
+
+
+def test_tokens_the_venue_does_not_know_time_out_as_no_data(
+    exchange: Exchange, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The venue ignores unknown token ids silently (spec 1.3): no data ever comes."""
+    result = polyfeed(capsys, "stream", "1234567890", "--timeout", "1", *exchange.venue_args())
+    line = assert_one_line_failure(result, "stream")
+    assert result.code == 1 and "no market data from" in line
+
+
+def test_a_record_puts_the_type_first_and_keeps_bad_frames_as_text() -> None:
+    changed = StatusChanged(
+        recv_ns=5,
+        seq=6,
+        connection_id=2,
+        asset_id="7",
+        old=BookStatus.SYNCING,
+        new=BookStatus.LIVE,
+        reason="snapshot",
+    )
+    assert list(event_record(changed).items()) == [
+        ("type", "StatusChanged"),
+        ("recv_ns", 5),
+        ("seq", 6),
+        ("connection_id", 2),
+        ("asset_id", "7"),
+        ("old", "syncing"),
+        ("new", "live"),
+        ("reason", "snapshot"),
+    ]
+    failed = DecodeFailed(recv_ns=1, seq=2, connection_id=1, error="not JSON", raw=b'{"event_type": "pri')
+    assert event_record(failed)["raw"] == '{"event_type": "pri'
+
+
+def test_jq_reads_it(exchange: Exchange) -> None:
+    jq = subprocess.run(["which", "jq"], capture_output=True, check=False)
+    if jq.returncode != 0:
+        pytest.skip("jq is not installed: the plain JSON parse above covers the format")
+    stream = polyfeed_process(
+        "stream", "sim-market-0", "--count", "20", *exchange.venue_args(), stderr=subprocess.DEVNULL
+    )
+    assert stream.stdout is not None
+    with stream.stdout:  # jq holds the pipe's reading end now
+        out = subprocess.run(
+            ["jq", "-r", ".type"], stdin=stream.stdout, capture_output=True, check=True, timeout=BOUND_S
+        )
+    assert stream.wait(BOUND_S) == 0
+    assert out.stdout.decode().splitlines()[0] == "MessageReceived"
+
+
+def test_local_streams_from_an_exchange_of_its_own(capsys: pytest.CaptureFixture[str]) -> None:
+    result = polyfeed(capsys, "stream", "sim-market-7", "--local", "--count", "3")
+    assert result.code == 0, result.err
+    assert [json.loads(line)["type"] for line in result.out.splitlines()] == [
+        "MessageReceived",
+        "BookUpdated",
+        "StatusChanged",
+    ], "the first book: its message, the update, and the book going live"
