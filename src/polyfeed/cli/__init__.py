@@ -2,9 +2,12 @@
 
 Commands, one module each:
 
+- ``demo`` (:mod:`polyfeed.cli.demo`): the local exchange in-process and the ``watch`` view on it.
 - ``markets`` (:mod:`polyfeed.cli.markets`): the markets and tokens behind a slug, URL or token id.
 - ``watch`` (:mod:`polyfeed.cli.watch`, the screen in :mod:`polyfeed.cli.view`): live books.
 - ``stream`` (:mod:`polyfeed.cli.stream`): every event as a JSON line.
+- ``sim`` (:mod:`polyfeed.cli.sim`): the local exchange on a port.
+- ``capture`` (:mod:`polyfeed.cli.capture`): Polymarket's captured crossing burst, booked and checked.
 
 Adding a command (``record``, ``replay``, ``export``): write ``src/polyfeed/cli/record.py`` with a
 function ``record_command(...) -> None`` whose parameters are ``Annotated`` typer arguments and options
@@ -22,15 +25,18 @@ from typing import Annotated, Any
 
 import typer
 
-from polyfeed.cli import markets, stream, watch
+from polyfeed.cli import capture, demo, markets, sim, stream, watch
 from polyfeed.cli.errors import EXIT_USAGE
 
 __all__ = ["COMMANDS", "app", "main"]
 
 COMMANDS: tuple[tuple[str, Callable[..., None], str], ...] = (
+    ("demo", demo.demo_command, demo.EPILOG),
     ("markets", markets.markets_command, markets.EPILOG),
     ("watch", watch.watch_command, watch.EPILOG),
     ("stream", stream.stream_command, stream.EPILOG),
+    ("sim", sim.sim_command, sim.EPILOG),
+    ("capture", capture.capture_command, capture.EPILOG),
 )
 """(name, function, examples) of every command, in the order ``polyfeed --help`` lists them."""
 
