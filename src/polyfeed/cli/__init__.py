@@ -9,11 +9,23 @@ Commands, one module each:
 - ``sim`` (:mod:`polyfeed.cli.sim`): the local exchange on a port.
 - ``capture`` (:mod:`polyfeed.cli.capture`): Polymarket's captured crossing burst, booked and checked.
 
-Adding a command (``record``, ``replay``, ``export``): write ``src/polyfeed/cli/record.py`` with a
-function ``record_command(...) -> None`` whose parameters are ``Annotated`` typer arguments and options
-(the shared ones are in :mod:`polyfeed.cli.options`; its docstring is the help text) and an ``EPILOG``
-of examples; run its coroutine with :func:`polyfeed.cli.errors.run_command`, which turns Ctrl-C into a
-quiet end and an unreachable venue into one line and exit 1; then add a line to :data:`COMMANDS`.
+Adding a command (``record``, ``replay``, ``export``): write ``src/polyfeed/cli/record.py`` with
+
+- ``EPILOG``: markdown examples (``**Examples**`` then ``* `polyfeed record ...` `` lines);
+- ``record_command(...) -> None``: its parameters are ``Annotated`` typer arguments and options, the
+  shared ones from :mod:`polyfeed.cli.options` (``Targets``, ``Seconds``, ``Timeout``, ``WsUrl``,
+  ``RestUrl``, ``GammaUrl``, ``Local``); its docstring is the help (first line: the short help);
+- the work as a coroutine run by :func:`polyfeed.cli.errors.run_command`, which ends quietly on
+  Ctrl-C (returning ``None``, after the coroutine's clean-up ran) and turns an unreachable venue, a
+  :class:`polyfeed.errors.PolyfeedError` (a bad recording too) or a
+  :class:`polyfeed.cli.errors.CommandError` into one line and exit 1. Inside it, ``open_venue`` gives
+  the URLs (and starts the local exchange for ``--local``), :func:`polyfeed.cli.gamma.resolve_targets`
+  turns slugs and URLs into token ids, and :func:`polyfeed.cli.watch.draw` with
+  :func:`polyfeed.cli.view.render_screen` draws any books (a replay's) as ``watch`` does;
+
+then import the module below and add ``("record", record.record_command, record.EPILOG)`` to
+:data:`COMMANDS`. Tests go in ``tests/cli/test_record.py`` (``tests/cli/harness.py`` runs a command
+in-process and a local exchange in a thread).
 """
 
 from __future__ import annotations

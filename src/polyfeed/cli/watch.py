@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -37,7 +38,7 @@ from polyfeed.cli.terminal import out_console, progress, spinner
 from polyfeed.cli.view import BookLabel, WatchState, render_screen
 from polyfeed.stream import MarketStream
 
-__all__ = ["EPILOG", "Depth", "show_books", "summary", "watch_command"]
+__all__ = ["EPILOG", "Depth", "draw", "show_books", "summary", "watch_command"]
 
 EPILOG = """**Examples**
 
@@ -140,7 +141,6 @@ async def show_books(
         state.books = stream.books
         loop = asyncio.get_running_loop()
         started = loop.time()
-        end = started + seconds if seconds else float("inf")
 
         def frame() -> RenderableType:
             if not state.messages and timeout_s and loop.time() - started > timeout_s:
@@ -163,16 +163,28 @@ async def show_books(
                 interactive=terminal,
             )
 
-        if console.is_terminal:
-            with Live(console=console, auto_refresh=False, vertical_overflow="crop") as live:
-                while loop.time() < end:
-                    live.update(frame(), refresh=True)
-                    await asyncio.sleep(min(_REFRESH_S, max(0.0, end - loop.time())))
-                live.update(frame(), refresh=True)
-        else:
+        await draw(console, frame, seconds=seconds)
+
+
+async def draw(console: Console, frame: Callable[[], RenderableType], *, seconds: float | None) -> None:
+    """Draw ``frame()`` until ``seconds`` pass (``None`` or 0: until cancelled): a live view redrawn
+    four times a second on a terminal, a plain frame every two seconds and at the end otherwise.
+
+    Anything that keeps books can be watched this way (a replay, say): ``frame`` renders them with
+    :func:`polyfeed.cli.view.render_screen`.
+    """
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds if seconds else float("inf")
+    if console.is_terminal:
+        with Live(console=console, auto_refresh=False, vertical_overflow="crop") as live:
             while loop.time() < end:
-                await asyncio.sleep(min(_PLAIN_EVERY_S, max(0.0, end - loop.time())))
-                console.print(frame())
+                live.update(frame(), refresh=True)
+                await asyncio.sleep(min(_REFRESH_S, max(0.0, end - loop.time())))
+            live.update(frame(), refresh=True)
+    else:
+        while loop.time() < end:
+            await asyncio.sleep(min(_PLAIN_EVERY_S, max(0.0, end - loop.time())))
+            console.print(frame())
 
 
 def summary(state: WatchState) -> str:
