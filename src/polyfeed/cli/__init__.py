@@ -37,7 +37,7 @@ from typing import Annotated, Any
 
 import typer
 
-from polyfeed.cli import capture, demo, markets, sim, stream, watch
+from polyfeed.cli import capture, demo, export, markets, record, replay, sim, stream, watch
 from polyfeed.cli.errors import EXIT_USAGE
 
 __all__ = ["COMMANDS", "app", "main"]
@@ -47,6 +47,9 @@ COMMANDS: tuple[tuple[str, Callable[..., None], str], ...] = (
     ("markets", markets.markets_command, markets.EPILOG),
     ("watch", watch.watch_command, watch.EPILOG),
     ("stream", stream.stream_command, stream.EPILOG),
+    ("record", record.record_command, record.EPILOG),
+    ("replay", replay.replay_command, replay.EPILOG),
+    ("export", export.export_command, export.EPILOG),
     ("sim", sim.sim_command, sim.EPILOG),
     ("capture", capture.capture_command, capture.EPILOG),
 )

@@ -42,7 +42,7 @@ from polyfeed.cli.terminal import err_console, progress, spinner
 from polyfeed.session import DecodeFailed, Event, MessageReceived
 from polyfeed.stream import MarketStream
 
-__all__ = ["EPILOG", "OutputFormat", "event_record", "stream_command", "stream_events"]
+__all__ = ["EPILOG", "OutputFormat", "discard_stdout", "event_record", "stream_command", "stream_events"]
 
 EPILOG = """**Examples**
 
@@ -164,7 +164,7 @@ async def stream_events(
     except TimeoutError:  # --seconds passed
         pass
     except BrokenPipeError:
-        _discard_stdout()
+        discard_stdout()
     return written
 
 
@@ -200,7 +200,7 @@ def _stdout_is_terminal() -> bool:
         return False
 
 
-def _discard_stdout() -> None:
+def discard_stdout() -> None:
     """The reader left (``| head``): point stdout at /dev/null so that the interpreter's last flush at
     exit does not fail on the closed pipe (as the Python docs advise for SIGPIPE)."""
     with contextlib.suppress(OSError, ValueError):  # no real file descriptor (a test's capture)

@@ -13,7 +13,7 @@ from decimal import Decimal
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-__all__ = ["abbreviate", "err_console", "format_size", "out_console", "progress", "spinner"]
+__all__ = ["abbreviate", "err_console", "format_size", "out_console", "progress", "progress_to", "spinner"]
 
 
 def out_console() -> Console:
@@ -49,6 +49,19 @@ def progress(console: Console, what: str, total: int) -> Iterator[Callable[[], N
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(what, total=total)
         yield lambda: bar.advance(task)
+
+
+@contextlib.contextmanager
+def progress_to(console: Console, what: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar towards ``total`` (``None``: unknown, a spinner with the count) on a terminal;
+    yields the function that says how far the work got."""
+    if not console.is_terminal:
+        yield lambda _: None
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda done: bar.update(task, completed=done)
 
 
 def abbreviate(token_id: str, keep: int = 4) -> str:

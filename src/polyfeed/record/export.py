@@ -15,6 +15,7 @@ never fatal. Needs the ``parquet`` extra (pyarrow).
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -384,6 +385,7 @@ def export_parquet(
     *,
     from_ns: int | None = None,
     until_ns: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> ExportSummary:
     """Export a recording's market channel as four Parquet tables under ``out_dir``.
 
@@ -393,6 +395,7 @@ def export_parquet(
         from_ns: only records received at or after this time (ns since the epoch); books start from
             the snapshots after it.
         until_ns: only records received before this time.
+        on_progress: called with the number of records read so far, every few thousand records.
 
     Returns:
         Rows per table, and what was skipped.
@@ -420,8 +423,11 @@ def export_parquet(
                 exporter.frame(record.recv_ns, record.payload)
             elif kind == rest_kind:
                 exporter.rest(record.recv_ns, record.payload)
-        if not count % _CHECK_EVERY and exporter.buffered() >= _ROWS_BEFORE_WRITING:
-            exporter.write()
+        if not count % _CHECK_EVERY:
+            if exporter.buffered() >= _ROWS_BEFORE_WRITING:
+                exporter.write()
+            if on_progress is not None:
+                on_progress(count)
     exporter.records = count
     exporter.write()
     return exporter.summary()

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,16 +53,23 @@ async def record(
     rotate_s: float = 3600.0,
     ssl_context: ssl.SSLContext | None = None,
     on_event: Callable[[Event], None] | None = None,
+    meta: Mapping[str, object] | None = None,
+    on_open: Callable[[Recorder, MarketStream], None] | None = None,
 ) -> RecordSummary:
     """Record the market channel of ``asset_ids`` and ``slugs`` (and the user channel when
     ``user_credentials`` are given) into ``out`` until cancelled (Ctrl-C) or ``seconds`` pass.
 
     The recording is closed properly however the run ends; a process killed outright loses at most the
     last second (see ``docs/recording-format.md``).
+
+    ``meta`` is added to the recording's ``meta.json`` (the command line stores the books' names there);
+    ``on_open`` is called with the recorder and the market stream once both channels are open (to show
+    progress, say).
     """
     started = time.monotonic()
-    meta: dict[str, object] = {"ws_url": ws_url, "rest_url": rest_url, "slugs": list(slugs)}
-    with Recorder(out, rotate_bytes=rotate_bytes, rotate_s=rotate_s, meta=meta) as recorder:
+    about: dict[str, object] = {"ws_url": ws_url, "rest_url": rest_url, "slugs": list(slugs)}
+    about.update(meta or {})
+    with Recorder(out, rotate_bytes=rotate_bytes, rotate_s=rotate_s, meta=about) as recorder:
         market = MarketStream.from_slugs(
             list(slugs),
             ws_url=ws_url,
@@ -88,6 +95,8 @@ async def record(
                     recorder=recorder,
                 )
                 await stack.enter_async_context(user)
+            if on_open is not None:
+                on_open(recorder, market)
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(seconds if seconds is not None else float("inf"))
         assets = len(market.books)

@@ -1,0 +1,288 @@
+"""``polyfeed record``: every raw frame of the market channel (and, with ``--user``, your user channel)
+into a recording directory, until Ctrl-C or ``--seconds``.
+
+The recording (``docs/recording-format.md``) holds the frames byte for byte with their receive times,
+what polyfeed sent, the REST answers it used and the stream's markers (disconnects, resyncs), so that
+``polyfeed replay`` rebuilds exactly the books seen live. A recorder killed outright loses at most the
+last second. On a terminal a spinner counts records and bytes; piped, a line every ten seconds on
+stderr. At the end the books are listed with a digest of their levels: ``polyfeed replay`` of the
+recording lists the same digests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from polyfeed.book import BookStatus
+from polyfeed.cli.errors import EXIT_USAGE, CommandError, fail, run_command
+from polyfeed.cli.gamma import http_session, is_token_id, label_tokens, resolve_targets
+from polyfeed.cli.options import (
+    DEFAULT_GAMMA_URL,
+    DEFAULT_REST_URL,
+    DEFAULT_WS_URL,
+    GammaUrl,
+    Local,
+    RestUrl,
+    Seconds,
+    Targets,
+    Timeout,
+    VenueOptions,
+    WsUrl,
+    open_venue,
+)
+from polyfeed.cli.recording import LABELS_META, book_order, books_table, labels_to_meta
+from polyfeed.cli.terminal import err_console, out_console, progress, spinner
+from polyfeed.cli.view import BookLabel, WatchState
+from polyfeed.net.user import REDACTED_API_KEY
+from polyfeed.record.format import Recorder
+from polyfeed.record.run import record
+from polyfeed.sim.account import SIM_ADDRESS, SIM_CREDENTIALS
+from polyfeed.stream import MarketStream
+from polyfeed.wire import Credentials
+
+__all__ = ["EPILOG", "record_command", "user_ws_url"]
+
+EPILOG = """**Examples**
+
+* `polyfeed record fed-decision-in-december --out rec/fed`
+* `polyfeed record https://polymarket.com/event/fed-decision-in-december --out rec/fed --rotate-mb 64`
+* `POLYMARKET_API_KEY=... POLYMARKET_API_SECRET=... POLYMARKET_API_PASSPHRASE=... polyfeed record
+  fed-decision-in-december --user --out rec/mine`
+* `polyfeed record sim-market-0 sim-market-1 --local --seconds 30 --out rec/local`
+"""
+
+_MIB = 1 << 20
+_PLAIN_EVERY_S = 10.0
+_SPIN_EVERY_S = 0.5
+
+
+def record_command(
+    targets: Targets,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="DIR",
+            help="The recording's directory: created, and it must not hold a recording already.",
+            file_okay=False,
+            show_default=False,
+        ),
+    ],
+    seconds: Seconds = None,
+    rotate_mb: Annotated[
+        int, typer.Option("--rotate-mb", min=1, help="Start a new segment past this many MiB on disk.")
+    ] = 256,
+    rotate_minutes: Annotated[
+        float, typer.Option("--rotate-minutes", min=0.01, help="Start a new segment after this many minutes.")
+    ] = 60.0,
+    user: Annotated[
+        bool,
+        typer.Option(
+            "--user",
+            help="Record your user channel too, with the API credentials in POLYMARKET_API_KEY, "
+            "POLYMARKET_API_SECRET and POLYMARKET_API_PASSPHRASE (the local exchange's own with "
+            "--local). The key is redacted from the recording; secret and passphrase are never in it.",
+        ),
+    ] = False,
+    address: Annotated[
+        str,
+        typer.Option(
+            "--address",
+            envvar="POLYMARKET_ADDRESS",
+            help="Your signer address (the POLY_ADDRESS header of --user's REST calls).",
+            show_default=False,
+        ),
+    ] = "",
+    ws_url: WsUrl = DEFAULT_WS_URL,
+    rest_url: RestUrl = DEFAULT_REST_URL,
+    gamma_url: GammaUrl = DEFAULT_GAMMA_URL,
+    local: Local = False,
+    timeout: Timeout = 30.0,
+) -> None:
+    """Record markets losslessly into a directory, for replay, serving and export.
+
+    Every frame is kept byte for byte with its receive time, with the stream's disconnects and
+    resyncs, in zstd segments rotated by size and time. Runs until Ctrl-C or --seconds; a recorder
+    killed outright loses at most the last second. Ends by listing the books with a digest of their
+    levels, which `polyfeed replay DIR` shows again.
+    """
+    credentials: Credentials | None = None
+    if user and local:
+        credentials, address = SIM_CREDENTIALS, address or SIM_ADDRESS
+    elif user:
+        try:
+            credentials = Credentials.from_env()
+        except KeyError as exc:
+            raise fail("record", f"--user needs your API credentials: {exc.args[0]}", EXIT_USAGE) from None
+    venue = VenueOptions(ws_url, rest_url, gamma_url, local)
+    job = _Recording(out, targets, credentials, address, rotate_mb * _MIB, rotate_minutes * 60.0)
+    run_command("record", job.run(venue, seconds, timeout))
+    if job.recorder is not None:  # also after Ctrl-C: the recording was closed properly
+        _print_summary(out_console(), job)
+
+
+def user_ws_url(market_ws_url: str) -> str:
+    """The user channel's URL beside a market channel's (``.../ws/market`` -> ``.../ws/user``)."""
+    base, found, _ = market_ws_url.rstrip("/").rpartition("/market")
+    if not found:
+        raise CommandError(f"cannot tell the user channel's URL from {market_ws_url} (no /market in it)")
+    return base + "/user"
+
+
+class _Recording:
+    """One run of the command: what it follows and what it wrote (kept when Ctrl-C ends the run)."""
+
+    def __init__(
+        self,
+        out: Path,
+        targets: list[str],
+        credentials: Credentials | None,
+        address: str,
+        rotate_bytes: int,
+        rotate_s: float,
+    ) -> None:
+        self.out = out
+        self.targets = targets
+        self.credentials = credentials
+        self.address = address
+        self.rotate_bytes = rotate_bytes
+        self.rotate_s = rotate_s
+        self.state = WatchState()
+        self.labels: dict[str, BookLabel] = {}
+        self.recorder: Recorder | None = None
+        self.stream: MarketStream | None = None
+        self.started = time.monotonic()
+
+    async def run(self, options: VenueOptions, seconds: float | None, timeout_s: float) -> None:
+        """Resolve the targets, then record until ``seconds`` pass or the task is cancelled.
+
+        Raises:
+            CommandError: the venue did not open the streams, or sent no market data, within
+                ``timeout_s`` (the recording is closed properly first).
+        """
+        console = err_console()
+        async with open_venue(options) as venue:
+            async with http_session(timeout_s) as http:
+                slugs = sum(1 for t in self.targets if not is_token_id(t))
+                with progress(console, "resolving slugs on Gamma", slugs) as step:
+                    token_ids, infos = await resolve_targets(http, venue.gamma_url, self.targets, step)
+                unnamed = [t for t in token_ids if t not in infos]
+                if unnamed:
+                    infos.update(await label_tokens(http, venue.gamma_url, unnamed))
+            self.labels = {t: BookLabel(i.market_slug, i.outcome) for t, i in infos.items()}
+            opened = asyncio.Event()
+
+            def on_open(recorder: Recorder, stream: MarketStream) -> None:
+                self.recorder, self.stream = recorder, stream
+                opened.set()
+
+            self.started = time.monotonic()
+            job = asyncio.ensure_future(
+                record(
+                    self.out,
+                    token_ids,
+                    ws_url=venue.ws_url,
+                    rest_url=venue.rest_url,
+                    gamma_url=venue.gamma_url,
+                    user_credentials=self.credentials,
+                    user_ws_url=user_ws_url(venue.ws_url) if self.credentials else "",
+                    address=self.address,
+                    seconds=seconds or None,  # 0: until Ctrl-C
+                    rotate_bytes=self.rotate_bytes,
+                    rotate_s=self.rotate_s,
+                    on_event=self.state.on_event,
+                    meta={LABELS_META: labels_to_meta(self.labels), "targets": self.targets},
+                    on_open=on_open,
+                )
+            )
+            try:
+                with spinner(console, f"connecting to {venue.ws_url}"):
+                    if not await _first(job, opened.wait(), timeout_s):
+                        raise CommandError(f"{venue.rest_url} did not answer within {timeout_s:g} s")
+                    if not await _first(job, self._data(), timeout_s):
+                        raise CommandError(
+                            f"no market data from {venue.ws_url} within {timeout_s:g} s (unreachable, or "
+                            f"the venue knows none of these tokens); {self.out} holds what was sent"
+                        )
+                reporter = asyncio.create_task(self._report(console))
+                try:
+                    await job
+                finally:
+                    reporter.cancel()
+            finally:
+                if not job.done():  # a failure above, or Ctrl-C: close the recording properly
+                    job.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await job
+
+    async def _data(self) -> None:
+        while not self.state.messages:
+            await asyncio.sleep(0.05)
+
+    async def _report(self, console: Console) -> None:
+        """Counts while recording: a spinner on a terminal, a line every ten seconds otherwise."""
+        if console.is_terminal:
+            with spinner(console, self._status()) as say:
+                while True:
+                    await asyncio.sleep(_SPIN_EVERY_S)
+                    say(self._status())
+        while True:
+            await asyncio.sleep(_PLAIN_EVERY_S)
+            console.print(f"polyfeed record: {self._status()}", soft_wrap=True)
+
+    def _status(self) -> str:
+        recorder, stream = self.recorder, self.stream
+        assert recorder is not None and stream is not None
+        books = stream.books.values()
+        live = sum(1 for b in books if b.status is BookStatus.LIVE)
+        return (
+            f"recording to {self.out}: {recorder.records:,} records · "
+            f"{recorder.bytes_written / _MIB:.1f} MiB on disk · {live} of {len(books)} books live · "
+            f"{self.state.reconnects} reconnects"
+        )
+
+
+async def _first(job: asyncio.Future[Any], waiting: Coroutine[Any, Any, object], timeout_s: float) -> bool:
+    """Wait for ``waiting`` while ``job`` runs: True once it is done; False after ``timeout_s`` (0: no
+    limit). A ``job`` that ends first (failed, or ``--seconds`` passed) ends the wait: its failure is
+    raised, its end is True."""
+    waiter = asyncio.ensure_future(waiting)
+    try:
+        done, _ = await asyncio.wait({job, waiter}, timeout=timeout_s or None, return_when="FIRST_COMPLETED")
+    finally:
+        waiter.cancel()
+    if job in done:
+        job.result()
+        return True
+    return waiter in done
+
+
+def _print_summary(console: Console, job: _Recording) -> None:
+    recorder, state = job.recorder, job.state
+    assert recorder is not None
+    books = job.stream.books if job.stream is not None else {}
+    written = recorder.bytes_written
+    ratio = f", {recorder.bytes_in / written:.1f}x" if written else ""
+    console.print(
+        f"recorded {recorder.records:,} records ({recorder.bytes_in / _MIB:.1f} MiB, "
+        f"{written / _MIB:.2f} MiB on disk{ratio}) of {len(books)} books in "
+        f"{time.monotonic() - job.started:.1f} s into {job.out}",
+        soft_wrap=True,
+    )
+    console.print(
+        f"{state.messages:,} messages, {state.reconnects} reconnects, {state.resyncs} resyncs",
+        soft_wrap=True,
+    )
+    if books:
+        console.print(books_table(books, book_order(books, job.labels), job.labels))
+    if job.credentials is not None:
+        console.print(f"user channel recorded (its API key stored as {REDACTED_API_KEY})", soft_wrap=True)
