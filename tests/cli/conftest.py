@@ -1,13 +1,23 @@
-"""The command line's fixtures: a local exchange serving from its own thread, and a closed port."""
+"""The command line's fixtures: a local exchange serving from its own thread, a closed port, and a
+recording of the exchange made by ``polyfeed record``."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from polyfeed.cli import main
 from tests.cli.harness import Exchange, exchange_in_thread
+
+
+@dataclass(frozen=True)
+class Recorded:
+    directory: Path
+    slugs: list[str]
 
 
 @pytest.fixture(scope="module")
@@ -24,3 +34,24 @@ def closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+@pytest.fixture(scope="module")
+def recording(exchange: Exchange, tmp_path_factory: pytest.TempPathFactory) -> Recorded:
+    """Two markets of the module's exchange recorded by ``polyfeed record`` for two seconds, with what
+    the command printed (its books' digests)."""
+    directory = tmp_path_factory.mktemp("recording") / "rec"
+    markets = exchange.sim.exchange.markets[:2]
+    code = main(
+        [
+            "record",
+            *(m.slug for m in markets),
+            "--seconds",
+            "2",
+            "--out",
+            str(directory),
+            *exchange.venue_args(),
+        ]
+    )
+    assert code == 0
+    return Recorded(directory, [m.slug for m in markets])

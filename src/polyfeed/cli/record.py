@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -42,7 +43,7 @@ from polyfeed.cli.recording import LABELS_META, book_order, books_table, labels_
 from polyfeed.cli.terminal import err_console, out_console, progress, spinner
 from polyfeed.cli.view import BookLabel, WatchState
 from polyfeed.net.user import REDACTED_API_KEY
-from polyfeed.record.format import Recorder
+from polyfeed.record.format import META_FILE, Recorder
 from polyfeed.record.run import record
 from polyfeed.sim.account import SIM_ADDRESS, SIM_CREDENTIALS
 from polyfeed.stream import MarketStream
@@ -186,6 +187,7 @@ class _Recording:
                 opened.set()
 
             self.started = time.monotonic()
+            existed = self.out.exists()
             job = asyncio.ensure_future(
                 record(
                     self.out,
@@ -223,6 +225,8 @@ class _Recording:
                     job.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await job
+                if self.recorder is None and not existed:  # failed to open: leave no empty recording
+                    _remove_if_empty(self.out)
 
     async def _data(self) -> None:
         while not self.state.messages:
@@ -249,6 +253,16 @@ class _Recording:
             f"{recorder.bytes_written / _MIB:.1f} MiB on disk · {live} of {len(books)} books live · "
             f"{self.state.reconnects} reconnects"
         )
+
+
+def _remove_if_empty(directory: Path) -> None:
+    """Remove a recording that holds no record (only its meta and empty files), so that the same
+    command can be run again once the venue answers."""
+    if not directory.is_dir():
+        return
+    files = list(directory.iterdir())
+    if all(p.is_file() and (p.name == META_FILE or not p.stat().st_size) for p in files):
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 async def _first(job: asyncio.Future[Any], waiting: Coroutine[Any, Any, object], timeout_s: float) -> bool:

@@ -1,0 +1,187 @@
+"""``polyfeed record`` against the local exchange: the books it ends with are the books ``polyfeed replay``
+rebuilds; a recorder killed outright or stopped with Ctrl-C leaves a readable recording; the user channel
+is recorded without its secrets; bad arguments and an absent venue are one line."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from polyfeed.record import Channel, read_recording, recording_info
+from polyfeed.sim.account import SIM_CREDENTIALS
+from tests.cli.conftest import Recorded
+from tests.cli.harness import BOUND_S, Exchange, assert_one_line_failure, polyfeed, polyfeed_process
+
+ROW = re.compile(r"^(\S+ · (?:Yes|No))\s+(\w+)\s+\S+\s+\S+\s+\d+/\d+\s+(\d+)\s+([0-9a-f]{12})\s*$")
+
+
+def digests(out: str) -> dict[str, tuple[str, str]]:
+    """The books table's rows: name -> (failed checks, digest)."""
+    return {m[1]: (m[3], m[4]) for line in out.splitlines() if (m := ROW.match(line))}
+
+
+def test_replay_lists_the_books_the_recorder_ended_with(
+    exchange: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    markets = exchange.sim.exchange.markets[2:4]
+    directory = tmp_path / "rec"
+    args = ["record", *(m.slug for m in markets), "--seconds", "2", "--out", str(directory)]
+    recorded = polyfeed(capsys, *args, *exchange.venue_args())
+    assert recorded.code == 0, recorded.err
+    assert recorded.out.startswith("recorded ") and "of 4 books in " in recorded.out
+    books = digests(recorded.out)
+    assert set(books) == {f"{m.slug} · {o}" for m in markets for o in ("Yes", "No")}
+    assert all(failed == "0" for failed, _ in books.values())
+
+    replayed = polyfeed(capsys, "replay", str(directory))
+    assert replayed.code == 0, replayed.err
+    assert digests(replayed.out) == books, "the replay rebuilt other books than the recorder had"
+    info = recording_info(directory)
+    assert info.truncated_segments == 0 and info.records > 4
+    assert info.meta["targets"] == [m.slug for m in markets]
+
+
+def test_a_recorder_killed_outright_leaves_a_recording_that_replays_to_live_books(
+    exchange: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "rec"
+    market = exchange.sim.exchange.markets[4]
+    process = polyfeed_process("record", market.slug, "--out", str(directory), *exchange.venue_args())
+    try:
+        segment = directory / "seg-000001.pfr.zst"
+        sizes: set[int] = set()
+        deadline = time.monotonic() + BOUND_S
+        while len(sizes - {0}) < 3:  # the first flush, then two more a second apart: books and changes
+            assert time.monotonic() < deadline and process.poll() is None, "the recorder wrote nothing"
+            if segment.exists():
+                sizes.add(segment.stat().st_size)
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+        process.communicate(timeout=BOUND_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == -signal.SIGKILL
+    assert not (directory / "index.jsonl").read_bytes(), "no segment was closed: the kill came first"
+    records = list(read_recording(directory))
+    assert records and records == sorted(records, key=lambda r: r.recv_ns)
+    assert sum(r.channel == Channel.MARKET for r in records) == len(records)
+    info = recording_info(directory)
+    assert info.records == len(records) and info.segments == 1
+    replayed = polyfeed(capsys, "replay", str(directory))  # what the kill left is a consistent prefix
+    assert replayed.code == 0, replayed.err
+    assert digests(replayed.out).keys() == {f"{market.slug} · Yes", f"{market.slug} · No"}
+    statuses = re.findall(rf"^{market.slug} · (?:Yes|No)\s+(\w+)\s", replayed.out, re.M)
+    assert statuses == ["live", "live"] and all(f == "0" for f, _ in digests(replayed.out).values())
+
+
+def test_ctrl_c_closes_the_recording_and_prints_the_books(exchange: Exchange, tmp_path: Path) -> None:
+    directory = tmp_path / "rec"
+    market = exchange.sim.exchange.markets[0]
+    process = polyfeed_process("record", market.slug, "--out", str(directory), *exchange.venue_args())
+    try:
+        segment = directory / "seg-000001.pfr.zst"
+        deadline = time.monotonic() + BOUND_S
+        while not segment.exists() or not segment.stat().st_size:
+            assert time.monotonic() < deadline and process.poll() is None, "the recorder wrote nothing"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=BOUND_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert b"Traceback" not in err
+    assert set(digests(out.decode())) == {f"{market.slug} · Yes", f"{market.slug} · No"}
+    index = (directory / "index.jsonl").read_bytes().splitlines()
+    assert len(index) == 1, "the segment was closed and indexed"
+    assert recording_info(directory).truncated_segments == 0
+
+
+def test_the_user_channel_is_recorded_without_its_secrets(
+    exchange: Exchange,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("POLYMARKET_API_KEY", SIM_CREDENTIALS.api_key)
+    monkeypatch.setenv("POLYMARKET_API_SECRET", SIM_CREDENTIALS.secret)
+    monkeypatch.setenv("POLYMARKET_API_PASSPHRASE", SIM_CREDENTIALS.passphrase)
+    directory = tmp_path / "rec"
+    market = exchange.sim.exchange.markets[1]
+    args = ["record", market.slug, "--user", "--seconds", "2", "--out", str(directory)]
+    result = polyfeed(capsys, *args, *exchange.venue_args())
+    assert result.code == 0, result.err
+    assert "user channel recorded" in result.out
+    records = list(read_recording(directory))
+    user = [r for r in records if r.channel == Channel.USER]
+    assert user, "nothing of the user channel was recorded"
+    everything = b"".join(r.payload for r in records) + b"".join(p.read_bytes() for p in directory.iterdir())
+    for secret in (SIM_CREDENTIALS.api_key, SIM_CREDENTIALS.secret, SIM_CREDENTIALS.passphrase):
+        assert secret.encode() not in everything
+    for secret in (SIM_CREDENTIALS.secret, SIM_CREDENTIALS.passphrase):
+        assert secret not in result.out + result.err
+
+
+def test_user_without_credentials_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("POLYMARKET_API_KEY", "POLYMARKET_API_SECRET", "POLYMARKET_API_PASSPHRASE"):
+        monkeypatch.delenv(name, raising=False)
+    result = polyfeed(capsys, "record", "sim-market-0", "--user", "--out", str(tmp_path / "rec"))
+    line = assert_one_line_failure(result, "record")
+    assert result.code == 2 and "POLYMARKET_API_KEY is not set" in line
+    assert not (tmp_path / "rec").exists()
+
+
+def test_a_directory_holding_a_recording_is_refused(
+    exchange: Exchange, recording: Recorded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = sorted((p.name, p.stat().st_size) for p in recording.directory.iterdir())
+    args = ["record", recording.slugs[0], "--seconds", "1", "--out", str(recording.directory)]
+    result = polyfeed(capsys, *args, *exchange.venue_args())
+    line = assert_one_line_failure(result, "record")
+    assert result.code == 1 and str(recording.directory) in line
+    assert sorted((p.name, p.stat().st_size) for p in recording.directory.iterdir()) == before
+
+
+def test_an_unreachable_venue_is_one_line_and_no_recording(
+    closed_port: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    closed = f"127.0.0.1:{closed_port}"
+    venue = [
+        "--ws-url",
+        f"ws://{closed}/ws/market",
+        "--rest-url",
+        f"http://{closed}",
+        "--gamma-url",
+        f"http://{closed}",
+    ]
+    result = polyfeed(capsys, "record", "1234567890", "--out", str(tmp_path / "rec"), *venue)
+    line = assert_one_line_failure(result, "record")
+    assert result.code == 1 and f"cannot reach {closed}: connection refused" in line
+    assert not (tmp_path / "rec").exists(), "an empty recording would refuse the same command run again"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["sim-market-0"], "Missing option '--out'"),
+        (["--out", "x"], "Missing argument"),
+        (["sim-market-0", "--out", "x", "--rotate-mb", "0"], "--rotate-mb"),
+        (["sim-market-0", "--out", "x", "--seconds", "-1"], "--seconds"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(
+    args: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = polyfeed(capsys, "record", *args)
+    line = assert_one_line_failure(result, "record")
+    assert result.code == 2 and says in line

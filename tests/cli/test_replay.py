@@ -1,0 +1,140 @@
+"""``polyfeed replay``: a window of a recording, its events as JSON lines, the watch screen, and the
+recording served over Polymarket's protocol to a client; bad arguments are one line and exit 2."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from polyfeed.record import Channel, RecordKind, read_recording, recording_info
+from polyfeed.record.replay import replay
+from tests.cli.conftest import Recorded
+from tests.cli.harness import BOUND_S, assert_one_line_failure, polyfeed, polyfeed_process
+
+S = 1_000_000_000
+
+
+def test_jsonl_writes_every_event_the_replay_makes_within_the_window(
+    recording: Recorded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first_ns = recording_info(recording.directory).first_ns
+    assert first_ns is not None
+    window = (first_ns + S // 2, first_ns + S + S // 2)
+    expected = [
+        type(event).__name__
+        for record, events in replay(recording.directory, from_ns=window[0], until_ns=window[1])
+        for event in events
+    ]
+    result = polyfeed(
+        capsys, "replay", str(recording.directory), "--view", "jsonl", "--from", "+0.5s", "--until", "+1.5s"
+    )
+    assert result.code == 0, result.err
+    lines = [json.loads(line) for line in result.out.splitlines()]
+    assert [line["type"] for line in lines] == expected and expected
+    assert all(window[0] <= line["recv_ns"] <= window[1] for line in lines)
+    assert {"MessageReceived", "BookUpdated"} <= set(expected)
+
+
+def test_until_stops_the_books_at_that_moment(
+    recording: Recorded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    whole = polyfeed(capsys, "replay", str(recording.directory))
+    part = polyfeed(capsys, "replay", str(recording.directory), "--until", "+1s")
+    assert whole.code == 0 and part.code == 0, whole.err + part.err
+    records = re.compile(r"^replayed ([\d,]+) records")
+    counted = [records.match(r.out) for r in (whole, part)]
+    assert counted[0] and counted[1]
+    assert int(counted[1][1].replace(",", "")) < int(counted[0][1].replace(",", ""))
+    info = recording_info(recording.directory)
+    assert info.first_ns is not None
+    until = info.first_ns + S
+    assert int(counted[1][1].replace(",", "")) == sum(
+        1 for r in read_recording(recording.directory) if r.recv_ns <= until
+    )
+
+
+def test_the_watch_view_draws_the_recorded_books(
+    recording: Recorded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = polyfeed(capsys, "replay", str(recording.directory), "--view", "watch", "--speed", "max")
+    assert result.code == 0, result.err
+    for slug in recording.slugs:
+        assert f"{slug} · Yes" in result.out and f"{slug} · No" in result.out
+    assert "│" in result.out, "the ladder was drawn"
+    assert "replayed " in result.out
+
+
+def test_serve_sends_every_recorded_frame_to_a_client_then_stops_on_ctrl_c(recording: Recorded) -> None:
+    frames = [r.payload for r in read_recording(recording.directory) if r.kind == RecordKind.FRAME]
+    assert all(r.channel == Channel.MARKET for r in read_recording(recording.directory))
+    assets = sorted({m["asset_id"] for f in frames for m in _messages(f) if "asset_id" in m})
+    process = polyfeed_process("replay", str(recording.directory), "--serve", "--port", "0", "--speed", "max")
+    assert process.stdout is not None
+    try:
+        line = process.stdout.readline().decode()
+        found = re.search(r"on (ws://127\.0\.0\.1:\d+/ws/market) as fast as clients read", line)
+        assert found, line
+        received = asyncio.run(asyncio.wait_for(_read(found[1], assets, len(frames)), BOUND_S))
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=BOUND_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert received == frames, "the server sends the recorded frames byte for byte, in order"
+    assert process.returncode == 0, err.decode()
+    assert out.decode().strip() == "served 1 clients"
+
+
+async def _read(url: str, assets: list[str], count: int) -> list[bytes]:
+    received: list[bytes] = []
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        await ws.send_str(json.dumps({"assets_ids": assets, "type": "market"}))
+        while len(received) < count:
+            message = await ws.receive()
+            assert message.type == aiohttp.WSMsgType.TEXT, message
+            received.append(message.data.encode())
+    return received
+
+
+def _messages(frame: bytes) -> list[dict[str, object]]:
+    body = json.loads(frame)
+    return body if isinstance(body, list) else [body]
+
+
+def test_not_a_recording_is_one_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = polyfeed(capsys, "replay", str(tmp_path))
+    line = assert_one_line_failure(result, "replay")
+    assert result.code == 1 and "is not a recording" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--speed", "0"], "'0' is not a speed"),
+        (["--speed", "fast"], "'fast' is not a speed"),
+        (["--from", "yesterday"], "'yesterday' is not a time"),
+        (["--until", "+5d"], "'+5d' is not a time"),
+        (["--from", "+2s", "--until", "+1s"], "--from +2s is after --until +1s"),
+        (["--view", "table"], "'table' is not one of"),
+        (["--serve", "--port", "70000"], "--port"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(
+    recording: Recorded, args: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = polyfeed(capsys, "replay", str(recording.directory), *args)
+    line = assert_one_line_failure(result, "replay")
+    assert result.code == 2 and says in line
+
+
+def test_a_missing_directory_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = polyfeed(capsys, "replay", str(tmp_path / "nothing"))
+    line = assert_one_line_failure(result, "replay")
+    assert result.code == 2 and "does not exist" in line
