@@ -399,6 +399,22 @@ def test_snapshot_that_differs_from_the_local_book_is_reported_and_wins() -> Non
     assert book.best_bid == Level(Decimal("0.4"), Decimal(51))
 
 
+def test_same_levels_compares_a_snapshot_without_touching_the_book() -> None:
+    book = live_book()
+    checks = book.checks.total_passed, book.checks.total_failed
+    levels = book.wire_levels()
+    assert book.same_levels(snapshot([("0.30", "100"), ("0.40", "50")], [("0.70", "10"), ("0.60", "20")]))
+    assert book.same_levels(
+        snapshot([("0.40", "50"), ("0.30", "100")], [("0.60", "20"), ("0.70", "10")], ts="9000")
+    ), "another timestamp and level order: the same book"
+    assert not book.same_levels(snapshot([("0.30", "100"), ("0.40", "51")], [("0.70", "10"), ("0.60", "20")]))
+    assert not book.same_levels(snapshot([("0.30", "100"), ("0.40", "50")], [("0.70", "10")]))
+    with pytest.raises(InvalidLevelError):
+        book.same_levels(snapshot([("0.30", "-1")], []))
+    assert (book.checks.total_passed, book.checks.total_failed) == checks, "no check counted"
+    assert book.wire_levels() == levels and book.status is BookStatus.LIVE
+
+
 def test_tick_size_change_starts_an_epoch_and_enters_the_hash() -> None:
     book = live_book()
     before = book.compute_hash("9")

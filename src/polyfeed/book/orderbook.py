@@ -258,11 +258,7 @@ class OrderBook:
         self._awaiting = None  # a snapshot with the same hash is verified below with the same inputs
         reason = "snapshot"
         if self._status is _LIVE:
-            if (
-                bids.keys == self._bids.keys
-                and bids.sizes == self._bids.sizes
-                and (asks.keys == self._asks.keys and asks.sizes == self._asks.sizes)
-            ):
+            if self._same_sides(bids, asks):
                 self._pass(CheckKind.SNAPSHOT)
             else:
                 detail = self._snapshot_diff(bids, asks)
@@ -285,6 +281,28 @@ class OrderBook:
         self._set_status(_LIVE, reason, ts)
         if message.hash and self.verify_hash:
             self._verify_hash(ts, message.hash)
+
+    def same_levels(self, snapshot: Book) -> bool:
+        """Whether a snapshot holds exactly this book's levels (every price and size text, both sides).
+
+        A comparison only: the book is not changed and no check is counted. The session uses it after
+        it closed a silent connection, to tell a quiet market (the fresh snapshot is the book it had) from
+        a zombie connection (the venue's book moved on while nothing reached us, spec 11.1). The venue's
+        hash alone cannot say this: it covers the snapshot's timestamp, and metadata (``min_order_size``,
+        ``neg_risk``) that a book may not have been given.
+
+        Raises:
+            InvalidLevelError: a price or size in the snapshot is not valid.
+        """
+        return self._same_sides(Side.from_levels(1, snapshot.bids), Side.from_levels(-1, snapshot.asks))
+
+    def _same_sides(self, bids: Side, asks: Side) -> bool:
+        return (
+            bids.keys == self._bids.keys
+            and bids.sizes == self._bids.sizes
+            and asks.keys == self._asks.keys
+            and asks.sizes == self._asks.sizes
+        )
 
     def _snapshot_diff(self, bids: Side, asks: Side) -> str:
         differing = 0
