@@ -67,7 +67,8 @@ def test_the_watch_view_draws_the_recorded_books(
     for slug in recording.slugs:
         assert f"{slug} · Yes" in result.out and f"{slug} · No" in result.out
     assert "│" in result.out, "the ladder was drawn"
-    assert "replayed " in result.out
+    last_frame = result.out[result.out.rindex("polyfeed 4 books") : result.out.index("replayed ")]
+    assert last_frame.count("STALE") == 4, "the last frame shows the books as the replay left them"
 
 
 def test_serve_sends_every_recorded_frame_to_a_client_then_stops_on_ctrl_c(recording: Recorded) -> None:

@@ -249,15 +249,17 @@ class _Replay:
                 interactive=terminal,
             )
 
-        drawing = asyncio.create_task(draw(console, frame, seconds=None))
+        stop = asyncio.Event()
+        drawing = asyncio.create_task(draw(console, frame, seconds=None, stop=stop))
         try:
             await self._records()
-        finally:
+        except BaseException:
             drawing.cancel()
+            raise
+        finally:
+            stop.set()  # the last frame shows the books as the replay left them
             with contextlib.suppress(asyncio.CancelledError):
                 await drawing
-        if not console.is_terminal:
-            console.print(frame())
 
     async def jsonl(self) -> None:
         """Every event as a JSON line on stdout; a reader that goes away ends the replay quietly."""

@@ -166,25 +166,40 @@ async def show_books(
         await draw(console, frame, seconds=seconds)
 
 
-async def draw(console: Console, frame: Callable[[], RenderableType], *, seconds: float | None) -> None:
-    """Draw ``frame()`` until ``seconds`` pass (``None`` or 0: until cancelled): a live view redrawn
-    four times a second on a terminal, a plain frame every two seconds and at the end otherwise.
+async def draw(
+    console: Console,
+    frame: Callable[[], RenderableType],
+    *,
+    seconds: float | None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Draw ``frame()`` until ``seconds`` pass or ``stop`` is set (neither: until cancelled): a live
+    view redrawn four times a second on a terminal, a plain frame every two seconds otherwise; the
+    last frame is drawn when it ends (not when it is cancelled).
 
     Anything that keeps books can be watched this way (a replay, say): ``frame`` renders them with
     :func:`polyfeed.cli.view.render_screen`.
     """
     loop = asyncio.get_running_loop()
     end = loop.time() + seconds if seconds else float("inf")
+    stop = stop or asyncio.Event()
+
+    async def pause(longest_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), min(longest_s, max(0.0, end - loop.time())))
+
     if console.is_terminal:
         with Live(console=console, auto_refresh=False, vertical_overflow="crop") as live:
-            while loop.time() < end:
+            while loop.time() < end and not stop.is_set():
                 live.update(frame(), refresh=True)
-                await asyncio.sleep(min(_REFRESH_S, max(0.0, end - loop.time())))
+                await pause(_REFRESH_S)
             live.update(frame(), refresh=True)
     else:
-        while loop.time() < end:
-            await asyncio.sleep(min(_PLAIN_EVERY_S, max(0.0, end - loop.time())))
+        while True:
+            await pause(_PLAIN_EVERY_S)
             console.print(frame())
+            if loop.time() >= end or stop.is_set():
+                break
 
 
 def summary(state: WatchState) -> str:
