@@ -234,3 +234,30 @@ def test_a_print_reaches_the_books_of_its_market_only_also_when_it_names_the_com
         assert books[asset].checks.passed[CheckKind.HASH] > 0
         assert sum(books[asset].checks.failed.values()) == 0
     assert set(books) == set(assets)  # no book for what is not followed
+
+
+def test_notices_and_other_markets_broadcasts_do_not_hide_a_zombie() -> None:
+    exchange = Exchange(markets=2, seed=6)
+    m0, m1 = exchange.markets
+    follow = [m0.yes, m0.no]
+    session, _ = started(follow, exchange, SessionConfig(custom_feature_enabled=True))
+    (opened,) = exchange.add_market()
+    resolved = [o for o in exchange.resolve_market(m1) if o.channel == "broadcast"]
+    chatter = {
+        4 * S: b"NO NEW ASSETS",
+        7 * S: msgspec.json.encode(opened.message),
+        8 * S: b"NO NEW ASSETS",
+        9 * S: msgspec.json.encode(resolved[0].message),
+        12 * S: b"NO NEW ASSETS",
+    }
+    now = 1
+    while session.close_reason is None:
+        now += S
+        session.data_received(chatter.get(now - 1, b"PONG"), now)
+        session.timer(now)
+    assert now - 1 == 16 * S, "only data about this connection's assets moves its idle clock"
+    session.connection_lost(now, session.close_reason)
+    session.connection_made(now + S)
+    assert not any(isinstance(e, Reconnected) for e in session.data_received("NO NEW ASSETS", now + S))
+    back = session.data_received(initial_frames(exchange, [m0.yes])[0], now + 2 * S)
+    assert any(isinstance(e, Reconnected) for e in back), "data is back with the first snapshot"

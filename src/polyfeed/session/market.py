@@ -11,7 +11,9 @@ Liveness (spec 2, 11.1): text ``PING`` every ``ping_interval_s``, never before t
 no ``PONG`` for ``pong_timeout_s`` closes the connection; so does silence past the *data-idle* deadline,
 which is judged per connection against its own recent message rate (a quiet market is not a dead
 connection, a busy connection that stops is): ``idle_factor`` times the smoothed gap between data
-frames, kept between ``min_idle_s`` and ``max_idle_s``.
+frames, kept between ``min_idle_s`` and ``max_idle_s``. Only data about this connection's assets counts:
+notices (``NO NEW ASSETS``) and ``new_market`` broadcasts go to every custom-feature connection whatever
+it subscribed (spec 3, 11.10), and would hide a zombie that still passes them on.
 """
 
 from __future__ import annotations
@@ -35,7 +37,12 @@ from polyfeed.session.events import (
 )
 from polyfeed.wire import (
     Book,
+    InvalidOperation,
     LastTradePrice,
+    MarketResolved,
+    NewMarket,
+    NoNewAssets,
+    Notice,
     Pong,
     PriceChange,
     TickSizeChange,
@@ -48,6 +55,8 @@ __all__ = ["MarketSession", "SessionConfig"]
 
 log = logging.getLogger(__name__)
 _NS = 1_000_000_000
+_NOT_DATA = frozenset({Notice, InvalidOperation, NoNewAssets, NewMarket})
+"""Frames that say nothing about a connection's assets: they do not move its data-idle clock."""
 
 
 @dataclass(frozen=True)
@@ -180,10 +189,12 @@ class MarketSession(ChannelSession):
         except FrameDecodeError as exc:
             return self._skipped(exc, now_ns)
         for message in messages:
-            if isinstance(message, Pong):
+            cls = message.__class__
+            if cls is Pong:
                 self._ping_outstanding_ns = None
                 continue
-            self._note_data(now_ns, events)
+            if cls not in _NOT_DATA and (cls is not MarketResolved or self._concerns_us(message)):
+                self._note_data(now_ns, events)
             events.append(
                 MessageReceived(
                     recv_ns=now_ns, seq=self._next_seq(), connection_id=self.connection_id, message=message
@@ -259,6 +270,13 @@ class MarketSession(ChannelSession):
                 self._apply(asset, message, now_ns, events, updated=False)
         elif isinstance(message, TickSizeChange) and message.asset_id in self.assets:
             self._apply(message.asset_id, message, now_ns, events, updated=False)
+
+    def _concerns_us(self, message: object) -> bool:
+        """Whether a broadcast ``market_resolved`` names a market of this connection."""
+        if not isinstance(message, MarketResolved):
+            return True
+        assets = self.assets
+        return bool(self._by_market.get(message.market)) or any(a in assets for a in message.assets_ids)
 
     def _index_market(self, asset: str, market: str) -> None:
         if market:
