@@ -236,6 +236,92 @@ def test_a_print_reaches_the_books_of_its_market_only_also_when_it_names_the_com
     assert set(books) == set(assets)  # no book for what is not followed
 
 
+# -- quiet market or zombie (spec 11.1) -----------------------------------------------------------------
+
+
+def silent(session: MarketSession, since_ns: int) -> int:
+    """Nothing but PONGs reach the session (a tick a second, every PING answered, as on a zombie or a
+    quiet connection) until it closes for want of data; returns when it closed."""
+    now = since_ns
+    while session.close_reason is None:
+        now += S
+        assert now - since_ns <= 3600 * S, "the session never gave up on the silence"
+        frames, _ = session.timer(now)
+        if PING in frames:
+            session.data_received("PONG", now)
+    return now
+
+
+def reconnect(session: MarketSession, exchange: Exchange, assets: list[str], closed_ns: int) -> int:
+    """The driver's reconnect: the loss, a new connection a second later, the venue's initial dump a
+    second after that (the books as the exchange has them now); returns the time of the dump."""
+    assert session.close_reason is not None
+    session.connection_lost(closed_ns, session.close_reason)
+    session.connection_made(closed_ns + S)
+    for frame in initial_frames(exchange, assets):
+        session.data_received(frame, closed_ns + 2 * S)
+    return closed_ns + 2 * S
+
+
+def test_a_quiet_market_doubles_its_idle_deadline_up_to_the_cap_and_trading_resets_it() -> None:
+    exchange = Exchange(markets=1, seed=3)
+    assets = exchange.asset_ids()
+    session, books = started(assets, exchange)
+    last_data, deadlines = 1, []
+    for _ in range(8):
+        deadline = session.idle_deadline_s  # read right after the dump: the verdict needs no timer tick
+        deadlines.append(deadline)
+        closed = silent(session, last_data)
+        assert session.close_reason is not None and session.close_reason.startswith("no data")
+        assert deadline * S < closed - last_data <= (deadline + 1) * S, "closed at that deadline"
+        last_data = reconnect(session, exchange, assets, closed)
+        assert all(books[a].status is BookStatus.LIVE for a in assets)
+    assert deadlines == [15.0, 30.0, 60.0, 120.0, 240.0, 480.0, 600.0, 600.0], "doubling, capped"
+    assert (session.quiet_confirmed, session.zombies_detected) == (8, 0)
+    for frame in flow(exchange, set(assets), 50):  # the market trades again
+        session.data_received(frame, last_data + S)
+    assert session.idle_deadline_s == 15.0, "normal data brings back the adaptive deadline"
+
+
+def test_a_book_that_moved_during_the_silence_is_a_zombie_and_the_deadline_stays_short() -> None:
+    exchange = Exchange(markets=1, seed=4)
+    assets = exchange.asset_ids()
+    session, books = started(assets, exchange)
+    last_data = reconnect(session, exchange, assets, silent(session, 1))
+    assert (session.idle_deadline_s, session.quiet_confirmed) == (30.0, 1), "first silence: quiet"
+    missed = flow(exchange, set(assets), 300)  # the venue trades on; a zombie passes none of it on
+    assert any(b'"price_change"' in frame for frame in missed)
+    closed = silent(session, last_data)
+    assert closed - last_data == 31 * S, "the grown deadline"
+    reconnect(session, exchange, assets, closed)
+    assert session.zombies_detected == 1
+    assert session.idle_deadline_s == 15.0, "after a zombie, the short deadline again"
+    assert session.quiet_confirmed == 1
+    for asset in assets:
+        truth = exchange.book(asset)
+        assert books[asset].status is BookStatus.LIVE
+        assert books[asset].wire_levels() == (truth.bids, truth.asks), "the fresh snapshot replaced it"
+
+
+def test_the_verdict_waits_for_every_live_book_or_for_the_new_snapshots_to_settle() -> None:
+    exchange = Exchange(markets=2, seed=5)
+    assets = exchange.asset_ids()
+    session, _ = started(assets, exchange)
+    closed = silent(session, 1)
+    session.connection_lost(closed, "no data")
+    session.connection_made(closed + S)
+    first, second, *_ = initial_frames(exchange, assets)
+    session.data_received(first, closed + 2 * S)
+    session.data_received(second, closed + 2 * S)
+    assert session.quiet_confirmed == 0, "two of the four books have not been compared yet"
+    session.timer(closed + 2 * S + 2 * S)
+    assert session.quiet_confirmed == 0, "the new snapshots may still be coming"
+    # Two snapshots never come (resubscribing may bring none, spec 11.2): once the connection has been
+    # quiet for final_settle_after_s, the two that came decide.
+    session.timer(closed + 2 * S + 3 * S)
+    assert (session.quiet_confirmed, session.idle_deadline_s) == (1, 30.0)
+
+
 def test_notices_and_other_markets_broadcasts_do_not_hide_a_zombie() -> None:
     exchange = Exchange(markets=2, seed=6)
     m0, m1 = exchange.markets
@@ -256,8 +342,33 @@ def test_notices_and_other_markets_broadcasts_do_not_hide_a_zombie() -> None:
         session.data_received(chatter.get(now - 1, b"PONG"), now)
         session.timer(now)
     assert now - 1 == 16 * S, "only data about this connection's assets moves its idle clock"
+    assert session.resolved_assets == set(), "another market's resolution resolves nothing here"
     session.connection_lost(now, session.close_reason)
     session.connection_made(now + S)
     assert not any(isinstance(e, Reconnected) for e in session.data_received("NO NEW ASSETS", now + S))
     back = session.data_received(initial_frames(exchange, [m0.yes])[0], now + 2 * S)
     assert any(isinstance(e, Reconnected) for e in back), "data is back with the first snapshot"
+
+
+def test_a_connection_whose_markets_all_resolved_gets_the_longest_deadline() -> None:
+    exchange = Exchange(markets=3, seed=7)
+    m0, m1, _ = exchange.markets
+    follow = [m0.yes, m0.no, m1.yes]
+    session = MarketSession(1, follow, {}, SessionConfig(custom_feature_enabled=True))
+    (subscription,) = session.connection_made(0)
+    assert json.loads(subscription)["custom_feature_enabled"] is True, "market_resolved needs it"
+    for frame in initial_frames(exchange, follow):
+        session.data_received(frame, 1)
+
+    def resolve(market: object, now_ns: int) -> None:
+        for out in exchange.resolve_market(market):  # type: ignore[arg-type]
+            if out.channel == "broadcast":
+                session.data_received(msgspec.json.encode(out.message), now_ns)
+
+    resolve(m0, 2 * S)
+    assert session.resolved_assets == {m0.yes, m0.no}
+    assert session.idle_deadline_s <= SessionConfig().max_idle_s, "the adaptive deadline: m1 may still trade"
+    resolve(m1, 3 * S)
+    assert session.resolved_assets == set(follow), "m1.no is not followed here"
+    assert session.idle_deadline_s == 600.0
+    assert silent(session, 3 * S) - 3 * S == 601 * S, "no reconnect every 15 s for markets that are over"

@@ -21,7 +21,9 @@ class ChannelSession:
 
     Subclasses call :meth:`_start_heartbeat` when the connection is made, clear
     ``_ping_outstanding_ns`` on ``PONG``, keep ``_last_data_ns``, and build their ``timer`` on
-    :meth:`_heartbeat` and their ``next_timer_ns`` on :meth:`_heartbeat_deadlines`.
+    :meth:`_heartbeat` and their ``next_timer_ns`` on :meth:`_heartbeat_deadlines`. When the data-idle
+    deadline closes a connection, ``_idle_expired_s`` holds that deadline until the next connection is
+    made, so that a subclass can judge the silence once it knows more.
     """
 
     def __init__(self, connection_id: int, ping_interval_s: float, pong_timeout_s: float) -> None:
@@ -37,6 +39,7 @@ class ChannelSession:
         self._next_ping_ns = 0
         self._ping_outstanding_ns: int | None = None
         self._lost_after_data_ns: int | None = None
+        self._idle_expired_s: float | None = None  # the data-idle deadline that closed this connection
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -50,6 +53,7 @@ class ChannelSession:
         self._last_data_ns = None  # the idle deadline runs from here until data arrives
         self._next_ping_ns = now_ns + self._ping_interval_ns
         self._ping_outstanding_ns = now_ns if ping_now else None
+        self._idle_expired_s = None
 
     def _skipped(self, exc: FrameDecodeError, now_ns: int) -> list[Event]:
         """A frame that does not decode: counted, logged (the first few), reported, never fatal."""
@@ -83,6 +87,7 @@ class ChannelSession:
         last = self._last_data_ns if self._last_data_ns is not None else self._connected_ns
         if now_ns - last > idle_s * NS:
             self.close_reason = f"no data for {(now_ns - last) / NS:.1f} s{idle_what}"
+            self._idle_expired_s = idle_s
         if now_ns < self._next_ping_ns:
             return []
         if self._ping_outstanding_ns is None:
