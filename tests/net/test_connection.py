@@ -116,8 +116,51 @@ def test_a_zombie_connection_is_replaced_and_the_gap_reported() -> None:
         (back,) = [e for e in events if isinstance(e, Reconnected)]
         assert back.gap_ns > 0 and set(back.assets) == connection.session.assets
         assert connection.connects == 2
+        # The flow went on while the zombie passed nothing on: the fresh snapshots differ from the books.
+        await until(lambda: connection.session.zombies_detected == 1, "the zombie told from a quiet market")
+        assert connection.session.quiet_confirmed == 0
 
     scenario(body, config=SessionConfig(min_idle_s=0.5, max_idle_s=1.0))
+
+
+def test_a_quiet_connection_is_reconnected_ever_less_often_until_trading_resumes() -> None:
+    async def body(
+        sim: Simulator, connection: MarketConnection, events: list[Event], http: aiohttp.ClientSession
+    ) -> None:
+        session = connection.session
+        sim.pause()  # nobody trades: the silence is real, and each reconnect's snapshots say so
+        await until(lambda: session.quiet_confirmed >= 2, "two silences confirmed quiet")
+        assert session.zombies_detected == 0
+        assert session.idle_deadline_s == 1.6, "0.5-0.6 s, doubled twice, capped at max_quiet_idle_s"
+        lost = [e for e in events if isinstance(e, Disconnected)]
+        assert len(lost) >= 2 and all(e.reason.startswith("no data") for e in lost)
+        sim.resume()
+        await until(lambda: session.idle_deadline_s <= 0.6, "trading brings back the adaptive deadline")
+
+    scenario(body, config=SessionConfig(min_idle_s=0.5, max_idle_s=0.6, max_quiet_idle_s=1.6))
+
+
+def test_market_resolved_gives_a_connection_of_resolved_markets_the_longest_deadline() -> None:
+    async def main() -> None:
+        async with Simulator(markets=2, seed=9) as sim:
+            sim.pause()  # no flow: the market resolves from its initial books
+            market = sim.exchange.markets[0]
+            books: dict[str, OrderBook] = {}
+            config = SessionConfig(custom_feature_enabled=True)
+            session = MarketSession(1, [market.yes, market.no], books, config)
+            connection = MarketConnection(session, sim.ws_url + "/ws/market", lambda _: None, backoff=FAST)
+            runner = asyncio.create_task(connection.run())
+            try:
+                await until(lambda: all(b.status is BookStatus.LIVE for b in books.values()), "books live")
+                assert session.idle_deadline_s == config.min_idle_s
+                sim.resolve_market(0)
+                await until(lambda: session.resolved_assets == {market.yes, market.no}, "the resolution")
+                assert session.idle_deadline_s == config.max_quiet_idle_s
+            finally:
+                await connection.close()
+                runner.cancel()
+
+    asyncio.run(asyncio.wait_for(main(), BOUND_S * 2))
 
 
 def test_a_corrupted_level_is_resynced_from_rest() -> None:
