@@ -43,8 +43,9 @@ from polyfeed.cli.recording import LABELS_META, book_order, books_table, labels_
 from polyfeed.cli.terminal import err_console, out_console, progress, spinner
 from polyfeed.cli.view import BookLabel, WatchState
 from polyfeed.net.user import REDACTED_API_KEY
-from polyfeed.record.format import META_FILE, Recorder
+from polyfeed.record.format import META_FILE
 from polyfeed.record.run import record
+from polyfeed.record.writer import Recorder
 from polyfeed.sim.account import SIM_ADDRESS, SIM_CREDENTIALS
 from polyfeed.stream import MarketStream
 from polyfeed.wire import Credentials

@@ -24,7 +24,8 @@ import msgspec
 
 from polyfeed.book import Level, OrderBook, price_key
 from polyfeed.errors import BookError, FrameDecodeError, RecordingError
-from polyfeed.record.format import Channel, RecordKind, read_recording
+from polyfeed.record.format import Channel, RecordKind
+from polyfeed.record.reader import read_recording
 from polyfeed.wire import Book, LastTradePrice, PriceChange, PriceLevel, TickSizeChange, decode_market
 
 try:

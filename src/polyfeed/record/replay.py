@@ -25,7 +25,8 @@ import msgspec
 
 from polyfeed.book import OrderBook
 from polyfeed.net.user import REDACTED_API_KEY
-from polyfeed.record.format import Channel, Record, RecordKind, read_recording
+from polyfeed.record.format import Channel, Record, RecordKind
+from polyfeed.record.reader import read_recording
 from polyfeed.session import Event, MarketSession, SessionConfig
 from polyfeed.session.user import UserSession, UserState
 from polyfeed.stream.market import apply_metadata

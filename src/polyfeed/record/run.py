@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from polyfeed.record.format import Record, Recorder
+from polyfeed.record.format import Record
 from polyfeed.record.replay import Replay, replay
+from polyfeed.record.writer import Recorder
 from polyfeed.session import Event
 from polyfeed.stream.market import DEFAULT_GAMMA_URL, DEFAULT_REST_URL, DEFAULT_WS_URL, MarketStream
 from polyfeed.stream.user import DEFAULT_USER_WS_URL, UserStream

@@ -23,7 +23,8 @@ import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from polyfeed.errors import FrameDecodeError
-from polyfeed.record.format import Channel, RecordKind, read_recording
+from polyfeed.record.format import Channel, RecordKind
+from polyfeed.record.reader import read_recording
 from polyfeed.wire import decode_market
 
 __all__ = ["RecordingServer"]

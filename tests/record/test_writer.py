@@ -1,0 +1,194 @@
+"""Writing recordings: rotation, flushing, meta.json, checked writes, surviving SIGKILL and a full disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from polyfeed.errors import RecordingError
+from polyfeed.record import FORMAT_VERSION, Channel, Recorder, RecordKind, read_recording, recording_info
+from tests.record.recordings import T0, S, index_lines, numbered, segment_files, write_all
+
+
+def test_rotation_by_bytes_writes_an_index_line_per_segment(tmp_path: Path) -> None:
+    records = numbered(5_000)
+    with Recorder(tmp_path / "rec", rotate_bytes=100_000) as recorder:
+        write_all(recorder, records)
+    directory = tmp_path / "rec"
+    files = segment_files(directory)
+    assert len(files) >= 5, "about 590 kB of records in segments of 100 kB"
+    lines = index_lines(directory)
+    assert [line["name"] for line in lines] == [f.name for f in files]
+    assert sum(int(line["records"]) for line in lines) == len(records)
+    assert sum(int(line["bytes_in"]) for line in lines) == recorder.bytes_in
+    position = 0
+    for line, path in zip(lines, files, strict=True):
+        count = int(line["records"])
+        inside = records[position : position + count]
+        position += count
+        assert line["first_ns"] == inside[0].recv_ns and line["last_ns"] == inside[-1].recv_ns
+        assert line["bytes_on_disk"] == path.stat().st_size
+        assert line["bytes_in"] == sum(18 + len(r.payload) for r in inside)
+        assert int(line["bytes_in"]) < 100_000 + 118, "a segment ends with the record that fills it"
+    assert recorder.bytes_written == sum(f.stat().st_size for f in files)
+    assert list(read_recording(directory)) == records
+
+
+def test_rotation_by_time_of_receipt(tmp_path: Path) -> None:
+    records = numbered(1_000, step_ns=10_000_000)  # 10 s of receive time
+    with Recorder(tmp_path / "rec", rotate_s=2.0, flush_s=0.5) as recorder:
+        write_all(recorder, records)
+    lines = index_lines(tmp_path / "rec")
+    assert len(lines) == 5, "10 s in segments of 2 to 2.5 s: rotation happens at a flush"
+    for line in lines:
+        assert int(line["last_ns"]) - int(line["first_ns"]) < 2 * S + S // 2, "rotate_s + flush_s at most"
+    assert list(read_recording(tmp_path / "rec")) == records
+
+
+def test_a_quiet_stream_is_flushed_and_rotated_by_tick(tmp_path: Path) -> None:
+    directory = tmp_path / "rec"
+    recorder = Recorder(directory, rotate_s=10.0, flush_s=1.0)
+    first, second, third = numbered(3, step_ns=100_000_000)
+    write_all(recorder, [first])  # the first write flushes at once and sets the pace
+    write_all(recorder, [second, third])
+    assert list(read_recording(directory)) == [first], "buffered until flush_s has passed"
+    recorder.tick(third.recv_ns + S // 2)
+    assert list(read_recording(directory)) == [first]
+    recorder.tick(first.recv_ns + S)
+    assert list(read_recording(directory)) == [first, second, third], "a tick flushed them"
+    assert index_lines(directory) == []
+    recorder.tick(first.recv_ns + 10 * S)
+    assert [line["records"] for line in index_lines(directory)] == [3], "the segment was closed by time"
+    recorder.tick(first.recv_ns + 100 * S)
+    recorder.close()
+    assert len(segment_files(directory)) == 1, "quiet time makes no empty segments"
+
+
+def test_meta_json_describes_the_recording(tmp_path: Path) -> None:
+    directory = tmp_path / "rec"
+    with Recorder(directory, meta={"assets": ["1", "2"], "ws_url": "ws://127.0.0.1:1/ws/market"}) as rec:
+        write_all(rec, numbered(3))
+    meta = json.loads((directory / "meta.json").read_text())
+    assert meta["format"] == "polyfeed-recording"
+    assert meta["version"] == FORMAT_VERSION == 1
+    assert isinstance(meta["created_ns"], int) and meta["created_ns"] > 0
+    assert meta["polyfeed"]
+    assert meta["meta"] == {"assets": ["1", "2"], "ws_url": "ws://127.0.0.1:1/ws/market"}
+    info = recording_info(directory)
+    assert info.meta == meta["meta"] and info.created_ns == meta["created_ns"]
+    assert info.bytes_on_disk == sum(p.stat().st_size for p in directory.iterdir())
+
+
+def test_a_directory_that_holds_a_recording_is_refused(tmp_path: Path) -> None:
+    with Recorder(tmp_path / "rec") as recorder:
+        write_all(recorder, numbered(3))
+    with pytest.raises(RecordingError, match="already holds a recording"):
+        Recorder(tmp_path / "rec")
+
+
+def test_writes_are_checked_and_buffers_copied(tmp_path: Path) -> None:
+    recorder = Recorder(tmp_path / "rec", flush_s=60)
+    buffer = bytearray(b"PONG")
+    recorder.write(RecordKind.FRAME, Channel.MARKET, 1, T0, memoryview(buffer))
+    recorder.write(RecordKind.FRAME, Channel.MARKET, 1, T0 + 1, buffer)
+    buffer[:] = b"XXXX"  # the caller's buffer is reused before the flush
+    with pytest.raises(RecordingError, match="out of range"):
+        recorder.write(RecordKind.FRAME, Channel.MARKET, 2**32, T0 + 2, b"x")
+    with pytest.raises(RecordingError, match="out of range"):
+        recorder.write(RecordKind.FRAME, Channel.MARKET, 1, -1, b"x")
+    assert recorder.records == 2, "a refused record is not half written"
+    recorder.close()
+    recorder.close()
+    with pytest.raises(RecordingError, match="closed"):
+        recorder.write(RecordKind.FRAME, Channel.MARKET, 1, T0 + 3, b"x")
+    assert [r.payload for r in read_recording(tmp_path / "rec")] == [b"PONG", b"PONG"]
+
+
+KILLED_RECORDER = """
+import sys, time
+from polyfeed.record import Recorder
+recorder = Recorder(sys.argv[1], rotate_s=0.5, flush_s=1.0)
+seq = 0
+while True:
+    now = time.time_ns()
+    recorder.write(1, 0, 7, now, b'{"seq":%d,"pad":"%s"}' % (seq, b"x" * 200))
+    seq += 1
+    if seq % 200 == 0:
+        print(seq, now, flush=True)  # seq records written, the last one received at `now`
+        time.sleep(0.002)
+"""
+
+
+def test_a_recorder_killed_with_sigkill_leaves_a_readable_recording(tmp_path: Path) -> None:
+    """The child reports how many records it wrote and when; once it reports a record received 1.5 s
+    after the mark, everything up to the mark has been flushed (a flush follows within flush_s of
+    receive time, synchronously in write), so SIGKILL must not lose it. Segments rotate by time only,
+    so only the time-driven flush can have saved the records."""
+    directory = tmp_path / "rec"
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RECORDER, str(directory)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    try:
+        mark: tuple[int, int] | None = None
+        start: int | None = None
+        while True:
+            line = child.stdout.readline()
+            assert line, f"the recorder stopped on its own: {child.stderr.read().decode()}"
+            seq, now = map(int, line.split())
+            start = now if start is None else start
+            if mark is None and seq >= 2_000 and now - start >= S:
+                mark = (seq, now)
+            elif mark is not None and now - mark[1] >= 1.5 * S:
+                break
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait() == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        child.stdout.close()
+        child.stderr.close()
+    assert mark is not None
+    records = list(read_recording(directory))
+    seqs = [json.loads(r.payload)["seq"] for r in records]
+    assert seqs == list(range(len(seqs))), "in order, nothing missing before the end"
+    assert len(seqs) >= mark[0], "everything written 1.5 s before the kill survived"
+    assert all(r.connection == 7 and r.kind == RecordKind.FRAME for r in records)
+    assert len(segment_files(directory)) >= 2, "flushes at 1 s and 2 s closed one, opened another"
+    info = recording_info(directory)
+    assert info.records == len(records)
+    assert info.truncated_segments <= 1
+
+
+def test_a_failed_write_leaves_no_half_frame_and_the_records_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk mid-flush: the segment is cut back to its last whole frame and the buffered
+    records are written by the next flush that succeeds."""
+    directory = tmp_path / "rec"
+    records = numbered(300, step_ns=10_000_000)
+    recorder = Recorder(directory, flush_s=1.0)
+    write_all(recorder, records[:200])  # flushed at 0 s (record 0) and 1 s (records 1-100)
+    real_write = os.write
+
+    def half_then_full(fd: int, data: bytes | memoryview) -> int:
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", half_then_full)
+    with pytest.raises(RecordingError, match="No space left"):
+        write_all(recorder, records[200:201])  # 2 s: a flush is due, and fails half way
+    monkeypatch.undo()
+    assert list(read_recording(directory)) == records[:101], "whole frames only"
+    write_all(recorder, records[201:])  # the next flush writes what the failed one held
+    recorder.close()
+    assert list(read_recording(directory)) == records
