@@ -15,20 +15,12 @@ frames, kept between ``min_idle_s`` and ``max_idle_s``. Only data about this con
 notices (``NO NEW ASSETS``) and ``new_market`` broadcasts go to every custom-feature connection whatever
 it subscribed (spec 3, 11.10), and would hide a zombie that still passes them on.
 
-Quiet market or zombie? Silence alone cannot tell a market nobody trades (a resolved one, one at night)
-from a zombie connection (spec 11.1: socket up, PONGs flowing, no data). The reconnect that follows a
-data-idle close can: its fresh snapshots are compared with the books held at the close. The same levels
-everywhere mean the silence was real; the deadline then doubles (up to ``max_quiet_idle_s``), so that a
-quiet connection is not resubscribed every 15 s for ever, and it drops back to the adaptive one as soon
-as a change, a print or a tick change arrives. A snapshot that differs means updates were missed: the
-deadline stays short and :attr:`MarketSession.zombies_detected` counts it. Only books that were ``LIVE``
-at the close are compared (a suspect book may differ for its own reasons), and the verdict waits for all
-of them, or, when some never get a snapshot (spec 11.2, 11.3), for the reconnect's snapshots to settle
-(``final_settle_after_s`` without data). A connection whose every asset has resolved (``market_resolved``,
-sent only with ``custom_feature_enabled``, spec 4.7; reportedly not always, 11.17) gets the longest
-deadline at once: no data will come. Every decision is made in :meth:`MarketSession.data_received`,
-:meth:`~MarketSession.timer` and :meth:`~MarketSession.connection_lost` from the times passed in, so a
-replay decides exactly as the live stream did.
+A data-idle close may have been a quiet market rather than a zombie: the reconnect's snapshots tell
+(:mod:`polyfeed.session.idle`), and a quiet connection's deadline grows up to ``max_quiet_idle_s``
+instead of resubscribing it every 15 s for ever; so does that of a connection whose every market has
+resolved. Every decision is made in :meth:`MarketSession.data_received`, :meth:`~MarketSession.timer`
+and :meth:`~MarketSession.connection_lost` from the times passed in, so a replay decides exactly as the
+live stream did.
 """
 
 from __future__ import annotations
@@ -50,6 +42,7 @@ from polyfeed.session.events import (
     ResyncRequested,
     StatusChanged,
 )
+from polyfeed.session.idle import QuietOrZombie
 from polyfeed.wire import (
     BestBidAsk,
     Book,
@@ -71,7 +64,6 @@ __all__ = ["MarketSession", "SessionConfig"]
 
 log = logging.getLogger(__name__)
 _NS = 1_000_000_000
-_QUIET_GROWTH = 2.0  # a confirmed-quiet connection's deadline doubles: 15, 30, 60, ... 600 s by default
 _NOT_DATA = frozenset({Notice, InvalidOperation, NoNewAssets, NewMarket})
 """Frames that say nothing about a connection's assets: they do not move its data-idle clock."""
 
@@ -109,20 +101,6 @@ class _Resync:
     buffered: list[PriceChange] = field(default_factory=list)
 
 
-@dataclass
-class _Silence:
-    """A data-idle close awaiting the fresh snapshots that say whether the market was quiet."""
-
-    idle_s: float
-    """The deadline that expired."""
-    awaiting: set[str]
-    """Assets ``LIVE`` at the close whose snapshot on the new connection has not come yet."""
-    compared: int = 0
-    """Snapshots that came and equalled the book held at the close."""
-    traded: bool = False
-    """Changes or prints came on the new connection: whatever the snapshots say, not a quiet market."""
-
-
 class MarketSession(ChannelSession):
     """The state of one market connection and the books of its assets.
 
@@ -157,16 +135,7 @@ class MarketSession(ChannelSession):
         self._tokens = float(self.config.resync_burst)
         self._tokens_at_ns = 0
         self._settle_stage = 2  # 0: bursts may be open, 1: closed but a hash may await its print, 2: done
-        self.zombies_detected = 0
-        """Data-idle closes after which a fresh snapshot differed from the book held at the close: updates
-        were missed while the socket looked alive (a zombie connection, spec 11.1)."""
-        self.quiet_confirmed = 0
-        """Data-idle closes after which every fresh snapshot equalled the book held at the close: the
-        market was quiet, and the deadline grew."""
-        self.resolved_assets: set[str] = set()
-        """This connection's assets whose market has resolved (``market_resolved``)."""
-        self._quiet_idle_s: float | None = None  # the grown deadline, while the market stays quiet
-        self._silence: _Silence | None = None
+        self._idle = QuietOrZombie(connection_id, self.config.max_quiet_idle_s)
 
     # -- connection lifecycle -------------------------------------------------------------------------
 
@@ -182,18 +151,8 @@ class MarketSession(ChannelSession):
 
     def connection_lost(self, now_ns: int, reason: str) -> list[Event]:
         """The socket is gone: every book of this connection turns stale."""
-        if self._subscribed:
-            self._silence = None  # a verdict still open is dropped: this close is judged on its own
-            expired = self._idle_expired_s
-            if expired is not None:
-                # Judged before the books turn stale: only books verified at the close can be compared.
-                live = {
-                    a
-                    for a in self.assets
-                    if self.books[a].status is BookStatus.LIVE and a not in self.resolved_assets
-                }
-                if live:
-                    self._silence = _Silence(expired, live)
+        if self._subscribed:  # judged before the books turn stale: only books live at the close compare
+            self._idle.connection_lost(self._idle_expired_s, (self.books[a] for a in self.assets))
         self._subscribed = False
         if self._lost_after_data_ns is None:
             self._lost_after_data_ns = self._last_data_ns if self._last_data_ns is not None else now_ns
@@ -234,11 +193,10 @@ class MarketSession(ChannelSession):
         if not gone:
             return []
         self.assets.difference_update(gone)
-        self.resolved_assets.difference_update(gone)
+        self._idle.resolved_assets.difference_update(gone)
+        self._idle.forget(gone)
         for asset in gone:
             self._resyncs.pop(asset, None)
-        if self._silence is not None:
-            self._silence.awaiting.difference_update(gone)
         for tokens in self._by_market.values():
             tokens[:] = [a for a in tokens if a in self.assets]
         return [encode_operation("unsubscribe", assets_ids=gone)] if self._subscribed else []
@@ -318,17 +276,14 @@ class MarketSession(ChannelSession):
                     )
                 if book.status is not old:
                     self._status_event(events, asset, old, now_ns)
-            if done is not None and (self._quiet_idle_s is not None or self._silence is not None):
-                self._traded()
+            idle = self._idle
+            if done is not None and (idle.quiet_idle_s is not None or idle.verdict is not None):
+                idle.traded()
         elif isinstance(message, Book):
             asset = message.asset_id
             if asset in self.assets:
                 self._resyncs.pop(asset, None)  # a venue snapshot supersedes a pending resync
-                silence = self._silence
-                if silence is not None and asset in silence.awaiting:
-                    self._judge(silence, asset, message)
-                # Not "normal data" for the quiet deadline: a resubscription brings snapshots whether or
-                # not the market moves, and a post-trade snapshot comes with its changes anyway.
+                self._idle.snapshot(self.books[asset], message)  # before it replaces the book
                 self._apply(asset, message, now_ns, events)
                 self._index_market(asset, message.market)
         elif isinstance(message, LastTradePrice):
@@ -341,65 +296,22 @@ class MarketSession(ChannelSession):
             for asset in targets:
                 self._apply(asset, message, now_ns, events, updated=False)
             if own or targets:
-                self._traded()
+                self._idle.traded()
         elif isinstance(message, TickSizeChange):
             if message.asset_id in self.assets:
                 self._apply(message.asset_id, message, now_ns, events, updated=False)
-                self._traded()
+                self._idle.traded()
         elif isinstance(message, BestBidAsk):
             if message.asset_id in self.assets:
-                self._traded()
+                self._idle.traded()
         elif isinstance(message, MarketResolved):
-            self._resolved(message)
-
-    # -- quiet market or zombie (spec 11.1) ----------------------------------------------------------------
-
-    def _traded(self) -> None:
-        """Normal data for this connection's assets: the market is not quiet (any grown deadline goes)."""
-        self._quiet_idle_s = None
-        if self._silence is not None:
-            self._silence.traded = True
-
-    def _judge(self, silence: _Silence, asset: str, snapshot: Book) -> None:
-        """The first snapshot of ``asset`` after a data-idle close, before it replaces the book."""
-        silence.awaiting.discard(asset)
-        try:
-            same = self.books[asset].same_levels(snapshot)
-        except BookError:
-            return  # a malformed snapshot says nothing about the silence (applying it reports it)
-        if not same:
-            # The venue's book moved while nothing reached us: updates were lost on a live-looking
-            # socket. The deadline stays short; waiting for the other snapshots would add nothing.
-            self._silence = None
-            self._quiet_idle_s = None
-            self.zombies_detected += 1
-            log.warning(
-                "connection %d: a zombie connection: the book of %s changed during %g s without data",
-                self.connection_id,
-                asset,
-                silence.idle_s,
-            )
-            return
-        silence.compared += 1
-        if not silence.awaiting:
-            self._conclude_quiet()
-
-    def _conclude_quiet(self) -> None:
-        """Every snapshot that came equalled its book: unless changes came too, the market was quiet."""
-        silence = self._silence
-        assert silence is not None
-        self._silence = None
-        if silence.traded or not silence.compared:
-            return
-        self.quiet_confirmed += 1
-        self._quiet_idle_s = min(self.config.max_quiet_idle_s, _QUIET_GROWTH * silence.idle_s)
-        log.info(
-            "connection %d: %g s without data was a quiet market (the books had not changed); "
-            "data-idle deadline now %g s",
-            self.connection_id,
-            silence.idle_s,
-            self.idle_deadline_s,
-        )
+            # A broadcast (spec 11.10) naming both tokens of the market; the market index also finds a
+            # token of ours should it name only the winner.
+            ours = {a for a in message.assets_ids if a in self.assets}
+            ours.update(self._by_market.get(message.market, ()))
+            if ours - self._idle.resolved_assets:
+                log.info("connection %d: market %s resolved", self.connection_id, message.market)
+                self._idle.resolved(ours)
 
     def _concerns_us(self, message: object) -> bool:
         """Whether a broadcast ``market_resolved`` names a market of this connection."""
@@ -407,22 +319,6 @@ class MarketSession(ChannelSession):
             return True
         assets = self.assets
         return bool(self._by_market.get(message.market)) or any(a in assets for a in message.assets_ids)
-
-    def _resolved(self, message: MarketResolved) -> None:
-        # A broadcast (spec 11.10): it names both tokens of the market; the market index also finds a
-        # token of ours should the message list only the winner.
-        ours = {a for a in message.assets_ids if a in self.assets}
-        ours.update(self._by_market.get(message.market, ()))
-        new = ours - self.resolved_assets
-        if not new:
-            return
-        self.resolved_assets.update(new)
-        log.info("connection %d: market %s resolved", self.connection_id, message.market)
-        silence = self._silence
-        if silence is not None:
-            silence.awaiting.difference_update(new)  # a resolved market may get no snapshot any more
-            if not silence.awaiting:
-                self._conclude_quiet()
 
     def _index_market(self, asset: str, market: str) -> None:
         if market:
@@ -499,10 +395,7 @@ class MarketSession(ChannelSession):
         resync = self._resyncs.pop(snapshot.asset_id, None)
         if snapshot.asset_id not in self.assets:
             return events
-        if self._silence is not None:
-            # The book held at the close is replaced: the venue's next snapshot can no longer say
-            # whether anything was missed before it.
-            self._silence.awaiting.discard(snapshot.asset_id)
+        self._idle.forget((snapshot.asset_id,))  # the book held at the close is gone
         self._apply(snapshot.asset_id, snapshot, now_ns, events)
         self._index_market(snapshot.asset_id, snapshot.market)
         replayed = 0
@@ -528,6 +421,23 @@ class MarketSession(ChannelSession):
     # -- time -------------------------------------------------------------------------------------------
 
     @property
+    def zombies_detected(self) -> int:
+        """Data-idle closes after which a fresh snapshot differed from the book held at the close: updates
+        were missed while the socket looked alive (a zombie connection, spec 11.1)."""
+        return self._idle.zombies_detected
+
+    @property
+    def quiet_confirmed(self) -> int:
+        """Data-idle closes after which every fresh snapshot equalled the book held at the close: the
+        market was quiet, and the deadline grew."""
+        return self._idle.quiet_confirmed
+
+    @property
+    def resolved_assets(self) -> set[str]:
+        """This connection's assets whose market has resolved (``market_resolved``, custom features)."""
+        return self._idle.resolved_assets
+
+    @property
     def idle_deadline_s(self) -> float:
         """The current data-idle deadline of this connection: the adaptive one, grown while reconnects
         show the market quiet, ``max_quiet_idle_s`` once every asset here has resolved."""
@@ -535,11 +445,7 @@ class MarketSession(ChannelSession):
         adaptive = min(
             config.max_idle_s, max(config.min_idle_s, config.idle_factor * self._gap_ewma_ns / _NS)
         )
-        resolved = self.resolved_assets
-        if resolved and self.assets <= resolved:
-            return max(adaptive, config.max_quiet_idle_s)
-        quiet = self._quiet_idle_s
-        return adaptive if quiet is None else max(adaptive, quiet)
+        return self._idle.deadline_s(adaptive, self.assets)
 
     def next_timer_ns(self) -> int:
         """When :meth:`timer` next has something to do: a PING, a deadline, or closing bursts."""
@@ -568,9 +474,6 @@ class MarketSession(ChannelSession):
                     book.settle(final=final)
                     self._status_event(events, asset, old, now_ns)
                 self._settle_stage = 2 if final else 1
-        silence = self._silence
-        if silence is not None and silence.compared and self._settle_stage == 2:
-            # The reconnect's snapshots have settled and some are still missing (a token the venue no
-            # longer serves, spec 11.2, 11.3): judge by those that came.
-            self._conclude_quiet()
+        if self._settle_stage == 2 and self._idle.verdict is not None:
+            self._idle.settled()  # the reconnect's snapshots are over, some may never come
         return frames, events
