@@ -48,6 +48,8 @@ def test_a_thousand_assets_over_five_connections_all_live_and_equal_to_the_excha
                 assert stream._pool is not None
                 assert len(stream._pool.connections) == 5
                 assert [len(c.session.assets) for c in stream._pool.connections] == [200] * 5
+                assert stream.sessions == [c.session for c in stream._pool.connections]
+                assert set().union(*(s.assets for s in stream.sessions)) == set(assets)
                 await until(
                     lambda: all(b.status is BookStatus.LIVE for b in stream.books.values()), "all live"
                 )

@@ -20,7 +20,7 @@ from polyfeed.net.connection import Backoff, FrameSink
 from polyfeed.net.pool import MarketPool
 from polyfeed.net.rest import fetch_books, resolve_slugs
 from polyfeed.record.format import Channel, RecordKind
-from polyfeed.session import Event, SessionConfig
+from polyfeed.session import Event, MarketSession, SessionConfig
 from polyfeed.stream.queue import EventQueue, QueuedStream
 
 __all__ = ["DEFAULT_GAMMA_URL", "DEFAULT_REST_URL", "DEFAULT_WS_URL", "MarketStream"]
@@ -104,6 +104,13 @@ class MarketStream(QueuedStream):
     def books(self) -> dict[str, OrderBook]:
         """Every followed asset's book, by token id."""
         return self._pool.books if self._pool is not None else {}
+
+    @property
+    def sessions(self) -> list[MarketSession]:
+        """Each connection's session, in the order the connections opened, for its own counters:
+        ``assets``, ``idle_deadline_s``, ``zombies_detected``, ``quiet_confirmed``,
+        ``resolved_assets``, ``decode_failures``."""
+        return [c.session for c in self._pool.connections] if self._pool is not None else []
 
     async def __aenter__(self) -> MarketStream:
         connector = aiohttp.TCPConnector(ssl=self.ssl_context) if self.ssl_context is not None else None
