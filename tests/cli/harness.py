@@ -59,6 +59,18 @@ class Exchange:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(BOUND_S)
 
 
+def venue_args_at(host_port: str) -> list[str]:
+    """``--ws-url``, ``--rest-url`` and ``--gamma-url`` all at ``host:port`` (a closed port, say)."""
+    return [
+        "--ws-url",
+        f"ws://{host_port}/ws/market",
+        "--rest-url",
+        f"http://{host_port}",
+        "--gamma-url",
+        f"http://{host_port}",
+    ]
+
+
 @contextlib.contextmanager
 def exchange_in_thread(markets: int = 6, seed: int = 1) -> Iterator[Exchange]:
     loop = asyncio.new_event_loop()

@@ -15,7 +15,14 @@ import pytest
 from polyfeed.record import Channel, read_recording, recording_info
 from polyfeed.sim.account import SIM_CREDENTIALS
 from tests.cli.conftest import Recorded
-from tests.cli.harness import BOUND_S, Exchange, assert_one_line_failure, polyfeed, polyfeed_process
+from tests.cli.harness import (
+    BOUND_S,
+    Exchange,
+    assert_one_line_failure,
+    polyfeed,
+    polyfeed_process,
+    venue_args_at,
+)
 
 ROW = re.compile(r"^(\S+ · (?:Yes|No))\s+(\w+)\s+\S+\s+\S+\s+\d+/\d+\s+(\d+)\s+([0-9a-f]{12})\s*$")
 
@@ -156,14 +163,7 @@ def test_an_unreachable_venue_is_one_line_and_no_recording(
     closed_port: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     closed = f"127.0.0.1:{closed_port}"
-    venue = [
-        "--ws-url",
-        f"ws://{closed}/ws/market",
-        "--rest-url",
-        f"http://{closed}",
-        "--gamma-url",
-        f"http://{closed}",
-    ]
+    venue = venue_args_at(closed)
     result = polyfeed(capsys, "record", "1234567890", "--out", str(tmp_path / "rec"), *venue)
     line = assert_one_line_failure(result, "record")
     assert result.code == 1 and f"cannot reach {closed}: connection refused" in line

@@ -10,7 +10,14 @@ import time
 
 import pytest
 
-from tests.cli.harness import BOUND_S, Exchange, assert_one_line_failure, polyfeed, polyfeed_process
+from tests.cli.harness import (
+    BOUND_S,
+    Exchange,
+    assert_one_line_failure,
+    polyfeed,
+    polyfeed_process,
+    venue_args_at,
+)
 
 
 def test_watch_prints_live_books_by_market_and_a_summary(
@@ -37,14 +44,7 @@ def test_an_unreachable_venue_is_one_line_and_exit_1(
     closed_port: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     closed = f"127.0.0.1:{closed_port}"
-    venue = [
-        "--ws-url",
-        f"ws://{closed}/ws/market",
-        "--rest-url",
-        f"http://{closed}",
-        "--gamma-url",
-        f"http://{closed}",
-    ]
+    venue = venue_args_at(closed)
     for target in ("sim-market-0", "1234567890"):
         result = polyfeed(capsys, "watch", target, *venue)
         line = assert_one_line_failure(result, "watch")

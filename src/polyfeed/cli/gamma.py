@@ -17,8 +17,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import aiohttp
+from rich.console import Console
 
 from polyfeed.cli.errors import CommandError
+from polyfeed.cli.terminal import progress, spinner
 from polyfeed.errors import PolyfeedError
 from polyfeed.net.rest import fetch_books, slug_of
 
@@ -29,6 +31,7 @@ __all__ = [
     "is_token_id",
     "label_tokens",
     "lookup",
+    "resolve_for_console",
     "resolve_targets",
 ]
 
@@ -147,6 +150,22 @@ async def resolve_targets(
                 infos.setdefault(token.token_id, token)
         on_step()
     return list(dict.fromkeys(ids)), infos
+
+
+async def resolve_for_console(
+    console: Console, gamma_url: str, targets: list[str], timeout_s: float, *, name_tokens: bool = True
+) -> tuple[list[str], dict[str, TokenInfo]]:
+    """:func:`resolve_targets` with a progress bar on ``console`` (on a terminal), and, when
+    ``name_tokens``, Gamma's description of the token ids given as such (:func:`label_tokens`)."""
+    async with http_session(timeout_s) as http:
+        slugs = sum(1 for t in targets if not is_token_id(t))
+        with progress(console, "resolving slugs on Gamma", slugs) as step:
+            token_ids, infos = await resolve_targets(http, gamma_url, targets, step)
+        unnamed = [t for t in token_ids if t not in infos] if name_tokens else []
+        if unnamed:
+            with spinner(console, "asking Gamma for the tokens' markets"):
+                infos.update(await label_tokens(http, gamma_url, unnamed))
+    return token_ids, infos
 
 
 async def complete_from_books(

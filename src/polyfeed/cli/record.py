@@ -24,7 +24,7 @@ from rich.console import Console
 
 from polyfeed.book import BookStatus
 from polyfeed.cli.errors import EXIT_USAGE, CommandError, fail, run_command
-from polyfeed.cli.gamma import http_session, is_token_id, label_tokens, resolve_targets
+from polyfeed.cli.gamma import resolve_for_console
 from polyfeed.cli.options import (
     DEFAULT_GAMMA_URL,
     DEFAULT_REST_URL,
@@ -40,7 +40,7 @@ from polyfeed.cli.options import (
     open_venue,
 )
 from polyfeed.cli.recording import LABELS_META, book_order, books_table, labels_to_meta
-from polyfeed.cli.terminal import err_console, out_console, progress, spinner
+from polyfeed.cli.terminal import err_console, out_console, spinner
 from polyfeed.cli.view import BookLabel, WatchState
 from polyfeed.net.user import REDACTED_API_KEY
 from polyfeed.record.format import META_FILE
@@ -173,13 +173,7 @@ class _Recording:
         """
         console = err_console()
         async with open_venue(options) as venue:
-            async with http_session(timeout_s) as http:
-                slugs = sum(1 for t in self.targets if not is_token_id(t))
-                with progress(console, "resolving slugs on Gamma", slugs) as step:
-                    token_ids, infos = await resolve_targets(http, venue.gamma_url, self.targets, step)
-                unnamed = [t for t in token_ids if t not in infos]
-                if unnamed:
-                    infos.update(await label_tokens(http, venue.gamma_url, unnamed))
+            token_ids, infos = await resolve_for_console(console, venue.gamma_url, self.targets, timeout_s)
             self.labels = {t: BookLabel(i.market_slug, i.outcome) for t, i in infos.items()}
             opened = asyncio.Event()
 

@@ -23,7 +23,7 @@ import typer
 
 from polyfeed.book import BookStatus
 from polyfeed.cli.errors import CommandError, run_command
-from polyfeed.cli.gamma import http_session, is_token_id, resolve_targets
+from polyfeed.cli.gamma import resolve_for_console
 from polyfeed.cli.options import (
     DEFAULT_GAMMA_URL,
     DEFAULT_REST_URL,
@@ -38,7 +38,7 @@ from polyfeed.cli.options import (
     WsUrl,
     open_venue,
 )
-from polyfeed.cli.terminal import err_console, progress, spinner
+from polyfeed.cli.terminal import err_console, spinner
 from polyfeed.session import DecodeFailed, Event, MessageReceived
 from polyfeed.stream import MarketStream
 
@@ -98,10 +98,9 @@ async def _stream(
 ) -> int:
     console = err_console()
     async with open_venue(options) as venue:
-        async with http_session(timeout_s) as http:
-            slugs = sum(1 for t in targets if not is_token_id(t))
-            with progress(console, "resolving slugs on Gamma", slugs) as step:
-                token_ids, _ = await resolve_targets(http, venue.gamma_url, targets, step)
+        token_ids, _ = await resolve_for_console(
+            console, venue.gamma_url, targets, timeout_s, name_tokens=False
+        )
         received = [0]
 
         def count(_: Event) -> None:

@@ -18,7 +18,7 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 
 from polyfeed.cli.errors import CommandError, run_command
-from polyfeed.cli.gamma import http_session, is_token_id, label_tokens, resolve_targets
+from polyfeed.cli.gamma import resolve_for_console
 from polyfeed.cli.options import (
     DEFAULT_GAMMA_URL,
     DEFAULT_REST_URL,
@@ -34,7 +34,7 @@ from polyfeed.cli.options import (
     WsUrl,
     open_venue,
 )
-from polyfeed.cli.terminal import out_console, progress, spinner
+from polyfeed.cli.terminal import out_console, spinner
 from polyfeed.cli.view import BookLabel, WatchState, render_screen
 from polyfeed.stream import MarketStream
 
@@ -92,14 +92,7 @@ async def _watch(
     timeout_s: float,
 ) -> None:
     async with open_venue(options) as venue:
-        async with http_session(timeout_s) as http:
-            slugs = sum(1 for t in targets if not is_token_id(t))
-            with progress(console, "resolving slugs on Gamma", slugs) as step:
-                token_ids, infos = await resolve_targets(http, venue.gamma_url, targets, step)
-            unnamed = [t for t in token_ids if t not in infos]
-            if unnamed:
-                with spinner(console, "asking Gamma for the tokens' markets"):
-                    infos.update(await label_tokens(http, venue.gamma_url, unnamed))
+        token_ids, infos = await resolve_for_console(console, venue.gamma_url, targets, timeout_s)
         labels = {token: BookLabel(infos[token].market_slug, infos[token].outcome) for token in infos}
         await show_books(
             venue, token_ids, labels, state, console, seconds=seconds, depth=depth, timeout_s=timeout_s
