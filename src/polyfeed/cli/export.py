@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from polyfeed.cli.errors import EXIT_FAILURE, EXIT_USAGE, describe, fail
-from polyfeed.cli.recording import FromTime, RecordingDir, UntilTime
+from polyfeed.cli.errors import EXIT_FAILURE, describe, fail
+from polyfeed.cli.recording import FromTime, RecordingDir, UntilTime, resolve_window
 from polyfeed.cli.terminal import out_console, progress_to
 from polyfeed.errors import PolyfeedError
 from polyfeed.record import recording_info
@@ -57,11 +57,7 @@ def export_command(
     started = time.perf_counter()
     try:
         info = recording_info(directory)
-        first = info.first_ns
-        from_ns = from_time.resolve(first) if from_time is not None else None
-        until_ns = until_time.resolve(first) if until_time is not None else None
-        if from_ns is not None and until_ns is not None and from_ns > until_ns:
-            raise fail("export", "--from is after --until", EXIT_USAGE)
+        from_ns, until_ns = resolve_window("export", info, from_time, until_time)
         with progress_to(console, f"exporting {directory}", info.records) as done:
             summary = export_parquet(directory, parquet, from_ns=from_ns, until_ns=until_ns, on_progress=done)
     except (PolyfeedError, OSError) as exc:

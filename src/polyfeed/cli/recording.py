@@ -23,9 +23,11 @@ import msgspec
 import typer
 from rich.table import Table
 
-from polyfeed.book import BookStatus, OrderBook
+from polyfeed.book import OrderBook
+from polyfeed.cli.errors import EXIT_USAGE, fail
 from polyfeed.cli.terminal import abbreviate
-from polyfeed.cli.view import BookLabel
+from polyfeed.cli.view import STATUS_STYLE, BookLabel
+from polyfeed.record import RecordingInfo
 
 __all__ = [
     "LABELS_META",
@@ -39,6 +41,7 @@ __all__ = [
     "labels_from_meta",
     "labels_to_meta",
     "parse_time",
+    "resolve_window",
 ]
 
 LABELS_META = "labels"
@@ -132,6 +135,26 @@ UntilTime = Annotated[
 ]
 
 
+def resolve_window(
+    command: str, info: RecordingInfo, from_time: TimeSpec | None, until_time: TimeSpec | None
+) -> tuple[int | None, int | None]:
+    """``--from`` and ``--until`` as ns since the epoch, for a recording described by ``info``.
+
+    Raises:
+        typer.Exit: ``--from`` after ``--until`` (one line on stderr, exit 2).
+    """
+    first = info.first_ns
+    from_ns = from_time.resolve(first) if from_time is not None else None
+    until_ns = until_time.resolve(first) if until_time is not None else None
+    if (
+        from_time is not None
+        and until_time is not None
+        and from_time.resolve(first) > until_time.resolve(first)
+    ):
+        raise fail(command, f"--from {from_time.text} is after --until {until_time.text}", EXIT_USAGE)
+    return from_ns, until_ns
+
+
 def labels_to_meta(labels: Mapping[str, BookLabel]) -> dict[str, list[str]]:
     """Books' names as ``meta.json`` keeps them."""
     return {token: [label.name, label.outcome] for token, label in labels.items()}
@@ -158,14 +181,6 @@ def book_digest(book: OrderBook) -> str:
     return hashlib.sha1(msgspec.json.encode([bids, asks]), usedforsecurity=False).hexdigest()[:12]
 
 
-_STATUS_STYLE = {
-    BookStatus.LIVE: "green",
-    BookStatus.SYNCING: "yellow",
-    BookStatus.SUSPECT: "bold red",
-    BookStatus.STALE: "magenta",
-}
-
-
 def books_table(
     books: Mapping[str, OrderBook], order: Iterable[str], labels: Mapping[str, BookLabel]
 ) -> Table:
@@ -189,7 +204,7 @@ def books_table(
         failed = book.checks.total_failed
         table.add_row(
             name,
-            f"[{_STATUS_STYLE[book.status]}]{book.status.value}[/]",
+            f"[{STATUS_STYLE[book.status]}]{book.status.value}[/]",
             str(bid.price) if bid else "-",
             str(ask.price) if ask else "-",
             f"{bids}/{asks}",

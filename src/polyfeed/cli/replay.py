@@ -24,7 +24,7 @@ import msgspec
 import typer
 from rich.console import Console, RenderableType
 
-from polyfeed.cli.errors import EXIT_USAGE, CommandError, describe, fail, run_command
+from polyfeed.cli.errors import CommandError, describe, fail, run_command
 from polyfeed.cli.recording import (
     FromTime,
     RecordingDir,
@@ -32,6 +32,7 @@ from polyfeed.cli.recording import (
     book_order,
     books_table,
     labels_from_meta,
+    resolve_window,
 )
 from polyfeed.cli.stream import discard_stdout, event_record
 from polyfeed.cli.terminal import out_console, progress_to
@@ -42,6 +43,7 @@ from polyfeed.record import RecordingInfo, recording_info
 from polyfeed.record.replay import Replay
 from polyfeed.record.run import replay_paced
 from polyfeed.record.serve import RecordingServer
+from polyfeed.session import Event
 
 __all__ = ["EPILOG", "ReplayView", "parse_speed", "replay_command"]
 
@@ -142,13 +144,7 @@ def replay_command(
         info = recording_info(directory)
     except PolyfeedError as exc:
         raise fail("replay", describe(exc)) from None
-    first = info.first_ns
-    from_ns = from_time.resolve(first) if from_time is not None else None
-    until_ns = until_time.resolve(first) if until_time is not None else None
-    if from_ns is not None and until_ns is not None and from_ns > until_ns:
-        raise _usage(
-            f"--from {from_time and from_time.text} is after --until {until_time and until_time.text}"
-        )
+    from_ns, until_ns = resolve_window("replay", info, from_time, until_time)
     default_speed = "1" if serve or view is ReplayView.WATCH else "max"
     pace = parse_speed(speed or default_speed)
     if serve:
@@ -162,11 +158,6 @@ def replay_command(
     coro = job.watch(console, depth) if view is ReplayView.WATCH else job.run(console)
     run_command("replay", coro)
     job.print_summary(console)
-
-
-def _usage(message: str) -> typer.Exit:
-    sys.stderr.write(f"polyfeed replay: {message}\n")
-    return typer.Exit(EXIT_USAGE)
 
 
 class _Replay:
@@ -188,14 +179,14 @@ class _Replay:
         self.replay = Replay()
         self.state = WatchState()
         self.labels: dict[str, BookLabel] = labels_from_meta(info.meta)
-        self.yielded = 0
         self.first_ns: int | None = None
         self.last_ns: int | None = None
         self.started = time.perf_counter()
         self.elapsed = 0.0
 
-    async def _records(self) -> None:
-        """Replay, counting events into :attr:`state` (the caller reads :attr:`replay`'s books)."""
+    async def _records(self, each: Callable[[list[Event]], None] | None = None) -> None:
+        """Replay, counting events into :attr:`state` and handing each record's to ``each`` (the caller
+        reads :attr:`replay`'s books)."""
         on_event = self.state.on_event
         self.started = time.perf_counter()
         try:
@@ -208,7 +199,8 @@ class _Replay:
             ):
                 for event in events:
                     on_event(event)
-                self.yielded += 1
+                if each is not None and events:
+                    each(events)
                 if self.first_ns is None:
                     self.first_ns = record.recv_ns
                 self.last_ns = record.recv_ns
@@ -264,19 +256,15 @@ class _Replay:
     async def jsonl(self) -> None:
         """Every event as a JSON line on stdout; a reader that goes away ends the replay quietly."""
         out = sys.stdout.buffer
-        encode = _encode
+        paced = self.speed is not None
+
+        def write(events: list[Event]) -> None:
+            out.write(b"".join(_encode(event_record(e)) + b"\n" for e in events))
+            if paced:
+                out.flush()
+
         try:
-            async for _, events in replay_paced(
-                self.directory,
-                speed=self.speed,
-                from_ns=self.from_ns,
-                until_ns=self.until_ns,
-                state=self.replay,
-            ):
-                if events:
-                    out.write(b"".join(encode(event_record(e)) + b"\n" for e in events))
-                    if self.speed is not None:
-                        out.flush()
+            await self._records(write)
             out.flush()
         except BrokenPipeError:
             discard_stdout()

@@ -34,7 +34,7 @@ from polyfeed.session import (
 )
 from polyfeed.wire import LastTradePrice
 
-__all__ = ["PANEL_WIDTH", "BookLabel", "WatchState", "render_screen"]
+__all__ = ["PANEL_WIDTH", "STATUS_STYLE", "BookLabel", "WatchState", "render_screen"]
 
 PANEL_WIDTH = 40
 """Columns a book's panel needs: two panels side by side at 80 columns."""
@@ -42,7 +42,7 @@ _PANEL_CHROME = 6  # rows of a panel besides its levels: 2 borders, column heads
 _MAX_DEPTH = 10
 _TRADES_KEPT = 3
 _RATE_WINDOW_NS = 2_000_000_000
-_STATUS_STYLE = {
+STATUS_STYLE = {  # the watch screen's and the books tables' colours
     BookStatus.LIVE: "bold green",
     BookStatus.SYNCING: "yellow",
     BookStatus.SUSPECT: "bold red",
@@ -216,7 +216,7 @@ def _panel(
 
 def _status_line(book: OrderBook | None, updated_ns: int | None, now_ns: int) -> Text:
     status = book.status if book is not None else BookStatus.SYNCING
-    line = Text(status.value.upper(), _STATUS_STYLE[status])
+    line = Text(status.value.upper(), STATUS_STYLE[status])
     age = "-" if updated_ns is None else _duration((now_ns - updated_ns) / 1e9)
     line.append(f" {age} ago" if updated_ns is not None else " no data yet", "dim")
     if book is not None:
