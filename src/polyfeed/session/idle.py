@@ -136,6 +136,12 @@ class QuietOrZombie:
             if not verdict.awaiting:
                 self._conclude()  # by the snapshots that came, if any
 
+    def unsubscribed(self, assets: Iterable[str]) -> None:
+        """Assets the connection no longer follows: neither resolved here nor awaited."""
+        gone = set(assets)
+        self.resolved_assets.difference_update(gone)
+        self.forget(gone)
+
     def resolved(self, assets: set[str]) -> None:
         """These assets' market resolved: no data will come for them, nor perhaps a snapshot."""
         new = assets - self.resolved_assets

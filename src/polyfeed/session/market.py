@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 from polyfeed.book import BookStatus, OrderBook
 from polyfeed.errors import BookError, FrameDecodeError
@@ -193,8 +194,7 @@ class MarketSession(ChannelSession):
         if not gone:
             return []
         self.assets.difference_update(gone)
-        self._idle.resolved_assets.difference_update(gone)
-        self._idle.forget(gone)
+        self._idle.unsubscribed(gone)
         for asset in gone:
             self._resyncs.pop(asset, None)
         for tokens in self._by_market.values():
@@ -215,7 +215,10 @@ class MarketSession(ChannelSession):
             if cls is Pong:
                 self._ping_outstanding_ns = None
                 continue
-            if cls not in _NOT_DATA and (cls is not MarketResolved or self._concerns_us(message)):
+            # an identity test on the hot path; the rare market_resolved is asked whether it is ours
+            if cls not in _NOT_DATA and (
+                cls is not MarketResolved or self._resolved_here(cast(MarketResolved, message))
+            ):
                 self._note_data(now_ns, events)
             events.append(
                 MessageReceived(
@@ -305,20 +308,17 @@ class MarketSession(ChannelSession):
             if message.asset_id in self.assets:
                 self._idle.traded()
         elif isinstance(message, MarketResolved):
-            # A broadcast (spec 11.10) naming both tokens of the market; the market index also finds a
-            # token of ours should it name only the winner.
-            ours = {a for a in message.assets_ids if a in self.assets}
-            ours.update(self._by_market.get(message.market, ()))
+            ours = self._resolved_here(message)  # a broadcast to every connection (spec 11.10)
             if ours - self._idle.resolved_assets:
                 log.info("connection %d: market %s resolved", self.connection_id, message.market)
                 self._idle.resolved(ours)
 
-    def _concerns_us(self, message: object) -> bool:
-        """Whether a broadcast ``market_resolved`` names a market of this connection."""
-        if not isinstance(message, MarketResolved):
-            return True
-        assets = self.assets
-        return bool(self._by_market.get(message.market)) or any(a in assets for a in message.assets_ids)
+    def _resolved_here(self, message: MarketResolved) -> set[str]:
+        """This connection's assets a broadcast ``market_resolved`` names: by token, or by market (the
+        market index finds a token of ours should it name only the winner)."""
+        ours = {a for a in message.assets_ids if a in self.assets}
+        ours.update(self._by_market.get(message.market, ()))
+        return ours
 
     def _index_market(self, asset: str, market: str) -> None:
         if market:
