@@ -13,7 +13,7 @@ import msgspec
 from polyfeed.record import Channel, Recorder, RecordKind, read_recording
 from polyfeed.record.export import export_parquet
 from polyfeed.sim import Exchange
-from polyfeed.sim.server import book_frame, encode_outbound
+from polyfeed.sim.frames import book_frame, encode_outbound
 
 N_FRAMES = 100_000
 RATE_PER_S = 20_000  # receive times spaced as a busy stream's: a flush (one zstd frame) a second

@@ -29,7 +29,7 @@ from polyfeed.book import OrderBook
 from polyfeed.net import MarketConnection
 from polyfeed.session import Event, MarketSession, MessageReceived
 from polyfeed.sim import Exchange
-from polyfeed.sim.server import book_frame, encode_outbound
+from polyfeed.sim.frames import book_frame, encode_outbound
 from polyfeed.wire import Book, decode_market, encode_market_subscription
 
 N_FRAMES = 150_000

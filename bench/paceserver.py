@@ -20,7 +20,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from polyfeed.sim import Exchange
-from polyfeed.sim.server import book_frame, encode_outbound, rest_book
+from polyfeed.sim.frames import book_frame, encode_outbound, rest_book
 
 TICK_S = 0.02
 

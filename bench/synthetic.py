@@ -14,7 +14,7 @@ from decimal import Decimal
 import msgspec
 
 from polyfeed.book import OrderBook
-from polyfeed.sim.server import book_frame
+from polyfeed.sim.frames import book_frame
 from polyfeed.wire import Book, LastTradePrice, PriceChange, PriceChangeEntry, PriceLevel
 
 YES = "76670567130917723816490572615540605537878462672464291990940067659127658071111"

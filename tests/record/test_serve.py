@@ -14,7 +14,7 @@ from polyfeed.errors import RecordingFormatError
 from polyfeed.record import Channel, Recorder, RecordKind, read_recording
 from polyfeed.record.serve import RecordingServer
 from polyfeed.sim import Exchange
-from polyfeed.sim.server import book_frame, encode_outbound
+from polyfeed.sim.frames import book_frame, encode_outbound
 from polyfeed.wire import Book, decode_market, encode_market_subscription
 from tests.sim.simclient import quickstart_books, quickstart_class_source
 

@@ -19,7 +19,7 @@ from polyfeed.session import (
     StatusChanged,
 )
 from polyfeed.sim import Exchange
-from polyfeed.sim.server import book_frame, encode_outbound
+from polyfeed.sim.frames import book_frame, encode_outbound
 from polyfeed.wire import PING, PriceChange, PriceChangeEntry
 
 S = 1_000_000_000

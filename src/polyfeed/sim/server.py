@@ -47,67 +47,18 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from polyfeed.sim.connection import Connection, parse_json, serve_requests, strings, write_loop
 from polyfeed.sim.engine import Exchange, Outbound
 from polyfeed.sim.faults import Fault, parse_fault
+from polyfeed.sim.frames import book_frame, encode_outbound
 from polyfeed.sim.gamma import event_document, filter_markets, market_document
+from polyfeed.sim.rest import BookRest
 from polyfeed.sim.userchannel import UserChannel
-from polyfeed.wire import BestBidAsk, Book, PriceChange, PriceChangeEntry
+from polyfeed.wire import BestBidAsk, PriceChange, PriceChangeEntry
 
 __all__ = ["Simulator"]
 
 log = logging.getLogger(__name__)
 
 _encode = msgspec.json.encode
-_NO_BOOK = {"error": "No orderbook exists for the requested token id"}
 _INVALID_SUBSCRIPTION = b"invalid subscription payload"
-
-
-def book_frame(book: Book, *, initial: bool) -> dict[str, Any]:
-    """A ``book`` message with the venue's fields for its kind (spec 3, observed key orders)."""
-    levels = {
-        "bids": [{"price": lv.price, "size": lv.size} for lv in book.bids],
-        "asks": [{"price": lv.price, "size": lv.size} for lv in book.asks],
-    }
-    if initial:
-        return {
-            "market": book.market,
-            "asset_id": book.asset_id,
-            "timestamp": book.timestamp,
-            "hash": book.hash,
-            **levels,
-            "tick_size": book.tick_size,
-            "event_type": "book",
-            "last_trade_price": book.last_trade_price,
-        }
-    return {
-        "market": book.market,
-        "asset_id": book.asset_id,
-        **levels,
-        "hash": book.hash,
-        "timestamp": book.timestamp,
-        "event_type": "book",
-    }
-
-
-def rest_book(book: Book) -> dict[str, Any]:
-    """The REST ``GET /book`` shape (spec 8.1)."""
-    return {
-        "market": book.market,
-        "asset_id": book.asset_id,
-        "timestamp": book.timestamp,
-        "hash": book.hash,
-        "bids": [{"price": lv.price, "size": lv.size} for lv in book.bids],
-        "asks": [{"price": lv.price, "size": lv.size} for lv in book.asks],
-        "min_order_size": book.min_order_size,
-        "tick_size": book.tick_size,
-        "neg_risk": book.neg_risk,
-        "last_trade_price": book.last_trade_price,
-    }
-
-
-def encode_outbound(out: Outbound) -> str:
-    message = out.message
-    if isinstance(message, Book):
-        return _encode(book_frame(message, initial=False)).decode()
-    return _encode(message).decode()
 
 
 class Simulator:
@@ -176,17 +127,13 @@ class Simulator:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._rest_faults])
         app.router.add_get("/ws/market", self._market_socket)
-        app.router.add_get("/book", self._get_book)
-        app.router.add_post("/books", self._post_books)
-        app.router.add_get("/price", self._get_price)
-        app.router.add_get("/midpoint", self._get_midpoint)
-        app.router.add_get("/tick-size", self._get_tick_size)
         app.router.add_get("/markets", self._gamma_markets)
         app.router.add_get("/markets/slug/{slug}", self._gamma_market_by_slug)
         app.router.add_get("/events", self._gamma_events)
         app.router.add_get("/events/slug/{slug}", self._gamma_event_by_slug)
         app.router.add_post("/control/faults", self._control_faults)
         self.user.register(app)
+        BookRest(self.exchange).register(app)
         return app
 
     async def __aenter__(self) -> Simulator:
@@ -443,50 +390,6 @@ class Simulator:
         response: web.StreamResponse = await handler(request)
         return response
 
-    # -- REST -----------------------------------------------------------------------------------------
-
-    def _book_or_404(self, token_id: str | None) -> Book | web.Response:
-        if not token_id:
-            return web.json_response({"error": "token_id is required"}, status=400)
-        if token_id not in self.exchange.by_asset:
-            return web.json_response(_NO_BOOK, status=404)
-        return self.exchange.book(token_id)
-
-    async def _get_book(self, request: web.Request) -> web.Response:
-        book = self._book_or_404(request.query.get("token_id"))
-        return book if isinstance(book, web.Response) else web.json_response(rest_book(book))
-
-    async def _post_books(self, request: web.Request) -> web.Response:
-        body = parse_json(await request.text())
-        if not isinstance(body, list) or len(body) > 500:
-            return web.json_response({"error": "body must be a list of at most 500 {token_id}"}, status=400)
-        out = []
-        for item in body:
-            token = item.get("token_id") if isinstance(item, dict) else None
-            if isinstance(token, str) and token in self.exchange.by_asset:
-                out.append(rest_book(self.exchange.book(token)))
-        return web.json_response(out)
-
-    async def _get_price(self, request: web.Request) -> web.Response:
-        book = self._book_or_404(request.query.get("token_id"))
-        if isinstance(book, web.Response):
-            return book
-        side = request.query.get("side", "").upper()
-        if side not in ("BUY", "SELL"):
-            return web.json_response({"error": "side must be BUY or SELL"}, status=400)
-        # BUY is the price you would buy at, the best ask; SELL the best bid (spec 8.1)
-        levels = book.asks if side == "BUY" else book.bids
-        return web.json_response({"price": levels[-1].price if levels else "0"})
-
-    async def _get_midpoint(self, request: web.Request) -> web.Response:
-        book = self._book_or_404(request.query.get("token_id"))
-        if isinstance(book, web.Response):
-            return book
-        if not (book.bids and book.asks):
-            return web.json_response(_NO_BOOK, status=404)
-        mid = (Decimal(book.bids[-1].price) + Decimal(book.asks[-1].price)) / 2
-        return web.json_response({"mid": str(mid.normalize())})
-
     # -- Gamma (the same server plays gamma-api.polymarket.com) ----------------------------------------
 
     async def _gamma_markets(self, request: web.Request) -> web.Response:
@@ -518,12 +421,6 @@ class Simulator:
             if event is not None:
                 return web.json_response(event)
         return web.json_response({"error": "event not found"}, status=404)
-
-    async def _get_tick_size(self, request: web.Request) -> web.Response:
-        book = self._book_or_404(request.query.get("token_id"))
-        if isinstance(book, web.Response):
-            return book
-        return web.json_response({"minimum_tick_size": float(book.tick_size or "0.01")})
 
 
 def _multi(request: web.Request) -> dict[str, list[str]]:
