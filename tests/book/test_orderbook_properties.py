@@ -75,7 +75,7 @@ def to_book(bids: dict[str, str], asks: dict[str, str], ts: str) -> Book:
         bids=[PriceLevel(p, s) for p, s in sorted(bids.items(), key=lambda kv: Decimal(kv[0]))],
         asks=[PriceLevel(p, s) for p, s in sorted(asks.items(), key=lambda kv: -Decimal(kv[0]))],
         tick_size="0.001",
-        last_trade_price="0.5",
+        last_trade_price="0.5",  # trimmed here on purpose: the venue hashes "0.500" (spec 7.3)
     )
 
 
@@ -101,7 +101,7 @@ def test_book_matches_reference_model(
         expected = [Level(Decimal(p), Decimal(s)) for p, s in reference.sorted_side(side)]
         assert read() == list(reversed(expected)), "best first"
         assert read(depth=3) == list(reversed(expected))[:3]
-    assert book.compute_hash("99") == reference.hash("99", "0.5")
+    assert book.compute_hash("99") == reference.hash("99", "0.500")
 
 
 @settings(max_examples=200, deadline=None)
@@ -115,11 +115,8 @@ def test_hashes_from_the_reference_verify_and_keep_the_book_live(
     reference = ReferenceBook()
     first = to_book(bids, asks, "1")
     reference.snapshot(bids, asks)
-    book.apply(
-        Book(
-            **{**{f: getattr(first, f) for f in first.__struct_fields__}, "hash": reference.hash("1", "0.5")}
-        )
-    )
+    fields = {f: getattr(first, f) for f in first.__struct_fields__}
+    book.apply(Book(**{**fields, "hash": reference.hash("1", "0.500")}))
     for n, (side, price, size) in enumerate(ops):
         reference.change(side, price, size)
         top_bid = reference.sorted_side("BUY")[-1][0] if reference.bids else "0"
@@ -130,7 +127,7 @@ def test_hashes_from_the_reference_verify_and_keep_the_book_live(
             price=price,
             size=size,
             side=side,
-            hash=reference.hash(ts, "0.5"),
+            hash=reference.hash(ts, "0.500"),
             best_bid=top_bid,
             best_ask=top_ask,
         )

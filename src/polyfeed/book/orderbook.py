@@ -28,6 +28,7 @@ from polyfeed.book.prices import (
     PRICE_SCALE,
     price_key,
     text_to_decimal,
+    trade_price_text,
 )
 from polyfeed.book.status import CHECK_INDEX, BookStatus, CheckCounts, CheckFailure, CheckKind
 from polyfeed.errors import AssetMismatchError, InvalidLevelError
@@ -90,7 +91,7 @@ class OrderBook:
         if tick_size is not None:
             self._set_tick(tick_size)
         self.last_trade_price: str | None = None
-        """The last trade price text the venue hashes (``"0.920"``)."""
+        """The last trade price text the venue hashes: at least 3 decimals (``"0.490"``, spec 7.3)."""
         self._previous_trade_price: str | None = None
         self.timestamp: str | None = None
         """Timestamp text (ms) of the last message applied."""
@@ -248,6 +249,9 @@ class OrderBook:
             asks = Side.from_levels(-1, message.asks)
             if message.tick_size is not None:
                 price_key(message.tick_size)  # validated before anything changes
+            trade_price = (
+                trade_price_text(message.last_trade_price) if message.last_trade_price is not None else None
+            )
         except InvalidLevelError as exc:
             self._fail(CheckKind.MALFORMED, f"snapshot: {exc}", ts)
             raise
@@ -271,8 +275,8 @@ class OrderBook:
             self._refresh_head()
         if message.tick_size is not None and message.tick_size != self.tick_size:
             self._set_tick(message.tick_size)
-        if message.last_trade_price is not None:
-            self._set_trade_price(message.last_trade_price)
+        if trade_price is not None:
+            self._set_trade_price(trade_price)
         if message.min_order_size is not None:
             self.min_order_size = message.min_order_size
         if message.neg_risk is not None:
@@ -319,38 +323,32 @@ class OrderBook:
         own = message.asset_id == self.asset_id
         if not own and not (self.market and message.market == self.market):
             return False
-        if own:
-            self._set_trade_price(message.price)
-            if self._burst_ts is not None:
-                self._settle_burst()  # hashes with the new price, the previous one as a fallback
-            elif self._awaiting is not None:
-                ts, expected = self._awaiting
-                self._awaiting = None
-                if self._hash_matches(ts, expected):
-                    self._hash_passed(ts)
-                else:
-                    self._fail(
-                        CheckKind.HASH,
-                        f"hash {expected} at {ts} does not match the book, even "
-                        f"with the trade price {message.price}",
-                        ts,
-                    )
-            return True
+        try:
+            # The print says "0.49"; the venue hashes "0.490" from then on (spec 7.3).
+            price = trade_price_text(message.price)
+        except InvalidLevelError as exc:
+            self._fail(CheckKind.MALFORMED, f"trade print: {exc}", message.timestamp)
+            raise
+        # Both tokens of a market hash the same last-trade text, the traded token's (spec 7.3: 36 of 36
+        # real complement entries), so a print naming the other token sets this book's price too.
+        changed = price != self.last_trade_price
+        self._set_trade_price(price)
         if self._burst_ts is not None:
-            self._settle_burst()
-        if self._awaiting is not None:
-            # Both tokens of a market hash the same last_trade_price text (verified on the crossing
-            # burst), so a print on the complement token may be the one this book's hash waits for.
+            self._settle_burst()  # hashes with the new price, the previous one as a fallback
+        elif self._awaiting is not None:
             ts, expected = self._awaiting
-            saved = self.last_trade_price
-            self.last_trade_price = message.price
             if self._hash_matches(ts, expected):
                 self._awaiting = None
-                self._previous_trade_price = saved
                 self._hash_passed(ts)
-                return True
-            self.last_trade_price = saved
-        return False
+            elif own:
+                self._awaiting = None
+                self._fail(
+                    CheckKind.HASH,
+                    f"hash {expected} at {ts} does not match the book, even with the trade price {price}",
+                    ts,
+                )
+            # else: the print of the complement may not be the one this hash waits for; keep waiting
+        return changed
 
     def _apply_tick_change(self, message: TickSizeChange) -> bool:
         if message.asset_id != self.asset_id:
@@ -373,6 +371,25 @@ class OrderBook:
         # Levels stay: the new grid contains the old one going to a finer tick, and the hash and the next
         # snapshot check the book either way (Nautilus drops the book here, spec 4.3; we keep it exact).
         return True
+
+    def set_metadata(
+        self, *, min_order_size: str | None = None, tick_size: str | None = None, neg_risk: bool | None = None
+    ) -> None:
+        """The hash's fields the WebSocket does not always send, from REST ``/book`` or ``/books`` (live,
+        or a recording's metadata marker); ``None`` leaves a field as it is.
+
+        ``min_order_size`` and ``neg_risk`` never come over the WebSocket; ``tick_size`` is in 2026's
+        initial snapshots but was missing from December 2025's (spec 7.3), and it enters the hash.
+
+        Raises:
+            InvalidLevelError: a tick size that is not a positive price text.
+        """
+        if min_order_size is not None:
+            self.min_order_size = min_order_size
+        if neg_risk is not None:
+            self.neg_risk = neg_risk
+        if tick_size is not None and tick_size != self.tick_size:
+            self._set_tick(tick_size)
 
     def _set_tick(self, tick_size: str) -> None:
         key = price_key(tick_size)
@@ -473,11 +490,11 @@ class OrderBook:
         assert self._awaiting is not None
         at, expected = self._awaiting
         self._awaiting = None
-        self._fail(
-            CheckKind.HASH,
-            f"hash {expected} at {at} does not match the book (trade price {self.last_trade_price})",
-            ts,
-        )
+        detail = f"hash {expected} at {at} does not match the book (trade price {self.last_trade_price})"
+        if self.tick_size is None and self.hash_variant is not HashVariant.V2024:
+            # The hash covers the tick: a book that was never told it cannot be verified (spec 7.3).
+            detail += "; tick size unknown: the snapshot carried none and no REST answer gave one"
+        self._fail(CheckKind.HASH, detail, ts)
 
     def _hash_matches(self, ts: str, expected: str) -> bool:
         if self.hash_variant is not None:

@@ -22,6 +22,7 @@ __all__ = [
     "size_is_zero",
     "sizes_are_valid",
     "text_to_decimal",
+    "trade_price_text",
 ]
 
 PRICE_SCALE = 10_000
@@ -56,6 +57,32 @@ def price_key(text: str) -> int:
     if len(PRICE_KEYS) < _CACHE_LIMIT:
         PRICE_KEYS[text] = key
     return key
+
+
+_TRADE_TEXTS: dict[str, str] = {"": ""}
+
+
+def trade_price_text(text: str) -> str:
+    """The last trade price as the venue hashes it: at least 3 decimals (``"0.49"`` -> ``"0.490"``,
+    ``"0.5"`` -> ``"0.500"``, ``"0.585"`` and ``"0.4905"`` unchanged), ``""`` for a book that never
+    traded, whatever text the print or the snapshot carried.
+
+    Why (spec 7.3, verified on real captures): initial books and REST ``/book`` carry the price with 3
+    decimals, ``last_trade_price`` events carry it trimmed, and after a print at ``"0.49"`` the venue's
+    next hashes reproduce only with ``"0.490"``. Finer ticks are unseen on the wire: every significant
+    digit beyond the third is kept.
+
+    Raises:
+        InvalidLevelError: not a plain decimal in ``[0, 1]`` on the 0.0001 grid.
+    """
+    normal = _TRADE_TEXTS.get(text)
+    if normal is None:
+        key = price_key(text)
+        digits = f"{key // PRICE_SCALE}.{key % PRICE_SCALE:04d}"
+        normal = digits[:-1] if digits.endswith("0") else digits
+        if len(_TRADE_TEXTS) < _CACHE_LIMIT:
+            _TRADE_TEXTS[text] = normal
+    return normal
 
 
 def size_is_valid(text: str) -> bool:

@@ -24,12 +24,12 @@ from typing import Any
 import msgspec
 
 from polyfeed.book import OrderBook
+from polyfeed.errors import InvalidLevelError
 from polyfeed.net.user import REDACTED_API_KEY
 from polyfeed.record.format import Channel, Record, RecordKind
 from polyfeed.record.reader import read_recording
 from polyfeed.session import Event, MarketSession, SessionConfig
 from polyfeed.session.user import UserSession, UserState
-from polyfeed.stream.market import apply_metadata
 from polyfeed.wire import Book, Credentials, Order, Trade, decode_market
 
 __all__ = ["Replay", "replay"]
@@ -131,7 +131,15 @@ class Replay:
             for item in body.get("books") or []:
                 asset = str(item.get("asset_id"))
                 book = self.books.setdefault(asset, OrderBook(asset))
-                apply_metadata(book, item.get("min_order_size"), item.get("neg_risk"))
+                try:
+                    book.set_metadata(
+                        min_order_size=item.get("min_order_size"),
+                        tick_size=item.get("tick_size"),  # since 2026-12; older markers lack it
+                        neg_risk=item.get("neg_risk"),
+                    )
+                except InvalidLevelError:
+                    self.skipped += 1
+                    log.warning("recording's metadata marker has an unusable tick size for %s", asset)
             return []
         if marker != "resynced":
             self.skipped += 1

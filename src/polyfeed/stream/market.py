@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 import time
 from collections.abc import Callable, Iterable
@@ -16,6 +17,7 @@ import aiohttp
 import msgspec
 
 from polyfeed.book import OrderBook
+from polyfeed.errors import InvalidLevelError
 from polyfeed.net.connection import Backoff, FrameSink
 from polyfeed.net.pool import MarketPool
 from polyfeed.net.rest import fetch_books, resolve_slugs
@@ -25,17 +27,11 @@ from polyfeed.stream.queue import EventQueue, QueuedStream
 
 __all__ = ["DEFAULT_GAMMA_URL", "DEFAULT_REST_URL", "DEFAULT_WS_URL", "MarketStream"]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
 DEFAULT_REST_URL = "https://clob.polymarket.com"
 DEFAULT_GAMMA_URL = "https://gamma-api.polymarket.com"
-
-
-def apply_metadata(book: OrderBook, min_order_size: str | None, neg_risk: bool | None) -> None:
-    """The hash's fields the WebSocket never sends, from REST ``/books`` (live, or a recording's marker)."""
-    if min_order_size is not None:
-        book.min_order_size = min_order_size
-    if neg_risk is not None:
-        book.neg_risk = neg_risk
 
 
 class MarketStream(QueuedStream):
@@ -150,16 +146,25 @@ class MarketStream(QueuedStream):
             await self._http.close()
 
     async def _load_metadata(self, assets: list[str]) -> None:
-        """min_order_size and neg_risk enter the venue's hash but never come over the WebSocket."""
+        """min_order_size and neg_risk enter the venue's hash but never come over the WebSocket; tick_size
+        does too and was missing from December 2025's snapshots (spec 7.3)."""
         assert self._http is not None and self._pool is not None
         metadata = []
         for snapshot in await fetch_books(self._http, self.rest_url, assets):
             book = self._pool.books.setdefault(snapshot.asset_id, OrderBook(snapshot.asset_id))
-            apply_metadata(book, snapshot.min_order_size, snapshot.neg_risk)
+            try:
+                book.set_metadata(
+                    min_order_size=snapshot.min_order_size,
+                    tick_size=snapshot.tick_size,
+                    neg_risk=snapshot.neg_risk,
+                )
+            except InvalidLevelError as exc:  # the book's hash checks will say it cannot verify
+                log.warning("REST /books gave %s a tick size it cannot use: %s", snapshot.asset_id, exc)
             metadata.append(
                 {
                     "asset_id": snapshot.asset_id,
                     "min_order_size": book.min_order_size,
+                    "tick_size": book.tick_size,
                     "neg_risk": book.neg_risk,
                 }
             )
