@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from pathlib import Path
 
 from polyfeed import MarketStream, UserStream
-from polyfeed.book import BookStatus
+from polyfeed.book import BookStatus, CheckKind
 from polyfeed.net import Backoff
 from polyfeed.record import Recorder, read_recording
+from polyfeed.record.format import Channel, RecordKind
 from polyfeed.record.replay import Replay, replay
 from polyfeed.session import Event, TradeUpdated
 from polyfeed.sim import Simulator
@@ -134,3 +137,47 @@ def test_user_channel_recordings_hold_no_secret_and_replay_the_same_state(tmp_pa
     for secret in (SIM_CREDENTIALS.api_key, SIM_CREDENTIALS.secret, SIM_CREDENTIALS.passphrase):
         assert secret.encode() not in payloads and secret.encode() not in raw
     assert b"<redacted-api-key>" in payloads
+
+
+def test_a_recordings_metadata_marker_gives_the_tick_size_a_snapshot_lacked(tmp_path: Path) -> None:
+    """December 2025 initial books had no tick_size (spec 7.3): the metadata marker written from REST
+    ``/books`` keeps it, so the replayed book verifies the snapshot's hash, which covers the tick."""
+    asset, market = "7667", "0xfeed"
+    hashed = {
+        "market": market,
+        "asset_id": asset,
+        "timestamp": "1000",
+        "hash": "",
+        "bids": [{"price": "0.4", "size": "10"}],
+        "asks": [{"price": "0.6", "size": "10"}],
+        "min_order_size": "5",
+        "tick_size": "0.01",
+        "neg_risk": False,
+        "last_trade_price": "0.500",
+    }
+    digest = hashlib.sha1(json.dumps(hashed, separators=(",", ":")).encode()).hexdigest()
+    snapshot = {k: v for k, v in hashed.items() if k not in ("min_order_size", "tick_size", "neg_risk")}
+    frame = json.dumps([{**snapshot, "hash": digest, "event_type": "book"}]).encode()
+    marker = {
+        "marker": "metadata",
+        "books": [{"asset_id": asset, "min_order_size": "5", "tick_size": "0.01"}],
+    }
+    for with_tick in (True, False):
+        directory = tmp_path / f"rec-{with_tick}"
+        with Recorder(directory) as recorder:
+            if with_tick:
+                recorder.write(int(RecordKind.MARKER), int(Channel.MARKET), 0, 1, json.dumps(marker).encode())
+            subscription = json.dumps({"type": "market", "assets_ids": [asset]}).encode()
+            recorder.write(int(RecordKind.SENT), int(Channel.MARKET), 1, 2, subscription)
+            recorder.write(int(RecordKind.FRAME), int(Channel.MARKET), 1, 3, frame)
+        state = Replay()
+        for _ in replay(directory, state=state):
+            pass
+        book = state.books[asset]
+        book.settle(final=True)
+        if with_tick:
+            assert book.tick_size == "0.01" and book.status is BookStatus.LIVE
+            assert book.checks.passed[CheckKind.HASH] == 1 and book.checks.total_failed == 0
+        else:
+            assert book.checks.failed[CheckKind.HASH] == 1, "without the tick the hash cannot verify"
+            assert book.last_failure is not None and "tick size unknown" in book.last_failure.detail
