@@ -116,6 +116,8 @@ def decode_market(data: bytes | str) -> list[MarketMessage]:
         return _decode_slow(data, _MARKET_BY_TAG, _infer_market_tag)  # type: ignore[return-value]
     except msgspec.DecodeError:
         return [_decode_text(data)]
+    except RecursionError:
+        raise _too_deep(data) from None
     if decoded.__class__ is list:
         return decoded
     return [decoded]
@@ -129,9 +131,17 @@ def decode_user(data: bytes | str) -> list[UserMessage]:
         return _decode_slow(data, _USER_BY_TAG, _infer_user_tag)  # type: ignore[return-value]
     except msgspec.DecodeError:
         return [_decode_text(data)]
+    except RecursionError:
+        raise _too_deep(data) from None
     if decoded.__class__ is list:
         return decoded
     return [decoded]
+
+
+def _too_deep(data: bytes | str) -> FrameDecodeError:
+    # msgspec raises RecursionError past its nesting limit (a 2.4 KB frame of 1,200 nested arrays does
+    # it): that is hostile or broken input like any other, not a reason to lose the connection.
+    return FrameDecodeError("frame nests JSON too deeply to decode", data)
 
 
 def _decode_text(data: bytes | str) -> Notice:
@@ -215,6 +225,8 @@ def _decode_slow(
         decoded = _ANY_DECODER.decode(data)
     except msgspec.DecodeError as exc:
         raise FrameDecodeError(f"frame is not valid JSON ({exc})", data) from None
+    except RecursionError:
+        raise _too_deep(data) from None
     items = decoded if isinstance(decoded, list) else [decoded]
     out: list[msgspec.Struct] = []
     for item in items:
