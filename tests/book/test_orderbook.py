@@ -526,3 +526,19 @@ def test_messages_the_book_does_not_use_are_ignored() -> None:
         is False
     )
     assert book.tick_size == "0.01"
+
+
+def test_a_gap_is_not_a_failed_check_even_with_a_burst_open_when_the_connection_went() -> None:
+    """The market moves while the connection is down: the reconnect's snapshot differs from the stale
+    book, which is a resynchronisation, not a failure. A burst still open at the gap must not let a
+    hash from before it turn the stale book live first (issue 12, item 8)."""
+    book = OrderBook(ASSET, tick_size="0.01", hash_variant=HashVariant.CURRENT)
+    book.apply(snapshot([("0.40", "50")], [("0.60", "20")]))
+    book.apply(change("0.41", "5", "BUY", ts="2000"))
+    book.apply(change("0.41", "5", "BUY", ts="2000", hash=book.compute_hash("2000")))  # the burst stays open
+    book.mark_stale("connection lost: closed by the server", 2001)
+    assert book.status is BookStatus.STALE
+    book.apply(snapshot([("0.39", "7")], [("0.58", "3")], ts="9000"))  # the market moved meanwhile
+    assert book.checks.total_failed == 0
+    assert book.status is BookStatus.LIVE and book.status_reason == "snapshot"
+    assert book.best_bid == Level(Decimal("0.39"), Decimal(7))

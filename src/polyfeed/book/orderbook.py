@@ -128,6 +128,15 @@ class OrderBook:
     def mark_stale(self, reason: str, at_ms: int) -> None:
         """Declare the data stale (the stream lost its connection or went silent); a snapshot or a
         verified hash makes the book live again."""
+        # An open burst and a hash awaiting its print cannot be judged any more: the rest of the burst
+        # or the print may be lost in the gap, so closing them now could fail a check for no fault of
+        # the book (a cut burst is transiently crossed, its claims are the final ones). Left open, the
+        # next snapshot would close them, a hash from before the gap would turn the stale book live,
+        # and the snapshot would then count the market's moves during the gap as a failed check
+        # (issue 12, item 8). The book is stale until a snapshot or a new verified hash either way.
+        self._burst_ts = None
+        self._burst_entry = None
+        self._awaiting = None
         if self._status is not _SYNCING:
             self._status = _STALE
             self.status_reason = reason
