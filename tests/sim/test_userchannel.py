@@ -81,3 +81,36 @@ def test_signed_rest_lists_open_orders_and_trades_and_refuses_unsigned_calls() -
                 assert r.status == 401, "a signature covers its own path only"
 
     run(scenario)
+
+
+def test_signed_rest_reads_header_names_case_insensitively_and_filters_as_py_clob_client_asks() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=2, seed=5) as sim, aiohttp.ClientSession() as http:
+            sim.pause()
+            account = sim.exchange.account
+            for _ in range(200_000):
+                if len(account.open_orders()) > 1 and account.trades:
+                    break
+                sim.exchange.step()
+            now = str(int(time.time()))
+
+            def lower(path: str) -> dict[str, str]:  # as an HTTP/2 client sends them
+                headers = l2_headers(account.credentials, "0xabc", now, "GET", path)
+                return {name.lower(): value for name, value in headers.items()}
+
+            order = account.open_orders()[0]
+            query = {"id": order.id, "next_cursor": "MA=="}
+            async with http.get(
+                sim.rest_url + "/data/orders", params=query, headers=lower("/data/orders")
+            ) as r:
+                assert r.status == 200
+                assert [o["id"] for o in (await r.json())["data"]] == [order.id]
+            trade = next(iter(account.trades.values()))
+            query = {"id": trade.id, "market": trade.market, "next_cursor": "MA=="}
+            async with http.get(
+                sim.rest_url + "/data/trades", params=query, headers=lower("/data/trades")
+            ) as r:
+                assert r.status == 200
+                assert [t["id"] for t in (await r.json())["data"]] == [trade.id]
+
+    run(scenario)

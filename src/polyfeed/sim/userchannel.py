@@ -3,9 +3,9 @@
 As on the venue (spec 5): the first frame carries the raw credentials; bad ones get the connection
 dropped without a close frame (spec 5.3, [I-PY204], [I-RS218]), never a JSON error. ``markets``
 (condition ids) filters the events, empty meaning all. ``GET /data/orders``, ``GET /data/order/{id}``
-and ``GET /data/trades`` check the five ``POLY_*`` headers (spec 8.3) and answer 401 otherwise; the
-lists page as the venue does, ``{"data": [...], "next_cursor": "LTE="}`` (``LTE=`` marks the last page in
-py-clob-client).
+and ``GET /data/trades`` check the five ``POLY_*`` headers (spec 8.3) and answer 401 otherwise; they
+filter by ``market``, ``asset_id`` and ``id`` as py-clob-client asks; the lists page as the venue
+does, ``{"data": [...], "next_cursor": "LTE="}`` (``LTE=`` marks the last page in py-clob-client).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from polyfeed.wire.signing import verify_l2
 __all__ = ["END_CURSOR", "UserChannel"]
 
 END_CURSOR = "LTE="
+_L2_HEADERS = ("POLY_ADDRESS", "POLY_SIGNATURE", "POLY_TIMESTAMP", "POLY_API_KEY", "POLY_PASSPHRASE")
 _encode = msgspec.json.encode
 
 
@@ -105,17 +106,25 @@ class UserChannel:
     # -- L2-signed REST -------------------------------------------------------------------------------
 
     def _signed(self, request: web.Request) -> bool:
-        return verify_l2(self.credentials, dict(request.headers), request.method, request.path)
+        # Header names are case-insensitive (HTTP/2 clients send them lower-case): read the five POLY_*
+        # headers through aiohttp's case-insensitive mapping, not a plain dict of the names as sent.
+        # The local exchange binds its one key to no address: the HMAC over the key's secret decides
+        # (spec 8.3), so any POLY_ADDRESS (py-clob-client sends its private key's) passes with it.
+        headers = {name: request.headers.get(name, "") for name in _L2_HEADERS}
+        return verify_l2(self.credentials, headers, request.method, request.path)
 
     async def data_orders(self, request: web.Request) -> web.Response:
         if not self._signed(request):
             return web.json_response({"error": "Unauthorized/Invalid api key"}, status=401)
         market = request.query.get("market")
         asset = request.query.get("asset_id")
+        order_id = request.query.get("id")  # py-clob-client's OpenOrderParams: id, market, asset_id
         orders = [
             _order_row(o)
             for o in self.exchange.account.open_orders()
-            if (not market or o.market.condition_id == market) and (not asset or o.asset_id == asset)
+            if (not market or o.market.condition_id == market)
+            and (not asset or o.asset_id == asset)
+            and (not order_id or o.id == order_id)
         ]
         return web.json_response({"data": orders, "next_cursor": END_CURSOR})
 
@@ -132,11 +141,16 @@ class UserChannel:
         if not self._signed(request):
             return web.json_response({"error": "Unauthorized/Invalid api key"}, status=401)
         market = request.query.get("market")
+        asset = request.query.get("asset_id")
+        trade_id = request.query.get("id")  # py-clob-client's TradeParams: id, market, asset_id, ...
         trades = [
             {k: v for k, v in msgspec.structs.asdict(t).items() if k not in ("type",)}
             | {"maker_orders": [msgspec.structs.asdict(m) for m in t.maker_orders]}
             for t in self.exchange.account.trades.values()
-            if not market or t.market == market
+            if (not market or t.market == market)
+            # a maker's fill may be on the complement token (spec 5.2): either leg names the trade
+            and (not asset or asset == t.asset_id or any(m.asset_id == asset for m in t.maker_orders))
+            and (not trade_id or t.id == trade_id)
         ]
         return web.json_response({"data": trades, "next_cursor": END_CURSOR})
 
