@@ -540,5 +540,30 @@ def test_a_gap_is_not_a_failed_check_even_with_a_burst_open_when_the_connection_
     assert book.status is BookStatus.STALE
     book.apply(snapshot([("0.39", "7")], [("0.58", "3")], ts="9000"))  # the market moved meanwhile
     assert book.checks.total_failed == 0
-    assert book.status is BookStatus.LIVE and book.status_reason == "snapshot"
+    assert book.status is BookStatus.LIVE and book.status_reason.startswith("snapshot")
     assert book.best_bid == Level(Decimal("0.39"), Decimal(7))
+
+
+@pytest.mark.parametrize(
+    ("bids", "asks", "kind"),
+    [
+        ([("0", "5"), ("0.40", "5")], [("0.60", "5")], CheckKind.TICK),
+        ([("0.40", "5")], [("1", "5"), ("0.60", "5")], CheckKind.TICK),
+        ([("0.405", "5")], [("0.60", "5")], CheckKind.TICK),
+        ([("0.40", "0")], [("0.60", "5")], CheckKind.MALFORMED),
+    ],
+)
+def test_a_snapshot_without_a_hash_gets_the_level_checks_and_is_not_live(
+    bids: list[tuple[str, str]], asks: list[tuple[str, str]], kind: CheckKind
+) -> None:
+    """Nothing vouches for a snapshot that carries no hash (issue 12, item 9)."""
+    book = OrderBook(ASSET, tick_size="0.01")
+    book.apply(snapshot(bids, asks))
+    assert book.checks.failed[kind] == 1 and book.status is BookStatus.SUSPECT
+
+
+def test_a_sound_snapshot_without_a_hash_is_live_and_says_it_was_not_verified() -> None:
+    book = OrderBook(ASSET, tick_size="0.01")
+    book.apply(snapshot([("0.40", "5")], [("0.60", "5")]))
+    assert book.status is BookStatus.LIVE and book.checks.total_failed == 0
+    assert "not verified" in book.status_reason

@@ -27,6 +27,7 @@ from polyfeed.book.prices import (
     PRICE_KEYS,
     PRICE_SCALE,
     price_key,
+    size_is_zero,
     text_to_decimal,
     trade_price_text,
 )
@@ -294,6 +295,26 @@ class OrderBook:
         self._set_status(_LIVE, reason, ts)
         if message.hash and self.verify_hash:
             self._verify_hash(ts, message.hash)
+        elif not message.hash:
+            self._check_unhashed_levels(ts)
+
+    def _check_unhashed_levels(self, ts: str) -> None:
+        """A snapshot without a hash vouches for nothing (the venue always sends one, spec 4.1): its
+        levels get the checks every change gets, on the tick grid inside ``(0, 1)`` and not empty, and
+        its status says it was not verified (issue 12, item 9)."""
+        tick = self._tick_units or 1
+        for side in (self._bids, self._asks):
+            for key, price, size in zip(side.keys, side.prices, side.sizes, strict=True):
+                k = abs(key)
+                if k % tick or k < tick or k > PRICE_SCALE - tick:
+                    grid = self.tick_size or "0.0001"
+                    self._fail(CheckKind.TICK, f"snapshot price {price} is off the {grid} tick grid", ts)
+                    return
+                if size_is_zero(size):
+                    self._fail(CheckKind.MALFORMED, f"snapshot level {price} has size {size}", ts)
+                    return
+        if self._status is _LIVE:
+            self.status_reason += " (carried no hash: levels checked, not verified)"
 
     def same_levels(self, snapshot: Book) -> bool:
         """Whether a snapshot holds exactly this book's levels (every price and size text, both sides).
