@@ -74,14 +74,18 @@ def test_the_watch_view_draws_the_recorded_books(
 def test_serve_sends_every_recorded_frame_to_a_client_then_stops_on_ctrl_c(recording: Recorded) -> None:
     frames = [r.payload for r in read_recording(recording.directory) if r.kind == RecordKind.FRAME]
     assert all(r.channel == Channel.MARKET for r in read_recording(recording.directory))
-    assets = sorted({m["asset_id"] for f in frames for m in _messages(f) if "asset_id" in m})
+    assets = sorted({str(m["asset_id"]) for f in frames for m in _messages(f) if "asset_id" in m})
     process = polyfeed_process("replay", str(recording.directory), "--serve", "--port", "0", "--speed", "max")
     assert process.stdout is not None
     try:
         line = process.stdout.readline().decode()
-        found = re.search(r"on (ws://127\.0\.0\.1:\d+/ws/market) as fast as clients read", line)
+        found = re.search(
+            r"on (ws://127\.0\.0\.1:\d+/ws/market) as fast as clients read, REST on (http://127\.0\.0\.1:\d+);",
+            line,
+        )
         assert found, line
         received = asyncio.run(asyncio.wait_for(_read(found[1], assets, len(frames)), BOUND_S))
+        book = asyncio.run(asyncio.wait_for(_book(found[2], assets[0]), BOUND_S))
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=BOUND_S)
     finally:
@@ -89,6 +93,7 @@ def test_serve_sends_every_recorded_frame_to_a_client_then_stops_on_ctrl_c(recor
             process.kill()
             process.communicate()
     assert received == frames, "the server sends the recorded frames byte for byte, in order"
+    assert book["asset_id"] == assets[0] and book["bids"], "REST answers from the replayed books"
     assert process.returncode == 0, err.decode()
     assert out.decode().strip() == "served 1 clients"
 
@@ -102,6 +107,16 @@ async def _read(url: str, assets: list[str], count: int) -> list[bytes]:
             assert message.type == aiohttp.WSMsgType.TEXT, message
             received.append(message.data.encode())
     return received
+
+
+async def _book(rest_url: str, asset: str) -> dict[str, object]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(rest_url + "/book", params={"token_id": asset}) as got,
+    ):
+        assert got.status == 200, await got.text()
+        body: dict[str, object] = await got.json()
+    return body
 
 
 def _messages(frame: bytes) -> list[dict[str, object]]:

@@ -5,8 +5,10 @@ Polymarket's own WebSocket protocol.
   listed with the digest of their levels: the digests ``polyfeed record`` printed at its end.
 - ``--view watch`` draws the ``watch`` screen as the books change (at the recorded pace unless
   ``--speed`` says otherwise); ``--view jsonl`` writes every event as ``polyfeed stream`` does.
-- ``--serve`` serves the recording's market channel on ``ws://HOST:PORT/ws/market`` to any client (the
-  quickstart's included) until Ctrl-C or ``--seconds``.
+- ``--serve`` serves the recording as the venue until Ctrl-C or ``--seconds``: its market channel on
+  ``ws://HOST:PORT/ws/market`` to any client (the quickstart's included) and the book REST calls on
+  ``http://HOST:PORT`` (``/book``, ``/books``, ``/price``, ``/midpoint``, ``/tick-size``), both from one
+  shared timeline (:mod:`polyfeed.record.serve`).
 """
 
 from __future__ import annotations
@@ -116,7 +118,8 @@ def replay_command(
     serve: Annotated[
         bool,
         typer.Option(
-            "--serve", help="Serve the market channel over Polymarket's protocol instead, until Ctrl-C."
+            "--serve",
+            help="Serve the market channel and the book REST calls as the venue instead, until Ctrl-C.",
         ),
     ] = False,
     host: Annotated[
@@ -138,7 +141,8 @@ def replay_command(
     The recording drives the same session code as live streaming, so every book, status and check is
     what it was live at each moment. Lists the books at the end with the digests `polyfeed record`
     printed; `--view watch` draws them as they change; `--serve` serves the market channel on
-    ws://HOST:PORT/ws/market, byte for byte at the recorded pace (or --speed), to unmodified clients.
+    ws://HOST:PORT/ws/market, byte for byte at the recorded pace (or --speed), and the book REST calls
+    on http://HOST:PORT, to unmodified clients.
     """
     try:
         info = recording_info(directory)
@@ -315,8 +319,8 @@ async def _serve(
             raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         pace = "as fast as clients read" if speed is None else f"at {speed:g}x the recorded pace"
         console.print(
-            f"serving {directory} ({info.records:,} records) on {server.ws_url}/ws/market {pace}; "
-            "Ctrl-C stops",
+            f"serving {directory} ({info.records:,} records) on {server.ws_url}/ws/market {pace}, "
+            f"REST on {server.rest_url}; Ctrl-C stops",
             soft_wrap=True,
         )
         sys.stdout.flush()
