@@ -184,8 +184,10 @@ def test_complement_token_mirrors_the_book_with_the_same_trade_price_text(
             timestamp="1790658827000",
         )
     )
+    book.settle()  # a print leaves the burst open (it may precede the burst's last messages)
     assert book.checks.total_failed == 0
     assert book.checks.passed[CheckKind.HASH] == 47  # 46 entries and the burst, via the other token's print
+    assert book.last_trade_price == "0.301", "the other token's print, confirmed by the hash, is adopted"
 
 
 def test_captured_snapshot_reproduces_its_own_hash(polymarket_fixtures: Path) -> None:
@@ -567,3 +569,51 @@ def test_a_sound_snapshot_without_a_hash_is_live_and_says_it_was_not_verified() 
     book.apply(snapshot([("0.40", "5")], [("0.60", "5")]))
     assert book.status is BookStatus.LIVE and book.checks.total_failed == 0
     assert "not verified" in book.status_reason
+
+
+def tick_change(old: str, new: str, ts: str) -> TickSizeChange:
+    return TickSizeChange(asset_id=ASSET, market=MARKET, old_tick_size=old, new_tick_size=new, timestamp=ts)
+
+
+def test_a_duplicated_tick_size_change_is_not_a_failure() -> None:
+    book = live_book()
+    book.apply(tick_change("0.01", "0.001", "3000"))
+    book.apply(tick_change("0.01", "0.001", "3000"))
+    assert book.checks.failed[CheckKind.TICK] == 0 and book.status is BookStatus.LIVE
+    assert book.tick_size == "0.001" and book.tick_epoch == 2
+
+
+@pytest.mark.parametrize("hashed_under", ["0.01", "0.001"])
+def test_a_tick_change_inside_a_burst_leaves_the_burst_open_and_either_tick_verifies(
+    hashed_under: str,
+) -> None:
+    """The venue's order of a tick change and the burst that caused it is undocumented: a tick change
+    that arrives before the burst's last message must not close it half-applied (issue 12, item 10)."""
+    book = OrderBook(ASSET, tick_size="0.01", hash_variant=HashVariant.CURRENT)
+    book.apply(snapshot([("0.03", "50"), ("0.04", "5")], [("0.60", "20")]))
+    final = OrderBook(ASSET, tick_size=hashed_under, hash_variant=HashVariant.CURRENT)
+    final.apply(snapshot([("0.03", "50")], [("0.60", "20"), ("0.50", "9")]))
+    claims = {"hash": final.compute_hash("2000"), "best_bid": "0.03", "best_ask": "0.5"}
+    book.apply(change("0.04", "0", "BUY", ts="2000", **claims))
+    book.apply(tick_change("0.01", "0.001", "2000"))
+    book.apply(change("0.50", "9", "SELL", ts="2000", **claims))
+    book.settle(final=True)
+    assert book.checks.total_failed == 0 and book.checks.passed[CheckKind.HASH] == 1, "the burst's"
+    assert book.status is BookStatus.LIVE and book.tick_size == "0.001"
+
+
+def test_a_print_naming_a_stray_token_of_the_market_mid_burst_is_not_a_failure() -> None:
+    """Only a hash confirms a print that names another token of the market (issue 12, item 10)."""
+    book = OrderBook(ASSET, market=MARKET, tick_size="0.01", hash_variant=HashVariant.CURRENT)
+    book.apply(snapshot([("0.40", "50")], [("0.60", "20")], last_trade_price="0.500"))
+    book.apply(change("0.41", "5", "BUY", ts="2000"))
+    claims = {"hash": book.compute_hash("2000"), "best_bid": "0.41", "best_ask": "0.6"}
+    book.apply(change("0.41", "0", "BUY", ts="2000"))
+    stray = LastTradePrice(
+        asset_id="999", market=MARKET, price="0.77", size="1", side="BUY", timestamp="2000"
+    )
+    book.apply(stray)
+    book.apply(change("0.41", "5", "BUY", ts="2000", **claims))
+    book.settle(final=True)
+    assert book.checks.total_failed == 0 and book.status is BookStatus.LIVE
+    assert book.last_trade_price == "0.500"

@@ -94,6 +94,7 @@ class OrderBook:
         self.last_trade_price: str | None = None
         """The last trade price text the venue hashes: at least 3 decimals (``"0.490"``, spec 7.3)."""
         self._previous_trade_price: str | None = None
+        self._candidate_price: str | None = None  # the price of a print naming another token of the market
         self.timestamp: str | None = None
         """Timestamp text (ms) of the last message applied."""
         self._bids = Side(1)
@@ -105,6 +106,8 @@ class OrderBook:
         self._burst_ts: str | None = None
         self._burst_entry: PriceChangeEntry | None = None
         self._awaiting: tuple[str, str] | None = None  # (timestamp, expected hash) awaiting a trade print
+        self._burst_old_tick: str | None = None  # the tick before a tick change inside the open burst
+        self._last_tick_change: tuple[str, str, str] | None = None
         self._status = _SYNCING
         self.status_reason = "no snapshot yet"
         self.status_since_ms: int | None = None
@@ -137,6 +140,7 @@ class OrderBook:
         # (issue 12, item 8). The book is stale until a snapshot or a new verified hash either way.
         self._burst_ts = None
         self._burst_entry = None
+        self._burst_old_tick = None
         self._awaiting = None
         if self._status is not _SYNCING:
             self._status = _STALE
@@ -193,8 +197,10 @@ class OrderBook:
                         self.skipped_before_snapshot += 1
                         return False
                     burst_ts = self._burst_ts
-                    if burst_ts is not None and burst_ts != ts:
-                        self._settle_burst()
+                    if burst_ts != ts:
+                        if burst_ts is not None:
+                            self._settle_burst()
+                        self._burst_old_tick = None
                     if self._awaiting is not None:
                         self._fail_awaiting(ts)
                 last = entry
@@ -349,7 +355,6 @@ class OrderBook:
         return f"{differing} levels differ"
 
     def _apply_last_trade(self, message: LastTradePrice) -> bool:
-        # A print follows its trade's burst (and post-trade snapshot), so it closes a burst still open.
         own = message.asset_id == self.asset_id
         if not own and not (self.market and message.market == self.market):
             return False
@@ -357,17 +362,26 @@ class OrderBook:
             # The print says "0.49"; the venue hashes "0.490" from then on (spec 7.3).
             price = trade_price_text(message.price)
         except InvalidLevelError as exc:
+            if not own:
+                return False  # the book it names reports it; this one keeps what it has
             self._fail(CheckKind.MALFORMED, f"trade print: {exc}", message.timestamp)
             raise
-        # Both tokens of a market hash the same last-trade text, the traded token's (spec 7.3: 36 of 36
-        # real complement entries), so a print naming the other token sets this book's price too.
-        changed = price != self.last_trade_price
-        self._set_trade_price(price)
-        if self._burst_ts is not None:
-            self._settle_burst()  # hashes with the new price, the previous one as a fallback
-        elif self._awaiting is not None:
+        changed = False
+        if own:
+            changed = price != self.last_trade_price
+            self._set_trade_price(price)
+            self._candidate_price = None
+        else:
+            # Both tokens of a market hash the traded token's text (spec 7.3: 36 of 36 real complement
+            # entries), but a print naming another token is taken only once a hash confirms it: the book
+            # cannot tell its complement from a stray token of the market, and a stray print must not
+            # turn a sound book suspect (issue 12, item 10).
+            self._candidate_price = price
+        # A burst still open stays open: a print may come before the burst's last messages, and the
+        # burst's hash is tried with this price, the previous one and a candidate when it ends.
+        if self._burst_ts is None and self._awaiting is not None:
             ts, expected = self._awaiting
-            if self._hash_matches(ts, expected):
+            if self._hash_matches(ts, expected) or self._matches_otherwise(ts, expected):
                 self._awaiting = None
                 self._hash_passed(ts)
             elif own:
@@ -383,11 +397,10 @@ class OrderBook:
     def _apply_tick_change(self, message: TickSizeChange) -> bool:
         if message.asset_id != self.asset_id:
             return False
-        if self._burst_ts is not None:
-            # A tick change can share its timestamp with the burst that moved the price past 0.04/0.96
-            # (the local exchange sends it that way; the venue's order is undocumented). The burst's
-            # hash was computed under the old tick, so the burst ends here, before the tick changes.
-            self._settle_burst()
+        change = (message.old_tick_size, message.new_tick_size, message.timestamp)
+        if change == self._last_tick_change:
+            return False  # the same frame again (duplicated): nothing to do, nothing wrong
+        self._last_tick_change = change
         if self.tick_size is not None and message.old_tick_size != self.tick_size:
             self._fail(
                 CheckKind.TICK,
@@ -397,6 +410,10 @@ class OrderBook:
             )
         else:
             self._pass(CheckKind.TICK)
+        if self._burst_ts is not None and self._burst_old_tick is None:
+            # A tick change can come inside the burst that moved the price past 0.04/0.96 (the venue's
+            # order is undocumented): the burst stays open, and its hash is tried under both ticks.
+            self._burst_old_tick = self.tick_size
         self._set_tick(message.new_tick_size)
         # Levels stay: the new grid contains the old one going to a finer tick, and the hash and the next
         # snapshot check the book either way (Nautilus drops the book here, spec 4.3; we keep it exact).
@@ -496,20 +513,39 @@ class OrderBook:
         )
 
     def _verify_hash(self, ts: str, expected: str) -> None:
-        if self._hash_matches(ts, expected):
+        if self._hash_matches(ts, expected) or self._matches_otherwise(ts, expected):
             self._hash_passed(ts)
             return
-        previous = self._previous_trade_price
-        if previous is not None and previous != self.last_trade_price:
-            # The print may have reached us before the changes the venue hashed with the older price.
-            current = self.last_trade_price
-            self.last_trade_price = previous
-            matched = self._hash_matches(ts, expected)
-            self.last_trade_price = current
-            if matched:
-                self._hash_passed(ts)
-                return
         self._awaiting = (ts, expected)
+
+    def _matches_otherwise(self, ts: str, expected: str) -> bool:
+        """Whether the hash matches the book under the other inputs the venue may have used: the
+        previous trade price (a print that overtook the changes hashed before it), the price of a print
+        naming the market's other token (adopted when it matches), the tick before a tick change inside
+        the burst. Only a mismatch pays for this."""
+        price, tick = self.last_trade_price, self.tick_size
+        others = (self._previous_trade_price, self._candidate_price)
+        prices = [p for p in others if p is not None and p != price]
+        ticks = [tick] if self._burst_old_tick in (None, tick) else [tick, self._burst_old_tick]
+        if not prices and len(ticks) == 1:
+            return False
+        try:
+            for tried_tick in ticks:
+                self.tick_size = tried_tick
+                for tried in (price, *prices):
+                    if tried_tick == tick and tried == price:
+                        continue
+                    self.last_trade_price = tried
+                    if self._hash_matches(ts, expected):
+                        if tried is not None and tried == self._candidate_price:
+                            self.last_trade_price = price
+                            self._set_trade_price(tried)  # confirmed: the market's price now
+                            self._candidate_price = None
+                            price = self.last_trade_price
+                        return True
+            return False
+        finally:
+            self.last_trade_price, self.tick_size = price, tick
 
     def _hash_passed(self, ts: str) -> None:
         self._pass(CheckKind.HASH)
