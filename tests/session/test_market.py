@@ -20,7 +20,7 @@ from polyfeed.session import (
 )
 from polyfeed.sim import Exchange
 from polyfeed.sim.frames import book_frame, encode_outbound
-from polyfeed.wire import PING, PriceChange, PriceChangeEntry
+from polyfeed.wire import PING, Book, PriceChange, PriceChangeEntry, decode_market
 
 S = 1_000_000_000
 
@@ -372,3 +372,106 @@ def test_a_connection_whose_markets_all_resolved_gets_the_longest_deadline() -> 
     assert session.resolved_assets == set(follow), "m1.no is not followed here"
     assert session.idle_deadline_s == 600.0
     assert silent(session, 3 * S) - 3 * S == 601 * S, "no reconnect every 15 s for markets that are over"
+
+
+# -- resyncs that fail, are refused or deferred (issue 12, items 3-5) ---------------------------------
+
+
+def hand_book(asset: str, ts: str, bid: str = "0.40") -> bytes:
+    """A snapshot frame with no hash (nothing to verify, nothing to fail)."""
+    frame = {
+        "market": "0xm",
+        "asset_id": asset,
+        "timestamp": ts,
+        "bids": [{"price": bid, "size": "10"}],
+        "asks": [{"price": "0.60", "size": "10"}],
+        "tick_size": "0.01",
+        "event_type": "book",
+    }
+    return msgspec.json.encode([frame])
+
+
+def made_suspect(session: MarketSession, asset: str, ts: str, now_ns: int) -> list[object]:
+    """A change whose top of book the local book cannot match: the book turns suspect."""
+    wrong = {
+        "market": "0xm",
+        "timestamp": ts,
+        "event_type": "price_change",
+        "price_changes": [
+            {
+                "asset_id": asset,
+                "price": "0.41",
+                "size": "1",
+                "side": "BUY",
+                "best_bid": "0.3",
+                "best_ask": "0.6",
+            }
+        ],
+    }
+    session.data_received(msgspec.json.encode(wrong), now_ns)
+    return list(session.timer(now_ns + S)[1])
+
+
+def rest_book(asset: str, ts: str, bid: str = "0.41") -> Book:
+    (book,) = decode_market(hand_book(asset, ts, bid))
+    assert isinstance(book, Book)
+    return book
+
+
+def requests_in(events: list[object]) -> list[str]:
+    return [e.asset_id for e in events if isinstance(e, ResyncRequested)]
+
+
+def test_a_rest_book_older_than_the_stream_is_refused_and_the_resync_tried_again() -> None:
+    books: dict[str, OrderBook] = {}
+    session = MarketSession(1, ["a"], books)
+    session.connection_made(0)
+    session.data_received(hand_book("a", "1000"), 1)
+    assert requests_in(made_suspect(session, "a", "2000", 2 * S)) == ["a"]
+    events = session.resync_received(rest_book("a", "1500"), 4 * S)  # older than the change at 2000
+    assert not [e for e in events if isinstance(e, Resynced)]
+    assert books["a"].status is BookStatus.SUSPECT and session.resyncs_failed == 1
+    assert books["a"].best_bid is not None and str(books["a"].best_bid.price) == "0.41", "not taken back"
+    assert requests_in(list(session.timer(4 * S + S // 2)[1])) == [], "not before the pause"
+    assert requests_in(list(session.timer(5 * S + 1)[1])) == ["a"]
+    events = session.resync_received(rest_book("a", "2500"), 6 * S)
+    assert [e for e in events if isinstance(e, Resynced)] and books["a"].status is BookStatus.LIVE
+
+
+def test_a_rest_book_with_a_timestamp_that_is_not_an_integer_is_refused_without_an_exception() -> None:
+    books: dict[str, OrderBook] = {}
+    session = MarketSession(1, ["a"], books)
+    session.connection_made(0)
+    session.data_received(hand_book("a", "1000"), 1)
+    made_suspect(session, "a", "2000", 2 * S)
+    events = session.resync_received(rest_book("a", "2026-12-02T20:00:00Z"), 4 * S)
+    assert not [e for e in events if isinstance(e, Resynced)]
+    assert books["a"].status is BookStatus.SUSPECT and session.resyncs_failed == 1
+
+
+def test_a_failed_resync_is_tried_again_with_a_pause_that_doubles() -> None:
+    books: dict[str, OrderBook] = {}
+    session = MarketSession(1, ["a"], books, SessionConfig(resync_retry_s=1.0, max_resync_retry_s=3.0))
+    session.connection_made(0)
+    session.data_received(hand_book("a", "1000"), 1)
+    made_suspect(session, "a", "2000", 2 * S)
+    now = 10 * S
+    for pause_s in (1, 2, 3, 3):  # doubling, capped
+        session.resync_failed("a", now)
+        assert session.next_timer_ns() <= now + pause_s * S
+        assert requests_in(list(session.timer(now + pause_s * S - 1)[1])) == []
+        now += pause_s * S
+        assert requests_in(list(session.timer(now)[1])) == ["a"]
+    assert session.resyncs_failed == 4
+
+
+def test_a_resync_the_budget_deferred_is_asked_for_once_the_budget_allows() -> None:
+    books: dict[str, OrderBook] = {}
+    session = MarketSession(1, ["a", "b"], books, SessionConfig(resync_burst=1, resync_per_minute=30.0))
+    session.connection_made(0)
+    session.data_received(hand_book("a", "1000"), 1)
+    session.data_received(hand_book("b", "1000"), 1)
+    made_suspect(session, "a", "2000", 2 * S)
+    assert requests_in(made_suspect(session, "b", "2000", 2 * S)) == [], "the budget is spent"
+    assert requests_in(list(session.timer(4 * S)[1])) == [], "a token comes back after 2 s"
+    assert requests_in(list(session.timer(6 * S)[1])) == ["b"]

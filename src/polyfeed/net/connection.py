@@ -349,8 +349,9 @@ class MarketConnection(SessionConnection[MarketSession]):
                 raise FrameDecodeError("GET /book did not return a book", body)
         except (aiohttp.ClientError, TimeoutError, FrameDecodeError, ValueError) as exc:
             log.warning("connection %d: resync of %s failed: %s", self.session.connection_id, asset_id, exc)
-            self._record_marker({"marker": "resync_failed", "asset_id": asset_id}, time.time_ns())
-            self.session.resync_failed(asset_id)
+            now = time.time_ns()
+            self._record_marker({"marker": "resync_failed", "asset_id": asset_id}, now)
+            self.session.resync_failed(asset_id, now)
             return
         now = time.time_ns()
         self._record_rest({"asset_id": asset_id, "body": body.decode()}, now)

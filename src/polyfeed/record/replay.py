@@ -125,7 +125,7 @@ class Replay:
         if marker == "disconnected" and session is not None:
             return session.connection_lost(record.recv_ns, str(body.get("reason", "")))  # type: ignore[union-attr]
         if marker == "resync_failed" and session is not None:
-            session.resync_failed(str(body.get("asset_id")))  # type: ignore[union-attr]
+            session.resync_failed(str(body.get("asset_id")), record.recv_ns)  # type: ignore[union-attr]
             return []
         if marker == "metadata" and body is not None:
             for item in body.get("books") or []:

@@ -85,6 +85,11 @@ class SessionConfig:
     resync_burst: int = 5
     resync_per_minute: float = 6.0
     """A token bucket: a flapping market cannot cause a storm of REST calls."""
+    resync_retry_s: float = 1.0
+    """The first pause before a failed resync is tried again; it doubles at each failure."""
+    max_resync_retry_s: float = 60.0
+    """The longest pause between two tries of a resync that keeps failing (or keeps being deferred by
+    the budget): a suspect book is retried until it is live again."""
     custom_feature_enabled: bool = False
     """Ask for ``best_bid_ask``, ``new_market`` and ``market_resolved`` (spec 1.2); the session uses
     ``market_resolved`` to stop reconnecting a connection whose every market has resolved."""
@@ -99,6 +104,9 @@ class SessionConfig:
 @dataclass
 class _Resync:
     requested_ns: int
+    seen_ms: int | None
+    """The timestamp of the newest update the book had applied when the resync was asked for: a REST
+    answer older than that would take the book back in time."""
     buffered: list[PriceChange] = field(default_factory=list)
 
 
@@ -132,6 +140,11 @@ class MarketSession(ChannelSession):
         driver a scan of every event for the rare request."""
         self._gap_ewma_ns = 0.0
         self._resyncs: dict[str, _Resync] = {}
+        self._retries: dict[str, int] = {}  # asset -> when to ask for its resync again (ns)
+        self._failures: dict[str, int] = {}  # asset -> resyncs failed in a row
+        self.resyncs_failed = 0
+        """REST answers that could not be used: errors, bodies that are not a book, books older than what
+        the stream has shown, timestamps that are not integers. Each is retried with backoff."""
         self._by_market: dict[str, list[str]] = {}  # condition id -> this connection's tokens with a book
         self._tokens = float(self.config.resync_burst)
         self._tokens_at_ns = 0
@@ -372,12 +385,21 @@ class MarketSession(ChannelSession):
         )
         self._tokens_at_ns = now_ns
         if self._tokens < 1:
-            log.info("connection %d: resync of %s deferred: REST budget spent", self.connection_id, asset)
+            rate = config.resync_per_minute / 60
+            wait_s = (1 - self._tokens) / rate if rate > 0 else config.max_resync_retry_s
+            self._retries[asset] = now_ns + int(min(wait_s, config.max_resync_retry_s) * _NS)
+            log.info(
+                "connection %d: resync of %s deferred %.1f s: REST budget spent",
+                self.connection_id,
+                asset,
+                wait_s,
+            )
             return
         self._tokens -= 1
+        self._retries.pop(asset, None)
         self.resyncs_requested += 1
         self.pending_resyncs.append(asset)
-        self._resyncs[asset] = _Resync(now_ns)
+        self._resyncs[asset] = _Resync(now_ns, _ms(self.books[asset].timestamp))
         events.append(
             ResyncRequested(
                 recv_ns=now_ns,
@@ -392,16 +414,35 @@ class MarketSession(ChannelSession):
         """A ``GET /book`` answer: replace the book, then re-apply the updates buffered since the
         request that are newer than the REST book (spec 8.2)."""
         events: list[Event] = []
-        resync = self._resyncs.pop(snapshot.asset_id, None)
-        if snapshot.asset_id not in self.assets:
+        asset = snapshot.asset_id
+        resync = self._resyncs.pop(asset, None)
+        if asset not in self.assets:
             return events
-        self._idle.forget((snapshot.asset_id,))  # the book held at the close is gone
-        self._apply(snapshot.asset_id, snapshot, now_ns, events)
-        self._index_market(snapshot.asset_id, snapshot.market)
+        rest_ms = _ms(snapshot.timestamp)
+        buffered = resync.buffered if resync else []
+        stamps = [_ms(m.timestamp) for m in buffered]
+        refused = None
+        if rest_ms is None or None in stamps:
+            # Updates that cannot be ordered against the REST book cannot be replayed onto it (issue 12,
+            # item 4): the answer is refused, the book stays suspect, and the resync is tried again.
+            refused = f"a timestamp that is not an integer (REST {snapshot.timestamp!r})"
+        elif resync is not None and resync.seen_ms is not None and rest_ms < resync.seen_ms:
+            # A REST book older than updates already applied would take the book back in time, and
+            # the buffered updates cannot bring it forward again (issue 12, item 3).
+            refused = f"the REST book ({rest_ms}) is older than the stream's updates ({resync.seen_ms})"
+        if refused is not None:
+            log.warning("connection %d: resync of %s refused: %s", self.connection_id, asset, refused)
+            self.resync_failed(asset, now_ns)
+            return events
+        self._failures.pop(asset, None)
+        self._idle.forget((asset,))  # the book held at the close is gone
+        self._apply(asset, snapshot, now_ns, events)
+        self._index_market(asset, snapshot.market)
         replayed = 0
-        for message in resync.buffered if resync else []:
-            if int(message.timestamp) > int(snapshot.timestamp or 0):
-                self._apply(snapshot.asset_id, message, now_ns, events)
+        assert rest_ms is not None
+        for message, stamp in zip(buffered, stamps, strict=True):
+            if stamp is not None and stamp > rest_ms:
+                self._apply(asset, message, now_ns, events)
                 replayed += 1
         events.append(
             Resynced(
@@ -414,9 +455,15 @@ class MarketSession(ChannelSession):
         )
         return events
 
-    def resync_failed(self, asset: str) -> None:
-        """The REST call failed: forget the request (the book stays suspect; a later check retries)."""
+    def resync_failed(self, asset: str, now_ns: int) -> None:
+        """The REST call failed, or its answer could not be used: the book stays suspect, and the resync
+        is asked for again after a pause that doubles at each failure (issue 12, item 5)."""
         self._resyncs.pop(asset, None)
+        self.resyncs_failed += 1
+        failures = self._failures[asset] = self._failures.get(asset, 0) + 1
+        config = self.config
+        pause_s = min(config.max_resync_retry_s, config.resync_retry_s * 2 ** min(failures - 1, 30))
+        self._retries[asset] = now_ns + int(pause_s * _NS)
 
     # -- time -------------------------------------------------------------------------------------------
 
@@ -451,6 +498,8 @@ class MarketSession(ChannelSession):
         """When :meth:`timer` next has something to do: a PING, a deadline, or closing bursts."""
         config = self.config
         candidates = self._heartbeat_deadlines(self.idle_deadline_s)
+        if self._retries:
+            candidates.append(min(self._retries.values()))
         if self._settle_stage < 2 and self._last_data_ns is not None:
             wait_s = config.settle_after_s if self._settle_stage == 0 else config.final_settle_after_s
             candidates.append(self._last_data_ns + int(wait_s * _NS))
@@ -476,4 +525,26 @@ class MarketSession(ChannelSession):
                 self._settle_stage = 2 if final else 1
         if self._settle_stage == 2 and self._idle.verdict is not None:
             self._idle.settled()  # the reconnect's snapshots are over, some may never come
+        if self._retries:
+            self._retry_resyncs(now_ns, events)
         return frames, events
+
+    def _retry_resyncs(self, now_ns: int, events: list[Event]) -> None:
+        """Ask again for the resyncs that failed or that the budget deferred, once their time has come,
+        while their book still needs one."""
+        for asset, due_ns in sorted(self._retries.items()):
+            if due_ns > now_ns:
+                continue
+            del self._retries[asset]
+            book = self.books.get(asset)
+            if asset not in self.assets or book is None or book.status is not BookStatus.SUSPECT:
+                self._failures.pop(asset, None)  # live again, stale (the reconnect resyncs it), or gone
+            elif asset not in self._resyncs:
+                self._request_resync(asset, book.status_reason, now_ns, events)
+
+
+def _ms(timestamp: str | None) -> int | None:
+    """A venue timestamp (ms text) as an integer; ``None`` when it is missing or not an integer."""
+    if timestamp is None or not timestamp.isascii() or not timestamp.isdigit():
+        return None
+    return int(timestamp)
