@@ -106,3 +106,29 @@ def test_rest_rows_become_channel_structs_or_a_clear_error() -> None:
     assert rest_row(row, Order).created_at == "17258425"
     with pytest.raises(PolyfeedError, match="trade row does not fit"):
         rest_row({"id": "t"}, Trade)
+
+
+def test_a_200_whose_body_is_not_json_is_a_polyfeed_error_not_a_decode_error() -> None:
+    """A proxy's HTML page with status 200 during a reconciliation (issue 12, item 11)."""
+
+    async def html(request: web.Request) -> web.Response:
+        return web.Response(text="<html>gateway</html>", content_type="text/html")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/data/trades", html)
+        app.router.add_get("/data/orders", html)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            async with aiohttp.ClientSession() as http:
+                for call in (fetch_trades, fetch_open_orders):
+                    with pytest.raises(PolyfeedError, match="not JSON"):
+                        await call(http, f"http://127.0.0.1:{port}", SIM_CREDENTIALS)
+        finally:
+            await runner.cleanup()
+
+    run(main)

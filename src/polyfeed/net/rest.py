@@ -93,7 +93,7 @@ async def _get(http: aiohttp.ClientSession, url: str, params: dict[str, str]) ->
             return []
         if response.status != 200:
             raise PolyfeedError(f"GET {url} answered HTTP {response.status}")
-        data = await response.json(content_type=None)
+        data = await _json(response, f"GET {url}")
     return data if isinstance(data, list) else [data]
 
 
@@ -120,7 +120,17 @@ async def _signed_get(
             return None
         if response.status != 200:
             raise PolyfeedError(f"GET {path} answered HTTP {response.status}")
-        return await response.json(content_type=None)
+        return await _json(response, f"GET {path}")
+
+
+async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
+    """The body as JSON; a 200 whose body is not JSON (a proxy's HTML page, say) is a
+    :class:`PolyfeedError` the caller already handles, never a ``JSONDecodeError`` out of its task."""
+    body = await response.read()
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise PolyfeedError(f"{what} answered HTTP {response.status} with a body that is not JSON") from None
 
 
 async def _paged(
