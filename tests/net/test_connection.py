@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import aiohttp
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
+import polyfeed.net.connection as connection_module
 from polyfeed.book import BookStatus, OrderBook
 from polyfeed.net import Backoff, MarketConnection
 from polyfeed.session import (
@@ -206,3 +211,88 @@ def test_429_on_connect_is_retried_with_backoff() -> None:
         assert connection.connects == 1
 
     scenario(body, before={"kind": "reject_connects", "count": 3})
+
+
+# -- hostile frames from a raw server (issue 12, items 1 and 12) ----------------------------------------
+
+_SNAPSHOT = (
+    '[{"market":"0xm","asset_id":"a","timestamp":"1","bids":[{"price":"0.4","size":"1"}],'
+    '"asks":[{"price":"0.6","size":"1"}],"tick_size":"0.01","event_type":"book"}]'
+)
+
+
+def against_raw_server(hostile: Callable[[ServerConnection], Awaitable[None]]) -> tuple[list[Event], int]:
+    """A market connection to a server that sends a snapshot, then ``hostile`` on the first connection
+    only; returns the events once the book is live again on a later connection (or on the same one),
+    and how many connections were made."""
+    connects = 0
+
+    async def handler(ws: ServerConnection) -> None:
+        nonlocal connects
+        connects += 1
+        with contextlib.suppress(ConnectionClosed):  # the client drops the connection it refuses
+            await ws.recv()  # the subscription
+            await ws.send(_SNAPSHOT)
+            if connects == 1:
+                await hostile(ws)
+                await ws.send(_SNAPSHOT.replace('"timestamp":"1"', '"timestamp":"2"'))
+            async for message in ws:
+                if message == "PING":
+                    await ws.send("PONG")
+
+    async def main() -> list[Event]:
+        async with serve(handler, "127.0.0.1", 0, max_size=None) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            books: dict[str, OrderBook] = {}
+            events: list[Event] = []
+            connection = MarketConnection(
+                MarketSession(1, ["a"], books),
+                f"ws://127.0.0.1:{port}/ws/market",
+                events.extend,
+                backoff=FAST,
+            )
+            runner = asyncio.create_task(connection.run())
+            try:
+                await until(lambda: books["a"].timestamp == "2" or connects >= 2, "the hostile part sent")
+                await until(lambda: books["a"].status is BookStatus.LIVE, "the book live again")
+            finally:
+                await connection.close()
+                await runner
+            return events
+
+    events = asyncio.run(asyncio.wait_for(main(), BOUND_S * 2))
+    return events, connects
+
+
+def test_a_deeply_nested_frame_is_counted_and_skipped_on_the_same_connection() -> None:
+    async def nested(ws: ServerConnection) -> None:
+        await ws.send("[" * 1200 + "]" * 1200)
+
+    events, connects = against_raw_server(nested)
+    assert connects == 1
+    (failed,) = [e for e in events if isinstance(e, DecodeFailed)]
+    assert "too deeply" in failed.error
+
+
+def test_a_frame_over_the_limit_replaces_the_connection_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(connection_module, "MAX_MESSAGE_BYTES", 100_000)
+
+    async def huge(ws: ServerConnection) -> None:
+        await ws.send('{"x":"' + "y" * 200_000 + '"}')
+
+    events, connects = against_raw_server(huge)
+    assert connects == 2
+    gone = next(e for e in events if isinstance(e, Disconnected))  # then the close at the end
+    assert "protocol error" in gone.reason and "exceeding max allowed size" in gone.reason
+
+
+def test_a_fragmented_message_over_the_limit_replaces_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(connection_module, "MAX_MESSAGE_BYTES", 100_000)
+
+    async def fragments(ws: ServerConnection) -> None:
+        await ws.send("y" * 30_000 for _ in range(5))  # five fragments of one message, 150 KB in all
+
+    events, connects = against_raw_server(fragments)
+    assert connects == 2
+    gone = next(e for e in events if isinstance(e, Disconnected))
+    assert "fragmented message over 100000 bytes" in gone.reason

@@ -9,7 +9,14 @@ never by catching ``Exception``:
 - the connection could not be made: ``OSError`` (refused, reset, unreachable) or ``TimeoutError``;
 - the handshake failed: ``picows.WSError`` (HTTP 429 on connect bursts, spec 1.4, among them);
 - the server closed or reset the connection;
-- the session's deadlines passed (no PONG, or no data: a zombie connection, spec 11.1).
+- the session's deadlines passed (no PONG, or no data: a zombie connection, spec 11.1);
+- the stream broke the protocol: ``picows.WSError`` out of the open connection, a frame over
+  :data:`MAX_MESSAGE_BYTES` among them (close 1009), or a fragmented message whose parts add up to more.
+
+A message may be at most :data:`MAX_MESSAGE_BYTES` (64 MiB) whether it comes whole or in fragments:
+far above the largest real book (a few KB) or initial dump (500 books of deep ladders, a few MB), and a
+bound on what a hostile or broken server can make the client buffer. Above it the connection is
+replaced, at ERROR in the log and as the ``Disconnected`` event's reason.
 """
 
 from __future__ import annotations
@@ -32,7 +39,10 @@ from polyfeed.record.format import Channel, RecordKind
 from polyfeed.session import Event, MarketSession
 from polyfeed.wire import Book, decode_market
 
-__all__ = ["Backoff", "FrameSink", "MarketConnection", "Session", "SessionConnection"]
+__all__ = ["MAX_MESSAGE_BYTES", "Backoff", "FrameSink", "MarketConnection", "Session", "SessionConnection"]
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""The largest message a connection takes, whole or in fragments (issue 12, items 1 and 12)."""
 
 _FRAME = int(RecordKind.FRAME)
 _SENT = int(RecordKind.SENT)
@@ -87,6 +97,7 @@ class _Listener(picows.WSListener):
     def __init__(self, owner: SessionConnection[Any]) -> None:
         self.owner = owner
         self.fragments: list[bytes] = []
+        self.fragment_bytes = 0
 
     def on_ws_connected(self, transport: picows.WSTransport) -> None:
         self.owner._connected(transport)
@@ -101,17 +112,22 @@ class _Listener(picows.WSListener):
             return
         if kind not in (picows.WSMsgType.TEXT, picows.WSMsgType.BINARY, picows.WSMsgType.CONTINUATION):
             return  # protocol pings are answered by picows (enable_auto_pong)
-        if not frame.fin:
-            self.fragments.append(frame.get_payload_as_bytes())
-            return
         payload = frame.get_payload_as_bytes()
-        if self.fragments:
+        if self.fragments or not frame.fin:
+            self.fragment_bytes += len(payload)
+            if self.fragment_bytes > MAX_MESSAGE_BYTES:
+                self.fragments.clear()
+                self.owner._broken_reason = f"a fragmented message over {MAX_MESSAGE_BYTES} bytes (1009)"
+                transport.send_close(picows.WSCloseCode.MESSAGE_TOO_BIG, b"message too big")
+                transport.disconnect()
+                return
+            if not frame.fin:
+                self.fragments.append(payload)
+                return
             payload = b"".join(self.fragments) + payload
             self.fragments.clear()
+            self.fragment_bytes = 0
         self.owner._frame(payload)
-
-    def on_ws_disconnected(self, transport: picows.WSTransport) -> None:
-        self.owner._disconnected()
 
 
 class SessionConnection(Generic[S]):
@@ -155,6 +171,7 @@ class SessionConnection(Generic[S]):
         self._tasks: set[asyncio.Task[None]] = set()
         self.error: Exception | None = None
         """Why the connection gave up for good (bad credentials); :meth:`run` raises it."""
+        self._broken_reason: str | None = None
 
     # -- running ----------------------------------------------------------------------------------------
 
@@ -170,6 +187,7 @@ class SessionConnection(Generic[S]):
                     ssl_context=self.ssl_context,
                     websocket_handshake_timeout=10,
                     enable_auto_pong=True,
+                    max_frame_size=MAX_MESSAGE_BYTES,
                 )
             except (OSError, TimeoutError, picows.WSError) as exc:
                 self.failed_connects += 1
@@ -185,10 +203,17 @@ class SessionConnection(Generic[S]):
                 continue
             attempt = 0
             timer = asyncio.create_task(self._run_timer(transport))
+            reason = None
             try:
                 await transport.wait_disconnected()
+            except picows.WSError as exc:  # picows found the stream broke the protocol (a 12 MB frame)
+                reason = f"protocol error: {exc}"
+                log.error("connection %d: %s; reconnecting", self.session.connection_id, reason)
             finally:
                 timer.cancel()
+                # Here rather than in on_ws_disconnected: only now is a protocol error known, and the
+                # books turn stale whatever ended the connection.
+                self._disconnected(reason)
             if not self._stopping and self.error is None:
                 await asyncio.sleep(self.backoff.delay_s(0, self._rng))
         if self.error is not None:
@@ -218,8 +243,9 @@ class SessionConnection(Generic[S]):
             self._record_frame(payload, now)
         self._dispatch(self.session.data_received(payload, now))
 
-    def _disconnected(self) -> None:
-        reason = self.session.close_reason or "closed by the server"
+    def _disconnected(self, broke: str | None) -> None:
+        reason = broke or self._broken_reason or self.session.close_reason or "closed by the server"
+        self._broken_reason = None
         self._transport = None
         now = time.time_ns()
         self._record_marker({"marker": "disconnected", "reason": reason}, now)
