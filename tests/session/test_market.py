@@ -187,7 +187,12 @@ def test_resyncs_are_budgeted() -> None:
                 )
             ],
         )
-        session.data_received(msgspec.json.encode(bad), 2 * S)
+        # stamped before the snapshots: the venue's clock has passed it, so its checks run at once
+        requests.extend(
+            e
+            for e in session.data_received(msgspec.json.encode(bad), 2 * S)
+            if isinstance(e, ResyncRequested)
+        )
     for event in session.timer(20 * S)[1]:
         if isinstance(event, ResyncRequested):
             requests.append(event)
@@ -475,3 +480,66 @@ def test_a_resync_the_budget_deferred_is_asked_for_once_the_budget_allows() -> N
     assert requests_in(made_suspect(session, "b", "2000", 2 * S)) == [], "the budget is spent"
     assert requests_in(list(session.timer(4 * S)[1])) == [], "a token comes back after 2 s"
     assert requests_in(list(session.timer(6 * S)[1])) == ["b"]
+
+
+# -- checks bounded in the venue's time (issue 12, items 2 and 14) -----------------------------------
+
+
+def stamped_change(asset: str, ts: int, price: str, size: str, *, hash_: str = "") -> bytes:
+    entry = {
+        "asset_id": asset,
+        "price": price,
+        "size": size,
+        "side": "BUY",
+        "best_bid": price,
+        "best_ask": "0.60",
+    }
+    if hash_:
+        entry["hash"] = hash_
+    frame = {"market": "0xm", "timestamp": str(ts), "event_type": "price_change", "price_changes": [entry]}
+    return msgspec.json.encode(frame)
+
+
+def test_a_wrong_hash_on_a_quiet_token_is_judged_while_another_token_keeps_the_connection_busy() -> None:
+    """The connection is never quiet, and the corrupted token never sends again: its check still runs
+    within settle_after_s + final_settle_after_s of the venue's time (issue 12, item 2)."""
+    books: dict[str, OrderBook] = {}
+    session = MarketSession(1, ["a", "b"], books)
+    session.connection_made(0)
+    session.data_received(hand_book("a", "1000"), 1)
+    session.data_received(hand_book("b", "1000"), 1)
+    session.data_received(stamped_change("a", 2000, "0.41", "5", hash_="0" * 40), 2 * S)
+    suspect_at = None
+    for n in range(1, 500):  # b changes every 10 ms of venue time, every 1 ms of the client's clock
+        ts = 2000 + 10 * n
+        now = 2 * S + n * 1_000_000
+        session.data_received(stamped_change("b", ts, "0.41" if n % 2 else "0.42", "5"), now)
+        session.timer(now)
+        if suspect_at is None and books["a"].status is BookStatus.SUSPECT:
+            suspect_at = ts
+    assert suspect_at is not None, "the wrong hash was never judged"
+    assert suspect_at - 2000 <= 3250
+    assert books["a"].checks.failed[CheckKind.HASH] == 1
+
+
+def test_a_message_of_another_market_a_little_later_does_not_close_a_burst() -> None:
+    """The venue's clock closes a burst only ``settle_after_s`` past it: messages of other markets with
+    close timestamps may come between the burst's own messages."""
+    books: dict[str, OrderBook] = {}
+    session = MarketSession(1, ["a", "b"], books)
+    session.connection_made(0)
+    session.data_received(hand_book("a", "1000"), 1)
+    session.data_received(hand_book("b", "1000"), 1)
+    final = OrderBook("a", market="0xm", tick_size="0.01")
+    final.apply(rest_book("a", "1000", bid="0.40"))
+    final.apply(decode_market(stamped_change("a", 2000, "0.41", "5"))[0])
+    final.apply(decode_market(stamped_change("a", 2000, "0.42", "5"))[0])
+    claims = final.compute_hash("2000")
+    # b's messages at 2100 come between the burst's two halves (another market, a close timestamp)
+    session.data_received(stamped_change("a", 2000, "0.41", "5", hash_=claims), 2 * S)
+    session.data_received(stamped_change("b", 2100, "0.41", "5"), 2 * S)
+    session.data_received(stamped_change("a", 2000, "0.42", "5", hash_=claims), 2 * S)
+    session.data_received(stamped_change("b", 2300, "0.42", "5"), 2 * S)
+    session.timer(10 * S)
+    assert books["a"].checks.total_failed == 0 and books["a"].checks.passed[CheckKind.HASH] == 1
+    assert books["a"].status is BookStatus.LIVE

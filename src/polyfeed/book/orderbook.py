@@ -456,6 +456,16 @@ class OrderBook:
 
     # -- checks --------------------------------------------------------------------------------------
 
+    @property
+    def open_burst(self) -> str | None:
+        """The timestamp of the burst whose checks wait for its end, if one is open."""
+        return self._burst_ts
+
+    @property
+    def awaiting_print(self) -> str | None:
+        """The timestamp of a hash that did not match and waits for a trade print, if one does."""
+        return self._awaiting[0] if self._awaiting is not None else None
+
     def settle(self, *, final: bool = False) -> None:
         """Close the current burst now and run the checks deferred to its end.
 

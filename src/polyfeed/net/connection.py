@@ -300,6 +300,11 @@ class SessionConnection(Generic[S]):
 
     async def _run_timer(self, transport: picows.WSTransport) -> None:
         while True:
+            # Frames already waiting in the socket are read first: a client that fell behind must not
+            # judge its books by the clock while their messages wait (issue 12, item 14). Two turns of
+            # the loop: the first polls the sockets, the second runs their reads before this resumes.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
             now = time.time_ns()
             recorder = self.recorder
             if recorder is not None:  # a replay calls the timer where the live driver did

@@ -26,6 +26,7 @@ live stream did.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import cast
@@ -66,6 +67,8 @@ __all__ = ["MarketSession", "SessionConfig"]
 log = logging.getLogger(__name__)
 _NS = 1_000_000_000
 _NOT_DATA = frozenset({Notice, InvalidOperation, NoNewAssets, NewMarket})
+_STAMPED = frozenset({PriceChange, Book, LastTradePrice, TickSizeChange, BestBidAsk})
+"""Messages about a connection's assets whose timestamps tell the venue's time (not the broadcasts)."""
 """Frames that say nothing about a connection's assets: they do not move its data-idle clock."""
 
 
@@ -79,9 +82,11 @@ class SessionConfig:
     max_idle_s: float = 60.0
     idle_factor: float = 50.0
     settle_after_s: float = 0.25
-    """Quiet time after which open bursts are closed and their checks run."""
+    """How long after a burst's timestamp its checks run: once the connection has brought a message
+    this much later in the venue's time, or has been quiet this long by the clock."""
     final_settle_after_s: float = 3.0
-    """Quiet time after which a hash still waiting for its trade print fails."""
+    """How long a hash that did not match waits for its trade print before it fails: until the
+    connection brings a message this much later in the venue's time, or is quiet this long."""
     resync_burst: int = 5
     resync_per_minute: float = 6.0
     """A token bucket: a flapping market cannot cause a storm of REST calls."""
@@ -149,6 +154,13 @@ class MarketSession(ChannelSession):
         self._tokens = float(self.config.resync_burst)
         self._tokens_at_ns = 0
         self._settle_stage = 2  # 0: bursts may be open, 1: closed but a hash may await its print, 2: done
+        # The venue's clock as this connection shows it, and the bursts and hashes awaiting a print that
+        # it will close: checks are bounded per asset in the venue's time, whatever else the connection
+        # carries and however far behind the client runs (issue 12, items 2 and 14).
+        self._venue_ms = 0
+        self._venue_text = ""
+        self._opened: deque[tuple[str, str]] = deque()  # (burst timestamp, asset), oldest first
+        self._waiting: deque[tuple[str, str]] = deque()  # (awaited hash's timestamp, asset)
         self._idle = QuietOrZombie(connection_id, self.config.max_quiet_idle_s)
 
     # -- connection lifecycle -------------------------------------------------------------------------
@@ -168,6 +180,8 @@ class MarketSession(ChannelSession):
         if self._subscribed:  # judged before the books turn stale: only books live at the close compare
             self._idle.connection_lost(self._idle_expired_s, (self.books[a] for a in self.assets))
         self._subscribed = False
+        self._opened.clear()  # the books turn stale: what was open is dropped, not judged
+        self._waiting.clear()
         if self._lost_after_data_ns is None:
             self._lost_after_data_ns = self._last_data_ns if self._last_data_ns is not None else now_ns
         events: list[Event] = []
@@ -239,7 +253,56 @@ class MarketSession(ChannelSession):
                 )
             )
             self._route(message, now_ns, events)
+            if cls in _STAMPED:
+                ts = message.timestamp  # type: ignore[union-attr]
+                if ts != self._venue_text:
+                    self._venue_text = ts
+                    ms = _ms(ts)
+                    if ms is not None and ms > self._venue_ms:
+                        self._venue_ms = ms
+        if self._opened or self._waiting:
+            self._close_by_venue_time(now_ns, events)
         return events
+
+    def _close_by_venue_time(self, now_ns: int, events: list[Event]) -> None:
+        """Run the checks of the bursts the venue's clock has moved past, and fail the hashes whose print
+        is overdue in the venue's time. Messages of one connection come in the venue's order, so once a
+        message ``settle_after_s`` later has been read, the burst's own messages have all been read too:
+        unlike the wall clock, this cannot close a burst whose messages still wait in the socket."""
+        config = self.config
+        venue = self._venue_ms
+        opened = self._opened
+        horizon = venue - int(config.settle_after_s * 1000)
+        while opened:
+            ts, asset = opened[0]
+            ms = _ms(ts)
+            if ms is not None and ms > horizon:
+                break
+            opened.popleft()
+            book = self.books.get(asset)
+            if book is not None and book.open_burst == ts and asset in self.assets:
+                old = book.status
+                book.settle()
+                self._status_event(events, asset, old, now_ns)
+                self._note_awaiting(asset, book)
+        waiting = self._waiting
+        horizon = venue - int(config.final_settle_after_s * 1000)
+        while waiting:
+            ts, asset = waiting[0]
+            ms = _ms(ts)
+            if ms is not None and ms > horizon:
+                break
+            waiting.popleft()
+            book = self.books.get(asset)
+            if book is not None and book.awaiting_print == ts and asset in self.assets:
+                old = book.status
+                book.settle(final=True)
+                self._status_event(events, asset, old, now_ns)
+
+    def _note_awaiting(self, asset: str, book: OrderBook) -> None:
+        awaited = book.awaiting_print
+        if awaited is not None:
+            self._waiting.append((awaited, asset))
 
     def _note_data(self, now_ns: int, events: list[Event]) -> None:
         if self._lost_after_data_ns is not None:
@@ -282,6 +345,7 @@ class MarketSession(ChannelSession):
                     )
                     changed = False
                 if changed:
+                    self._opened.append((message.timestamp, asset))
                     events.append(
                         BookUpdated(
                             recv_ns=now_ns,
@@ -290,6 +354,8 @@ class MarketSession(ChannelSession):
                             asset_id=asset,
                         )
                     )
+                    if book.awaiting_print is not None:  # the burst before this one awaits its print
+                        self._note_awaiting(asset, book)
                 if book.status is not old:
                     self._status_event(events, asset, old, now_ns)
             idle = self._idle
@@ -302,6 +368,7 @@ class MarketSession(ChannelSession):
                 self._idle.snapshot(self.books[asset], message)  # before it replaces the book
                 self._apply(asset, message, now_ns, events)
                 self._index_market(asset, message.market)
+                self._note_awaiting(asset, self.books[asset])
         elif isinstance(message, LastTradePrice):
             # Both tokens of a market hash the same trade price text: a print may settle either book.
             # The market index keeps this O(tokens of the market), not O(assets of the connection).
@@ -517,11 +584,16 @@ class MarketSession(ChannelSession):
             quiet_s = (now_ns - self._last_data_ns) / _NS
             final = quiet_s >= config.final_settle_after_s
             if final or (self._settle_stage == 0 and quiet_s >= config.settle_after_s):
+                self._opened.clear()
+                if final:
+                    self._waiting.clear()
                 for asset in sorted(self.assets):
                     book = self.books[asset]
                     old = book.status
                     book.settle(final=final)
                     self._status_event(events, asset, old, now_ns)
+                    if not final:
+                        self._note_awaiting(asset, book)
                 self._settle_stage = 2 if final else 1
         if self._settle_stage == 2 and self._idle.verdict is not None:
             self._idle.settled()  # the reconnect's snapshots are over, some may never come
