@@ -150,3 +150,13 @@ def test_fewer_books_get_deeper_ladders_and_a_depth_asked_for_is_kept() -> None:
     lines = asked.splitlines()
     assert sum(line.count("╭") for line in lines) == 2, "one row of two books at depth 8 fits 24 lines"
     assert len([line for line in lines if LADDER_LINE.search(line)]) == 8
+
+
+def test_a_live_book_kept_open_past_its_usual_deadline_says_since_when_it_is_unconfirmed() -> None:
+    books, order = snapshot_books(1)
+    books[order[0]].unconfirmed_since_ns = NOW_NS - 20 * 10**9
+    state = WatchState(started_ns=NOW_NS - 75 * 10**9)
+    console = Console(width=80, record=True, color_system=None)
+    console.print(render_screen(books, order, {}, state, width=80, height=None, now_ns=NOW_NS))
+    text = console.export_text()
+    assert "LIVE" in text and "unconfirmed 20s" in text

@@ -543,3 +543,22 @@ def test_a_message_of_another_market_a_little_later_does_not_close_a_burst() -> 
     session.timer(10 * S)
     assert books["a"].checks.total_failed == 0 and books["a"].checks.passed[CheckKind.HASH] == 1
     assert books["a"].status is BookStatus.LIVE
+
+
+def test_books_kept_open_past_the_usual_deadline_say_they_are_unconfirmed() -> None:
+    """A grown deadline saves reconnects on a quiet market but could hide a zombie: past the usual
+    deadline the books say since when they are unconfirmed, and data clears it (issue 12, item 6)."""
+    exchange = Exchange(markets=1, seed=3)
+    assets = exchange.asset_ids()
+    session, books = started(assets, exchange)
+    last_data = reconnect(session, exchange, assets, silent(session, 1))
+    assert session.idle_deadline_s == 30.0, "grown: the market looked quiet"
+    session.timer(last_data + 14 * S)
+    assert all(books[a].unconfirmed_since_ns is None for a in assets)
+    session.timer(last_data + 16 * S)
+    assert session.close_reason is None, "still open: the grown deadline is 30 s"
+    assert all(books[a].unconfirmed_since_ns == last_data + 15 * S for a in assets)
+    assert all(books[a].status is BookStatus.LIVE for a in assets)
+    for frame in flow(exchange, set(assets), 20)[:1]:
+        session.data_received(frame, last_data + 17 * S)
+    assert all(books[a].unconfirmed_since_ns is None for a in assets), "data confirms the connection"

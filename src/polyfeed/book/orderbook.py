@@ -115,6 +115,10 @@ class OrderBook:
         self.last_failure: CheckFailure | None = None
         self.checks = CheckCounts()
         self.skipped_before_snapshot = 0
+        self.unconfirmed_since_ns: int | None = None
+        """Set (receive clock, ns) while the book's connection has been silent past its usual deadline
+        but is kept open because its markets looked quiet: every check so far passed, yet a zombie
+        connection could hide behind the silence until the grown deadline. ``None`` otherwise."""
         """``price_change`` messages for this asset that arrived before any snapshot and were dropped."""
 
     # -- status --------------------------------------------------------------------------------------

@@ -225,6 +225,8 @@ def _status_line(book: OrderBook | None, updated_ns: int | None, now_ns: int) ->
         line.append(f"{failed}✗", "bold red" if failed else "")
         if status is not BookStatus.LIVE and book.status_reason:
             line.append(f" ({book.status_reason})", "dim")
+        elif book.unconfirmed_since_ns is not None:  # quiet, or a zombie: the grown deadline will tell
+            line.append(f" (unconfirmed {_duration((now_ns - book.unconfirmed_since_ns) / 1e9)})", "yellow")
     return line
 
 

@@ -157,6 +157,7 @@ class MarketSession(ChannelSession):
         # The venue's clock as this connection shows it, and the bursts and hashes awaiting a print that
         # it will close: checks are bounded per asset in the venue's time, whatever else the connection
         # carries and however far behind the client runs (issue 12, items 2 and 14).
+        self._unconfirmed = False  # whether this connection's books carry unconfirmed_since_ns
         self._venue_ms = 0
         self._venue_text = ""
         self._opened: deque[tuple[str, str]] = deque()  # (burst timestamp, asset), oldest first
@@ -182,6 +183,8 @@ class MarketSession(ChannelSession):
         self._subscribed = False
         self._opened.clear()  # the books turn stale: what was open is dropped, not judged
         self._waiting.clear()
+        if self._unconfirmed:
+            self._confirm()  # stale says more
         if self._lost_after_data_ns is None:
             self._lost_after_data_ns = self._last_data_ns if self._last_data_ns is not None else now_ns
         events: list[Event] = []
@@ -321,6 +324,13 @@ class MarketSession(ChannelSession):
             self._gap_ewma_ns = gap if not self._gap_ewma_ns else 0.9 * self._gap_ewma_ns + 0.1 * gap
         self._last_data_ns = now_ns
         self._settle_stage = 0
+        if self._unconfirmed:
+            self._confirm()
+
+    def _confirm(self) -> None:
+        self._unconfirmed = False
+        for asset in self.assets:
+            self.books[asset].unconfirmed_since_ns = None
 
     def _route(self, message: object, now_ns: int, events: list[Event]) -> None:
         if message.__class__ is PriceChange:
@@ -555,16 +565,18 @@ class MarketSession(ChannelSession):
     def idle_deadline_s(self) -> float:
         """The current data-idle deadline of this connection: the adaptive one, grown while reconnects
         show the market quiet, ``max_quiet_idle_s`` once every asset here has resolved."""
+        return self._idle.deadline_s(self._adaptive_idle_s(), self.assets)
+
+    def _adaptive_idle_s(self) -> float:
         config = self.config
-        adaptive = min(
-            config.max_idle_s, max(config.min_idle_s, config.idle_factor * self._gap_ewma_ns / _NS)
-        )
-        return self._idle.deadline_s(adaptive, self.assets)
+        return min(config.max_idle_s, max(config.min_idle_s, config.idle_factor * self._gap_ewma_ns / _NS))
 
     def next_timer_ns(self) -> int:
         """When :meth:`timer` next has something to do: a PING, a deadline, or closing bursts."""
         config = self.config
         candidates = self._heartbeat_deadlines(self.idle_deadline_s)
+        if not self._unconfirmed and self._last_data_ns is not None:
+            candidates.append(self._last_data_ns + int(self._adaptive_idle_s() * _NS))
         if self._retries:
             candidates.append(min(self._retries.values()))
         if self._settle_stage < 2 and self._last_data_ns is not None:
@@ -580,6 +592,15 @@ class MarketSession(ChannelSession):
         if not self._subscribed:
             return frames, events
         frames = self._heartbeat(now_ns, self.idle_deadline_s, " (zombie connection)")
+        last = self._last_data_ns
+        if not self._unconfirmed and last is not None:
+            short_ns = last + int(self._adaptive_idle_s() * _NS)
+            if now_ns >= short_ns and self.close_reason is None:
+                # Past the usual deadline, kept open by a grown one: say so on every book, so that a
+                # user can tell "quiet" from "verified" (issue 12, item 6); the next data clears it.
+                self._unconfirmed = True
+                for asset in self.assets:
+                    self.books[asset].unconfirmed_since_ns = short_ns
         if self._last_data_ns is not None and self._settle_stage < 2:
             quiet_s = (now_ns - self._last_data_ns) / _NS
             final = quiet_s >= config.final_settle_after_s
