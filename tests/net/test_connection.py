@@ -296,3 +296,37 @@ def test_a_fragmented_message_over_the_limit_replaces_the_connection(monkeypatch
     assert connects == 2
     gone = next(e for e in events if isinstance(e, Disconnected))
     assert "fragmented message over 100000 bytes" in gone.reason
+
+
+def test_a_token_whose_market_resolved_gets_no_snapshot_and_is_closed_after_a_rest_404() -> None:
+    """Item 13 of issue 12: a resolved market's tokens get no snapshot and REST answers 404; the book
+    ends CLOSED, it does not stay SYNCING for ever."""
+
+    async def main() -> None:
+        async with (
+            Simulator(markets=3, seed=9, events_per_s=100) as sim,
+            aiohttp.ClientSession() as http,
+        ):
+            gone = sim.exchange.markets[0].yes
+            sim.resolve_market(0)
+            live = sim.exchange.markets[0].yes
+            books: dict[str, OrderBook] = {}
+            session = MarketSession(1, [gone, live], books, SessionConfig(snapshot_timeout_s=0.5))
+            connection = MarketConnection(
+                session,
+                sim.ws_url + "/ws/market",
+                lambda _: None,
+                http=http,
+                rest_url=sim.rest_url,
+                backoff=FAST,
+            )
+            runner = asyncio.create_task(connection.run())
+            try:
+                await until(lambda: books[gone].status is BookStatus.CLOSED, "the resolved token closed")
+                await until(lambda: books[live].status is BookStatus.LIVE, "the other one live")
+                assert session.books_missing == 1
+            finally:
+                await connection.close()
+                await runner
+
+    asyncio.run(asyncio.wait_for(main(), BOUND_S * 2))

@@ -562,3 +562,59 @@ def test_books_kept_open_past_the_usual_deadline_say_they_are_unconfirmed() -> N
     for frame in flow(exchange, set(assets), 20)[:1]:
         session.data_received(frame, last_data + 17 * S)
     assert all(books[a].unconfirmed_since_ns is None for a in assets), "data confirms the connection"
+
+
+# -- books the venue has none for (issue 12, items 7 and 13) ------------------------------------------
+
+
+def test_a_book_without_a_snapshot_is_asked_of_rest_and_closed_when_the_venue_has_none() -> None:
+    books: dict[str, OrderBook] = {}
+    session = MarketSession(1, ["a", "gone"], books, SessionConfig(snapshot_timeout_s=10.0))
+    session.connection_made(0)
+    session.data_received(hand_book("a", "1000"), S)
+    assert requests_in(list(session.timer(9 * S)[1])) == []
+    events = list(session.timer(10 * S)[1])
+    (request,) = [e for e in events if isinstance(e, ResyncRequested)]
+    assert request.asset_id == "gone" and "no snapshot" in request.reason
+    closed = session.book_missing("gone", 11 * S)
+    assert books["gone"].status is BookStatus.CLOSED and "no book" in books["gone"].status_reason
+    assert [e.new for e in closed if isinstance(e, StatusChanged)] == [BookStatus.CLOSED]
+    assert session.books_missing == 1 and books["a"].status is BookStatus.LIVE
+    assert requests_in(list(session.timer(100 * S)[1])) == [], "final: never asked again"
+
+
+def test_a_book_without_a_snapshot_that_rest_has_goes_live() -> None:
+    books: dict[str, OrderBook] = {}
+    session = MarketSession(1, ["late"], books, SessionConfig(snapshot_timeout_s=10.0))
+    session.connection_made(0)
+    assert requests_in(list(session.timer(10 * S)[1])) == ["late"]
+    session.resync_failed("late", 11 * S)  # the REST call failed: tried again, the book still has none
+    assert requests_in(list(session.timer(12 * S)[1])) == ["late"]
+    session.resync_received(rest_book("late", "5000"), 13 * S)
+    assert books["late"].status is BookStatus.LIVE
+
+
+def test_a_resolved_market_closes_its_books_and_a_404_closes_a_suspect_one() -> None:
+    books: dict[str, OrderBook] = {}
+    config = SessionConfig(custom_feature_enabled=True)
+    session = MarketSession(1, ["a", "b"], books, config)
+    session.connection_made(0)
+    session.data_received(hand_book("a", "1000"), S)
+    session.data_received(hand_book("b", "1000").replace(b'"0xm"', b'"0xn"'), S)
+    resolved = {
+        "event_type": "market_resolved",
+        "id": "1",
+        "market": "0xm",
+        "assets_ids": ["a", "a2"],
+        "winning_asset_id": "a",
+        "winning_outcome": "Yes",
+        "timestamp": "2000",
+    }
+    events = session.data_received(msgspec.json.encode(resolved), 2 * S)
+    assert books["a"].status is BookStatus.CLOSED and "market resolved" in books["a"].status_reason
+    assert any(isinstance(e, StatusChanged) and e.new is BookStatus.CLOSED for e in events)
+    assert requests_in(made_suspect(session, "b", "3000", 3 * S)) == ["b"]
+    session.book_missing("b", 4 * S)  # its market resolved during the flow; no market_resolved came
+    assert books["b"].status is BookStatus.CLOSED
+    session.connection_lost(5 * S, "closed by the server")
+    assert {b.status for b in books.values()} == {BookStatus.CLOSED}, "closed stays closed"

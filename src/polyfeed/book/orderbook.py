@@ -48,6 +48,7 @@ _SYNCING = BookStatus.SYNCING
 _LIVE = BookStatus.LIVE
 _SUSPECT = BookStatus.SUSPECT
 _STALE = BookStatus.STALE
+_CLOSED = BookStatus.CLOSED
 _CROSSED = CHECK_INDEX[CheckKind.CROSSED]
 _TOP_OF_BOOK = CHECK_INDEX[CheckKind.TOP_OF_BOOK]
 
@@ -146,10 +147,22 @@ class OrderBook:
         self._burst_entry = None
         self._burst_old_tick = None
         self._awaiting = None
-        if self._status is not _SYNCING:
+        if self._status is not _SYNCING and self._status is not _CLOSED:
             self._status = _STALE
             self.status_reason = reason
             self.status_since_ms = at_ms
+
+    def mark_closed(self, reason: str, at_ms: int) -> None:
+        """Declare that the venue has no book for this token (its market resolved, or it never had one):
+        a final status, with the book's last levels kept for reading; a snapshot makes it live again.
+        What was open (a burst, a hash awaiting its print) is dropped: nothing will come to judge it."""
+        self._burst_ts = None
+        self._burst_entry = None
+        self._burst_old_tick = None
+        self._awaiting = None
+        self._status = _CLOSED
+        self.status_reason = reason
+        self.status_since_ms = at_ms
 
     def _fail(self, kind: CheckKind, detail: str, timestamp: str | None) -> None:
         self.checks.failed_by_index[CHECK_INDEX[kind]] += 1

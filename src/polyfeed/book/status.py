@@ -12,7 +12,8 @@ class BookStatus(enum.Enum):
     """Where a book stands (design section 3).
 
     ``SYNCING`` -> ``LIVE`` on a snapshot; ``LIVE`` -> ``SUSPECT`` when a check fails; back to ``LIVE``
-    on a snapshot or a hash that verifies; ``STALE`` when the stream says its data stopped.
+    on a snapshot or a hash that verifies; ``STALE`` when the stream says its data stopped; ``CLOSED``
+    when the venue says it has no book for the token.
     """
 
     SYNCING = "syncing"
@@ -23,6 +24,9 @@ class BookStatus(enum.Enum):
     """A check failed: the book may differ from the venue's until a snapshot or a verified hash."""
     STALE = "stale"
     """The connection is down or silent past its deadline: the venue's book may have moved on."""
+    CLOSED = "closed"
+    """The venue has no book for this token: its market resolved (``market_resolved``, or REST ``/book``
+    answers 404), or it never had one. Final, until a snapshot shows a book after all."""
 
 
 class CheckKind(enum.Enum):

@@ -47,6 +47,7 @@ STATUS_STYLE = {  # the watch screen's and the books tables' colours
     BookStatus.SYNCING: "yellow",
     BookStatus.SUSPECT: "bold red",
     BookStatus.STALE: "magenta",
+    BookStatus.CLOSED: "dim",
 }
 
 

@@ -372,6 +372,11 @@ class MarketConnection(SessionConnection[MarketSession]):
         url = f"{self.rest_url}/book"
         try:
             async with self.http.get(url, params={"token_id": asset_id}) as response:
+                if response.status == 404:  # "No orderbook exists for the requested token id" (spec 8.1)
+                    now = time.time_ns()
+                    self._record_marker({"marker": "book_missing", "asset_id": asset_id}, now)
+                    self._dispatch(self.session.book_missing(asset_id, now))
+                    return
                 if response.status != 200:
                     raise aiohttp.ClientResponseError(response.request_info, (), status=response.status)
                 body = await response.read()

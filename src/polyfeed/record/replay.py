@@ -124,6 +124,8 @@ class Replay:
             return session.timer(record.recv_ns)[1]
         if marker == "disconnected" and session is not None:
             return session.connection_lost(record.recv_ns, str(body.get("reason", "")))  # type: ignore[union-attr]
+        if marker == "book_missing" and session is not None:
+            return session.book_missing(str(body.get("asset_id")), record.recv_ns)  # type: ignore[union-attr]
         if marker == "resync_failed" and session is not None:
             session.resync_failed(str(body.get("asset_id")), record.recv_ns)  # type: ignore[union-attr]
             return []

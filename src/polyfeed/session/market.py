@@ -67,6 +67,7 @@ __all__ = ["MarketSession", "SessionConfig"]
 log = logging.getLogger(__name__)
 _NS = 1_000_000_000
 _NOT_DATA = frozenset({Notice, InvalidOperation, NoNewAssets, NewMarket})
+_WITHOUT_SNAPSHOT = (BookStatus.SYNCING, BookStatus.STALE)
 _STAMPED = frozenset({PriceChange, Book, LastTradePrice, TickSizeChange, BestBidAsk})
 """Messages about a connection's assets whose timestamps tell the venue's time (not the broadcasts)."""
 """Frames that say nothing about a connection's assets: they do not move its data-idle clock."""
@@ -92,6 +93,9 @@ class SessionConfig:
     """A token bucket: a flapping market cannot cause a storm of REST calls."""
     resync_retry_s: float = 1.0
     """The first pause before a failed resync is tried again; it doubles at each failure."""
+    snapshot_timeout_s: float = 10.0
+    """How long after subscribing a book may wait for its snapshot before REST ``/book`` is asked
+    whether the venue has a book for it at all (a resolved market's tokens get none, spec 8.1)."""
     max_resync_retry_s: float = 60.0
     """The longest pause between two tries of a resync that keeps failing (or keeps being deferred by
     the budget): a suspect book is retried until it is live again."""
@@ -147,6 +151,10 @@ class MarketSession(ChannelSession):
         self._resyncs: dict[str, _Resync] = {}
         self._retries: dict[str, int] = {}  # asset -> when to ask for its resync again (ns)
         self._failures: dict[str, int] = {}  # asset -> resyncs failed in a row
+        self._snapshot_due: dict[str, int | None] = {}  # asset -> when its snapshot is overdue (None: unset)
+        self._no_snapshot: set[str] = set()  # assets whose snapshot is overdue: REST is asked for them
+        self.books_missing = 0
+        """Tokens the venue said it has no book for (REST 404): their books are CLOSED."""
         self.resyncs_failed = 0
         """REST answers that could not be used: errors, bodies that are not a book, books older than what
         the stream has shown, timestamps that are not integers. Each is retried with backoff."""
@@ -169,6 +177,8 @@ class MarketSession(ChannelSession):
     def connection_made(self, now_ns: int) -> list[bytes]:
         """The socket is open: returns the subscription frame, always first (a PING first gets 1008)."""
         self._start_heartbeat(now_ns, ping_now=False)
+        due = now_ns + int(self.config.snapshot_timeout_s * _NS)
+        self._snapshot_due = {a: due for a in self.assets if self.books[a].status is not BookStatus.CLOSED}
         self._tokens_at_ns = self._tokens_at_ns or now_ns
         return [
             encode_market_subscription(
@@ -215,6 +225,7 @@ class MarketSession(ChannelSession):
         self.assets.update(new)
         for asset in new:
             self.books.setdefault(asset, OrderBook(asset))
+            self._snapshot_due[asset] = None  # the next timer tick starts its clock
         if not self._subscribed:
             return []  # the next subscription frame carries them
         return [encode_operation("subscribe", assets_ids=new, initial_dump=True)]
@@ -375,6 +386,8 @@ class MarketSession(ChannelSession):
             asset = message.asset_id
             if asset in self.assets:
                 self._resyncs.pop(asset, None)  # a venue snapshot supersedes a pending resync
+                self._snapshot_due.pop(asset, None)
+                self._no_snapshot.discard(asset)
                 self._idle.snapshot(self.books[asset], message)  # before it replaces the book
                 self._apply(asset, message, now_ns, events)
                 self._index_market(asset, message.market)
@@ -402,6 +415,8 @@ class MarketSession(ChannelSession):
             if ours - self._idle.resolved_assets:
                 log.info("connection %d: market %s resolved", self.connection_id, message.market)
                 self._idle.resolved(ours)
+            for asset in sorted(ours):  # its books end here, never live and wrong (issue 12, item 7)
+                self._close_book(asset, f"market resolved (winner {message.winning_outcome})", now_ns, events)
 
     def _resolved_here(self, message: MarketResolved) -> set[str]:
         """This connection's assets a broadcast ``market_resolved`` names: by token, or by market (the
@@ -512,6 +527,8 @@ class MarketSession(ChannelSession):
             self.resync_failed(asset, now_ns)
             return events
         self._failures.pop(asset, None)
+        self._snapshot_due.pop(asset, None)
+        self._no_snapshot.discard(asset)
         self._idle.forget((asset,))  # the book held at the close is gone
         self._apply(asset, snapshot, now_ns, events)
         self._index_market(asset, snapshot.market)
@@ -531,6 +548,31 @@ class MarketSession(ChannelSession):
             )
         )
         return events
+
+    def book_missing(self, asset: str, now_ns: int) -> list[Event]:
+        """REST ``/book`` answered 404: the venue has no book for this token (its market resolved, or it
+        never had one, spec 8.1). The book is closed for good rather than retried for ever (issue 12,
+        items 7 and 13)."""
+        events: list[Event] = []
+        self._resyncs.pop(asset, None)
+        if asset in self.assets:
+            self.books_missing += 1
+            self._close_book(
+                asset, "the venue has no book for this token (resolved, or unknown)", now_ns, events
+            )
+        return events
+
+    def _close_book(self, asset: str, reason: str, now_ns: int, events: list[Event]) -> None:
+        book = self.books[asset]
+        self._retries.pop(asset, None)
+        self._failures.pop(asset, None)
+        self._snapshot_due.pop(asset, None)
+        self._no_snapshot.discard(asset)
+        if book.status is BookStatus.CLOSED:
+            return
+        old = book.status
+        book.mark_closed(reason, now_ns // 1_000_000)
+        self._status_event(events, asset, old, now_ns)
 
     def resync_failed(self, asset: str, now_ns: int) -> None:
         """The REST call failed, or its answer could not be used: the book stays suspect, and the resync
@@ -579,6 +621,8 @@ class MarketSession(ChannelSession):
             candidates.append(self._last_data_ns + int(self._adaptive_idle_s() * _NS))
         if self._retries:
             candidates.append(min(self._retries.values()))
+        if self._snapshot_due:  # an unset clock (None) is started at the next tick
+            candidates.append(min(0 if due is None else due for due in self._snapshot_due.values()))
         if self._settle_stage < 2 and self._last_data_ns is not None:
             wait_s = config.settle_after_s if self._settle_stage == 0 else config.final_settle_after_s
             candidates.append(self._last_data_ns + int(wait_s * _NS))
@@ -618,9 +662,27 @@ class MarketSession(ChannelSession):
                 self._settle_stage = 2 if final else 1
         if self._settle_stage == 2 and self._idle.verdict is not None:
             self._idle.settled()  # the reconnect's snapshots are over, some may never come
+        if self._snapshot_due:
+            self._check_snapshots(now_ns, events)
         if self._retries:
             self._retry_resyncs(now_ns, events)
         return frames, events
+
+    def _check_snapshots(self, now_ns: int, events: list[Event]) -> None:
+        """Books still without a snapshot ``snapshot_timeout_s`` after subscribing: ask REST whether the
+        venue has a book for them; a 404 closes them (issue 12, item 13)."""
+        timeout_ns = int(self.config.snapshot_timeout_s * _NS)
+        for asset, due_ns in sorted(self._snapshot_due.items()):
+            if due_ns is None:
+                self._snapshot_due[asset] = now_ns + timeout_ns
+            elif due_ns <= now_ns:
+                del self._snapshot_due[asset]
+                book = self.books.get(asset)
+                if asset in self.assets and book is not None and book.status in _WITHOUT_SNAPSHOT:
+                    self._no_snapshot.add(asset)
+                    if asset not in self._resyncs:
+                        reason = f"no snapshot {self.config.snapshot_timeout_s:g} s after subscribing"
+                        self._request_resync(asset, reason, now_ns, events)
 
     def _retry_resyncs(self, now_ns: int, events: list[Event]) -> None:
         """Ask again for the resyncs that failed or that the budget deferred, once their time has come,
@@ -630,7 +692,8 @@ class MarketSession(ChannelSession):
                 continue
             del self._retries[asset]
             book = self.books.get(asset)
-            if asset not in self.assets or book is None or book.status is not BookStatus.SUSPECT:
+            overdue = asset in self._no_snapshot and book is not None and book.status in _WITHOUT_SNAPSHOT
+            if asset not in self.assets or book is None or not (book.status is BookStatus.SUSPECT or overdue):
                 self._failures.pop(asset, None)  # live again, stale (the reconnect resyncs it), or gone
             elif asset not in self._resyncs:
                 self._request_resync(asset, book.status_reason, now_ns, events)
