@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ lint: $(STAMP)
 	$(PY) -m ruff check src tests bench
 	$(PY) -m ruff format --check src tests bench
 	$(PY) -m mypy
+
+## chaos: the long chaos and fuzz suites (10^6 mutated frames; make test runs a short version)
+chaos: $(STAMP)
+	POLYFEED_CHAOS_SCALE=20 $(PY) -m pytest tests/chaos -p no:cacheprovider
 
 ## bench: print the benchmark figures quoted in the README
 bench: $(STAMP)
