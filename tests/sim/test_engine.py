@@ -1,14 +1,19 @@
-"""The exchange engine: deterministic, mirrored, and every hash it sends verifies in a polyfeed book."""
+"""The exchange engine: deterministic, mirrored, its own witness of the venue (its hashes from
+polyfeed.sim.bookhash, never polyfeed.book), and every hash it sends verifies in a polyfeed book."""
 
 from __future__ import annotations
 
+import ast
+import re
 from decimal import Decimal
+from pathlib import Path
 
 import msgspec
 import pytest
 
 from polyfeed.book import BookStatus, CheckKind, OrderBook
 from polyfeed.sim import Exchange
+from polyfeed.sim.bookhash import book_hash, book_trade_price
 from polyfeed.sim.engine import SCALE, price_text
 from polyfeed.wire import Book, LastTradePrice, MarketResolved, NewMarket, PriceChange, TickSizeChange
 
@@ -84,7 +89,10 @@ def test_trade_burst_shape() -> None:
     (yes_snapshot,) = [s for s in snapshots if s.asset_id == yes]
     assert yes_hashes == {yes_snapshot.hash}
     assert yes_snapshot.tick_size is None and yes_snapshot.last_trade_price is None
-    assert trade.price == exchange.markets[0].last_trade_price
+    market = exchange.markets[0]
+    assert (trade.price, trade.side) == (market.last_trade_price, market.last_trade_side)
+    for snapshot in snapshots:  # hashed with the new trade price, in the book's 3-decimal text
+        assert snapshot.hash == venue_hash(snapshot, market.book_trade_price, market.tick)
 
 
 def test_tick_size_changes_near_the_extremes() -> None:
@@ -105,6 +113,112 @@ def test_tick_size_changes_near_the_extremes() -> None:
     for book in books.values():
         book.settle(final=True)
         assert book.checks.total_failed == 0, book.last_failure
+
+
+def venue_hash(book: Book, trade_text: str, tick: str) -> str:
+    """spec 7.1 over a snapshot's own levels."""
+    return book_hash(
+        market=book.market,
+        asset_id=book.asset_id,
+        timestamp=book.timestamp,
+        bids=[(lv.price, lv.size) for lv in book.bids],
+        asks=[(lv.price, lv.size) for lv in book.asks],
+        min_order_size="5",
+        tick_size=tick,
+        neg_risk=False,
+        last_trade_price=trade_text,
+    )
+
+
+def test_prints_are_trimmed_and_every_later_hash_of_both_tokens_uses_3_decimals() -> None:
+    """spec 7.3, 12: the print says "0.49", books and hashes say "0.490" from then on, on both tokens."""
+    exchange = Exchange(markets=2, seed=3)
+    prints: list[LastTradePrice] = []
+    checked = 0
+    for _ in range(3_000):
+        outs = exchange.step()
+        prints += [o.message for o in outs if isinstance(o.message, LastTradePrice)]
+        for market in exchange.markets:
+            if not market.last_trade_price or market.tick != "0.01":
+                continue
+            for asset in (market.yes, market.no):
+                book = exchange.book(asset)
+                assert book.last_trade_price == book_trade_price(market.last_trade_price)
+                assert book.hash == venue_hash(book, book.last_trade_price, market.tick)
+                if book.last_trade_price != market.last_trade_price:
+                    assert book.hash != venue_hash(book, market.last_trade_price, market.tick)
+                    checked += 1
+    assert checked > 0
+    two_decimals = [p for p in prints if re.fullmatch(r"0\.\d\d?", p.price)]
+    assert len(two_decimals) > len(prints) // 2, "on 0.01 ticks most prints have 2 decimals or fewer"
+    assert all(p.side in ("BUY", "SELL") for p in prints)
+
+
+def test_same_timestamp_groups_without_a_trade_carry_the_group_s_final_hash_and_top() -> None:
+    """spec 7.4: two or three price changes at one timestamp, no trade, each with the final state."""
+    exchange = Exchange(markets=3, seed=7)
+    groups = 0
+    for _ in range(4_000):
+        outs = exchange.step()
+        changes = [o.message for o in outs if isinstance(o.message, PriceChange)]
+        if len(changes) < 2 or any(isinstance(o.message, (Book, LastTradePrice)) for o in outs):
+            continue
+        groups += 1
+        assert len({c.timestamp for c in changes}) == 1
+        market = exchange.by_asset[changes[0].price_changes[0].asset_id]
+        for asset in (market.yes, market.no):
+            claims = {
+                (e.hash, e.best_bid, e.best_ask)
+                for c in changes
+                for e in c.price_changes
+                if e.asset_id == asset
+            }
+            book = exchange.book(asset)
+            top = (book.bids[-1].price if book.bids else "0", book.asks[-1].price if book.asks else "1")
+            assert claims == {(market.plain_hash(asset, changes[0].timestamp), *top)}
+    assert groups >= 10
+
+
+def test_initial_markets_mostly_traded_before_and_new_markets_never() -> None:
+    """A book that never traded hashes "last_trade_price":"" (spec 7.3); a traded one "0.xx0"."""
+    exchange = Exchange(markets=6, seed=1)
+    first, *others = exchange.markets
+    assert (first.last_trade_price, first.last_trade_side) == ("", "")
+    assert exchange.book(first.yes).last_trade_price == ""
+    for market in others[:4]:
+        assert market.last_trade_side in ("BUY", "SELL")
+        assert re.fullmatch(r"0\.\d\d\d", exchange.book(market.no, initial=True).last_trade_price or "")
+    exchange.add_market()
+    new = exchange.markets[-1]
+    assert (new.last_trade_price, new.last_trade_side) == ("", "")
+    book = exchange.book(new.yes)
+    assert book.hash == venue_hash(book, "", new.tick)
+
+
+def test_rest_and_initial_shapes() -> None:
+    exchange = Exchange(markets=2, seed=5)
+    market = exchange.markets[1]
+    rest, initial = exchange.book(market.yes), exchange.book(market.yes, initial=True)
+    assert (rest.min_order_size, rest.neg_risk, rest.tick_size) == ("5", False, "0.01")
+    assert (initial.min_order_size, initial.neg_risk) == (None, None)
+    assert initial.tick_size == "0.01" and initial.last_trade_price == rest.last_trade_price
+    assert initial.hash == rest.hash == venue_hash(rest, book_trade_price(market.last_trade_price), "0.01")
+
+
+def test_the_sim_imports_no_client_layer() -> None:
+    """design 2: the sim is an independent witness; it may import polyfeed.wire, never book/net/stream."""
+    forbidden = ("polyfeed.book", "polyfeed.net", "polyfeed.stream", "polyfeed.session")
+    for path in Path(__file__).resolve().parents[2].joinpath("src/polyfeed/sim").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            for name in names:
+                assert not name.startswith(forbidden), f"{path.name} imports {name}"
 
 
 @pytest.mark.parametrize(("key", "text"), [(3000, "0.3"), (3010, "0.301"), (25, "0.0025"), (10000, "1")])

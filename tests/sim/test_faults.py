@@ -105,13 +105,20 @@ def test_corrupted_level_is_caught_by_the_hash_not_the_top_of_book() -> None:
             sim.pause()
             asset = sim.exchange.markets[0].yes
             book = OrderBook(asset)
+
+            def feed(message: MarketMessage) -> None:
+                book.apply(message)
+
+            def status() -> BookStatus:  # read afresh: the book's status changes under the calls
+                return book.status
+
             ws = await subscribe(http, sim, [asset])
-            await read_until_pong(ws, book.apply)
-            assert book.status is BookStatus.LIVE
+            await read_until_pong(ws, feed)
+            assert status() is BookStatus.LIVE
             await sim.inject({"kind": "corrupt", "asset_id": asset})
-            await read_until_pong(ws, book.apply)
+            await read_until_pong(ws, feed)
             book.settle(final=True)
-            assert book.status is BookStatus.SUSPECT
+            assert status() is BookStatus.SUSPECT
             assert book.checks.failed[CheckKind.HASH] == 1
             assert book.checks.failed[CheckKind.TOP_OF_BOOK] == 0, "the corruption is below the top"
             async with http.get(sim.rest_url + "/book", params={"token_id": asset}) as response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from decimal import Decimal
 
 import aiohttp
@@ -60,10 +61,86 @@ def test_books_from_the_stream_verify_every_hash_and_equal_get_book() -> None:
                     assert rest.min_order_size == "5" and rest.neg_risk is False
                     assert book.checks.total_failed == 0, book.last_failure
                     assert book.status is BookStatus.LIVE
-            assert len(initial) == 3, "one one-element array per subscribed asset"
-            for text in initial:
-                (snapshot,) = decode_market(text)
-                assert isinstance(snapshot, Book) and snapshot.tick_size and snapshot.last_trade_price
+            (dump,) = initial  # one array for the subscription (spec 3, 12)
+            snapshots = decode_market(dump)
+            assert [s.asset_id for s in snapshots if isinstance(s, Book)] == assets
+            never_traded, traded = sim.exchange.markets[:2]  # the exchange's first market never traded
+            for snapshot in snapshots:
+                assert isinstance(snapshot, Book) and snapshot.tick_size
+                market = sim.exchange.by_asset[snapshot.asset_id]
+                if market is never_traded:
+                    assert snapshot.last_trade_price == "", 'no trade yet: the hash has it as ""'
+                else:
+                    assert market is traded and snapshot.last_trade_price is not None
+                    assert re.fullmatch(r"0\.\d{3,}", snapshot.last_trade_price), "3 decimals (spec 7.3)"
+
+    run(scenario)
+
+
+async def frames_until_pong(ws: aiohttp.ClientWebSocketResponse) -> list[str]:
+    """The raw frames the server queued before a PING (its PONG excluded)."""
+    await ws.send_str("PING")
+    frames: list[str] = []
+    async for frame in ws:
+        if frame.data == "PONG":
+            return frames
+        frames.append(frame.data)
+    raise AssertionError("closed before PONG")
+
+
+def initial_dumps(*, per_asset: bool = False) -> tuple[Simulator, list[str], list[str]]:
+    """On a paused exchange: the frames answering a subscription (the first market's two tokens, an
+    unknown id, a repeat) and then a subscribe operation (an asset already held and the second market)."""
+    sim = Simulator(markets=2, seed=8, dump_per_asset=per_asset)
+    first_frames: list[str] = []
+    then_frames: list[str] = []
+
+    async def scenario() -> None:
+        async with sim, aiohttp.ClientSession() as http, http.ws_connect(sim.ws_url + "/ws/market") as ws:
+            sim.pause()
+            first, second = sim.exchange.markets
+            await ws.send_str(encode_market_subscription([first.yes, "123", first.no, first.yes]).decode())
+            first_frames.extend(await frames_until_pong(ws))
+            operation = encode_operation("subscribe", assets_ids=[first.no, second.no, second.yes])
+            await ws.send_str(operation.decode())
+            then_frames.extend(await frames_until_pong(ws))
+
+    run(scenario)
+    return sim, first_frames, then_frames
+
+
+def test_a_subscription_s_initial_books_come_in_one_array() -> None:
+    sim, first_frames, then_frames = initial_dumps()
+    first, second = sim.exchange.markets
+    for frames, assets in ((first_frames, [first.yes, first.no]), (then_frames, [second.no, second.yes])):
+        (frame,) = frames
+        assert frame.startswith("[")
+        books = decode_market(frame)
+        assert [b.asset_id for b in books if isinstance(b, Book)] == assets
+        assert all(isinstance(b, Book) and b.tick_size and b.last_trade_price is not None for b in books)
+
+
+def test_dump_per_asset_sends_one_one_element_array_per_book() -> None:
+    sim, first_frames, then_frames = initial_dumps(per_asset=True)
+    first, second = sim.exchange.markets
+    for frames, assets in ((first_frames, [first.yes, first.no]), (then_frames, [second.no, second.yes])):
+        assert all(f.startswith("[") for f in frames)
+        assert [[b.asset_id for b in decode_market(f) if isinstance(b, Book)] for f in frames] == [
+            [a] for a in assets
+        ]
+
+
+def test_initial_dump_false_sends_no_books() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=1, events_per_s=1) as sim, aiohttp.ClientSession() as http:
+            sim.pause()
+            market = sim.exchange.markets[0]
+            async with http.ws_connect(sim.ws_url + "/ws/market") as ws:
+                await ws.send_str(encode_market_subscription([market.yes], initial_dump=False).decode())
+                assert await frames_until_pong(ws) == []
+                operation = encode_operation("subscribe", assets_ids=[market.no], initial_dump=False)
+                await ws.send_str(operation.decode())
+                assert await frames_until_pong(ws) == []
 
     run(scenario)
 

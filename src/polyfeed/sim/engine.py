@@ -4,19 +4,22 @@ Sans-I/O: :meth:`Exchange.step` advances a simulated clock and returns the messa
 send, each with the token ids it concerns (so a server can route it the way the venue does: a message
 goes to every connection subscribed to any of its assets, mirrored entries included, spec 11.10).
 
-Each market has a YES and a NO token over one unified book, kept here in YES terms: a NO bid at
-``1 - p`` *is* a YES ask at ``p`` (spec 4.2, "mirrored entries"). Both tokens' books are
-:class:`polyfeed.book.OrderBook` instances fed from the same changes, so every hash the exchange sends
-is computed by the same code that verifies it on the client side, over the exact wire text.
+Each market's unified book (:class:`polyfeed.sim.market.SimMarket`) is the only truth: both tokens'
+levels, tops of book and hashes are derived from it by the exchange's own code, written from the spec
+(:mod:`polyfeed.sim.bookhash`), so the exchange is a witness independent of the client's
+:mod:`polyfeed.book` that it tests.
 
 What a step can do (spec section 12):
 
 - a limit order or a cancel near the market's drifting fair value: one ``price_change`` with an entry
   for each token, each with its hash and top of book after the change;
+- now and then two or three such changes at one timestamp, each message carrying the group's final
+  hash and top of book, as real same-timestamp groups without a trade do (spec 7.4);
 - a marketable order: a trade burst, several ``price_change`` messages with one timestamp (the crossing
   level appears, the consumed levels go, the rest of the crossing order stays), all carrying the final
   hash and top of book; then a post-trade ``book`` for each token (no ``tick_size`` or
-  ``last_trade_price`` fields, but hashed with the new trade price); then ``last_trade_price``;
+  ``last_trade_price`` fields, but hashed with the new trade price); then ``last_trade_price`` with the
+  trimmed price (``"0.49"``), while every later hash of both tokens uses ``"0.490"`` (spec 7.3);
 - a ``tick_size_change`` (0.01 -> 0.001) when the top of book passes 0.96 or 0.04, and back.
 
 Same seed, same stream: the engine draws from one ``random.Random(seed)`` and its own clock.
@@ -27,11 +30,13 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
-from polyfeed.book import OrderBook
+import msgspec
+
 from polyfeed.sim.account import SimAccount
+from polyfeed.sim.market import Change, SimMarket
 from polyfeed.sim.numbers import SCALE, price_text, size_text
 from polyfeed.wire import (
     Book,
@@ -40,15 +45,11 @@ from polyfeed.wire import (
     NewMarket,
     Order,
     PriceChange,
-    PriceChangeEntry,
-    PriceLevel,
     TickSizeChange,
     Trade,
 )
 
-__all__ = ["Exchange", "Outbound", "SimMarket"]
-
-_TICK_KEYS = {"0.01": 100, "0.001": 10}
+__all__ = ["SCALE", "Exchange", "Outbound", "SimMarket", "price_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,34 +62,6 @@ class Outbound:
     """``market`` (route by ``assets``), ``user`` (the account's orders and trades, route by ``market``)
     or ``broadcast`` (``new_market`` / ``market_resolved``: every custom-feature connection, spec 11.10)."""
     market: str = ""
-
-
-@dataclass
-class SimMarket:
-    """One binary market: a condition id, a YES and a NO token, and the unified book in YES terms."""
-
-    index: int
-    condition_id: str
-    yes: str
-    no: str
-    question: str
-    slug: str
-    fair_key: int
-    tick: str = "0.01"
-    min_order_size: str = "5"
-    neg_risk: bool = False
-    activity: float = 1.0
-    bids: dict[int, Decimal] = field(default_factory=dict)  # YES bids: key -> size
-    asks: dict[int, Decimal] = field(default_factory=dict)  # YES asks
-    last_trade_price: str = "0.5"
-    books: dict[str, OrderBook] = field(default_factory=dict)
-
-    @property
-    def tick_key(self) -> int:
-        return _TICK_KEYS[self.tick]
-
-    def complement(self, asset_id: str) -> str:
-        return self.no if asset_id == self.yes else self.yes
 
 
 class Exchange:
@@ -116,7 +89,10 @@ class Exchange:
         self.markets: list[SimMarket] = []
         self.by_asset: dict[str, SimMarket] = {}
         for index in range(markets):
-            self._add_market(index, levels)
+            # Most open with a prior trade ("0.500" in their books); every fifth, the first among them,
+            # has never traded and hashes "" (spec 7.3), so an initial dump always holds both kinds, at a
+            # place a test can name.
+            self._add_market(index, levels, traded=index % 5 != 0)
         self._levels = levels
         self.resolved: list[SimMarket] = []
         self._reweigh()
@@ -128,7 +104,9 @@ class Exchange:
     def _token_id(self) -> str:
         return str(self.rng.randrange(10**76, 10**77))
 
-    def _add_market(self, index: int, levels: tuple[int, int]) -> SimMarket:
+    def _add_market(self, index: int, levels: tuple[int, int], *, traded: bool) -> SimMarket:
+        """A market with a fresh book; ``traded``: it has traded before (the exchange's first markets),
+        otherwise it never has and hashes ``"last_trade_price":""`` (spec 7.3, a new market's capture)."""
         rng = self.rng
         fair = rng.randrange(1500, 8500)
         market = SimMarket(
@@ -149,23 +127,14 @@ class Exchange:
         for n in range(depth_bids):
             key = best_bid - n * tick
             if key >= tick:
-                market.bids[key] = self._size()
+                market.set(True, key, self._size())
         for n in range(depth_asks):
             key = best_ask + n * tick
             if key <= SCALE - tick:
-                market.asks[key] = self._size()
-        market.last_trade_price = price_text((best_bid + best_ask) // 2 // tick * tick)
-        for asset in (market.yes, market.no):
-            book = OrderBook(
-                asset,
-                market=market.condition_id,
-                tick_size=market.tick,
-                min_order_size=market.min_order_size,
-                neg_risk=market.neg_risk,
-                verify_hash=False,
-            )
-            market.books[asset] = book
-        self._resnapshot(market)
+                market.set(False, key, self._size())
+        if traded:
+            market.last_trade_price = price_text((best_bid + best_ask) // 2 // tick * tick)
+            market.last_trade_side = rng.choice(("BUY", "SELL"))
         self.markets.append(market)
         self.by_asset[market.yes] = market
         self.by_asset[market.no] = market
@@ -180,42 +149,14 @@ class Exchange:
             else Decimal(whole + 5)
         )
 
-    def _resnapshot(self, market: SimMarket) -> None:
-        """Reload both tokens' books from the unified book (set-up, tick changes)."""
-        for asset in (market.yes, market.no):
-            bids, asks = self._wire_levels(market, asset)
-            market.books[asset].apply(
-                Book(
-                    market=market.condition_id,
-                    asset_id=asset,
-                    timestamp=str(self.now_ms),
-                    bids=bids,
-                    asks=asks,
-                    tick_size=market.tick,
-                    last_trade_price=market.last_trade_price,
-                )
-            )
-
-    def _wire_levels(self, market: SimMarket, asset: str) -> tuple[list[PriceLevel], list[PriceLevel]]:
-        if asset == market.yes:
-            bids = [(k, s) for k, s in sorted(market.bids.items())]
-            asks = [(k, s) for k, s in sorted(market.asks.items(), reverse=True)]
-        else:  # NO bids are YES asks at 1 - p, NO asks are YES bids at 1 - p
-            bids = [(SCALE - k, s) for k, s in sorted(market.asks.items(), reverse=True)]
-            asks = [(SCALE - k, s) for k, s in sorted(market.bids.items())]
-        return (
-            [PriceLevel(price_text(k), size_text(s)) for k, s in bids],
-            [PriceLevel(price_text(k), size_text(s)) for k, s in asks],
-        )
-
     # -- reading --------------------------------------------------------------------------------------
 
     def _reweigh(self) -> None:
         self._cum_weights = list(itertools.accumulate(m.activity for m in self.markets))
 
     def add_market(self) -> list[Outbound]:
-        """A new market opens: its books start, and ``new_market`` is broadcast (spec 4.6)."""
-        market = self._add_market(len(self.markets) + len(self.resolved), self._levels)
+        """A new market opens, never traded: its books start, and ``new_market`` is broadcast (spec 4.6)."""
+        market = self._add_market(len(self.markets) + len(self.resolved), self._levels, traded=False)
         self._reweigh()
         message = NewMarket(
             market=market.condition_id,
@@ -269,25 +210,29 @@ class Exchange:
 
     def book(self, asset_id: str, *, initial: bool = False) -> Book:
         """The book of a token now, as the venue sends it: the initial-dump shape (with ``tick_size``
-        and ``last_trade_price``) or the REST ``/book`` shape (with the metadata too).
+        and ``last_trade_price``) or the REST ``/book`` shape (with the metadata too). Its
+        ``last_trade_price`` is the book's 3-decimal text (``"0.490"``, spec 7.3), ``""`` if the market
+        never traded, and its hash is :func:`polyfeed.sim.bookhash.book_hash` itself.
 
         Raises:
             KeyError: an unknown token id.
         """
         market = self.by_asset[asset_id]
-        full = market.books[asset_id].to_snapshot(timestamp=str(self.now_ms))
+        ts = str(self.now_ms)
+        bids, asks = market.wire_levels(asset_id)
+        book = Book(
+            market=market.condition_id,
+            asset_id=asset_id,
+            timestamp=ts,
+            hash=market.plain_hash(asset_id, ts),
+            bids=bids,
+            asks=asks,
+            tick_size=market.tick,
+            last_trade_price=market.book_trade_price,
+        )
         if initial:
-            return Book(
-                market=full.market,
-                asset_id=full.asset_id,
-                timestamp=full.timestamp,
-                hash=full.hash,
-                bids=full.bids,
-                asks=full.asks,
-                tick_size=full.tick_size,
-                last_trade_price=full.last_trade_price,
-            )
-        return full
+            return book
+        return msgspec.structs.replace(book, min_order_size=market.min_order_size, neg_risk=market.neg_risk)
 
     # -- order flow -----------------------------------------------------------------------------------
 
@@ -310,14 +255,21 @@ class Exchange:
             out = self._account_cancels()
         elif roll < 0.12:
             out = self._marketable(market, by_account=rng.random() < 0.1)
+        elif roll < 0.145:  # about 3% of the events without a trade (spec 7.4, "not only trades")
+            out = self._quiet_group(market)
         elif roll < 0.44:
-            out = self._cancel(market)
+            out = self._changes(market, [self._cancel(market)])
         else:
-            out = self._limit(market)
-        if market in self.markets:
+            out = self._changes(market, [self._limit(market)])
+        if self.by_asset.get(market.yes) is market:  # not resolved by this step; O(1), unlike ``in``
             out.extend(self._maybe_tick_change(market))
         out.extend(self._user(trade) for trade in self.account.due(self.now_ms))
         return out
+
+    def run(self, events: int, *, elapsed_ms: int = 1) -> Iterable[Outbound]:
+        """``events`` steps, flattened."""
+        for _ in range(events):
+            yield from self.step(elapsed_ms)
 
     @staticmethod
     def _user(message: Order | Trade) -> Outbound:
@@ -329,12 +281,12 @@ class Exchange:
         buy = rng.random() < 0.5
         levels = market.bids if buy else market.asks
         if not levels:
-            return self._limit(market)
-        key = max(levels) if buy else min(levels)
+            return self._changes(market, [self._limit(market)])
+        key = market.best_bid_key if buy else market.best_ask_key
         size = Decimal(rng.randrange(5, 60))
-        levels[key] += size
+        market.set(buy, key, levels[key] + size)
         placed = self.account.place(market, buy, key, size, self.now_ms)
-        return [self._change(market, [(buy, key, levels[key])]), self._user(placed)]
+        return [*self._changes(market, [(buy, key, levels[key])]), self._user(placed)]
 
     def _account_cancels(self) -> list[Outbound]:
         live = self.account.open_orders()
@@ -343,38 +295,30 @@ class Exchange:
         order = self.rng.choice(live)
         market = order.market
         levels = market.bids if order.yes_buy else market.asks
-        remaining = levels[order.key] - order.remaining
-        if remaining > 0:
-            levels[order.key] = remaining
-        else:
-            del levels[order.key]
-            remaining = Decimal(0)
+        remaining = max(Decimal(0), levels[order.key] - order.remaining)
+        market.set(order.yes_buy, order.key, remaining)
         cancelled = self.account.cancel(order, self.now_ms)
-        return [self._change(market, [(order.yes_buy, order.key, remaining)]), self._user(cancelled)]
+        return [*self._changes(market, [(order.yes_buy, order.key, remaining)]), self._user(cancelled)]
 
-    def run(self, events: int, *, elapsed_ms: int = 1) -> Iterable[Outbound]:
-        """``events`` steps, flattened."""
-        for _ in range(events):
-            yield from self.step(elapsed_ms)
-
-    def _limit(self, market: SimMarket) -> list[Outbound]:
+    def _limit(self, market: SimMarket) -> Change | None:
+        """Someone adds to a level near the fair value, never crossing; ``None`` off the price range."""
         rng = self.rng
         tick = market.tick_key
-        best_bid = max(market.bids, default=0)
-        best_ask = min(market.asks, default=SCALE)
         buy = rng.random() < 0.5
         offset = int(rng.expovariate(0.25)) * tick
         if buy:
-            key = min(best_ask - tick, (market.fair_key // tick) * tick - offset)
+            key = min(market.best_ask_key - tick, (market.fair_key // tick) * tick - offset)
         else:
-            key = max(best_bid + tick, -(-market.fair_key // tick) * tick + offset)
+            key = max(market.best_bid_key + tick, -(-market.fair_key // tick) * tick + offset)
         if not tick <= key <= SCALE - tick:
-            return []
+            return None
         levels = market.bids if buy else market.asks
-        levels[key] = levels.get(key, Decimal(0)) + self._size()
-        return [self._change(market, [(buy, key, levels[key])])]
+        market.set(buy, key, levels.get(key, Decimal(0)) + self._size())
+        return (buy, key, levels[key])
 
-    def _cancel(self, market: SimMarket) -> list[Outbound]:
+    def _cancel(self, market: SimMarket) -> Change | None:
+        """Someone else cancels all or part of a level (never the account's size); a limit order instead
+        when the side is thin or the level is all the account's."""
         rng = self.rng
         buy = rng.random() < 0.5
         levels = market.bids if buy else market.asks
@@ -390,13 +334,25 @@ class Exchange:
         cut = min(cut, size - self.account.resting(market, buy, key))  # others cancel, never the account
         if cut <= 0:
             return self._limit(market)
-        remaining = size - cut
-        if remaining <= 0:
-            del levels[key]
-            remaining = Decimal(0)
-        else:
-            levels[key] = remaining
-        return [self._change(market, [(buy, key, remaining)])]
+        remaining = max(Decimal(0), size - cut)
+        market.set(buy, key, remaining)
+        return (buy, key, remaining)
+
+    def _quiet_group(self, market: SimMarket) -> list[Outbound]:
+        """Two or three limit orders or cancels at one timestamp, no trade: every message carries the
+        group's final hash and top of book (spec 7.4, last bullets), so only the group's end verifies."""
+        rng = self.rng
+        changes = [
+            self._cancel(market) if rng.random() < 0.4 else self._limit(market)
+            for _ in range(rng.choice((2, 3)))
+        ]
+        groups = [[c] for c in changes if c is not None]
+        return self._group(market, groups, str(self.now_ms)) if groups else []
+
+    def _changes(self, market: SimMarket, changes: list[Change | None]) -> list[Outbound]:
+        """One ``price_change`` for changes already made (nothing if there are none)."""
+        real = [c for c in changes if c is not None]
+        return self._group(market, [real], str(self.now_ms)) if real else []
 
     def _marketable(self, market: SimMarket, *, by_account: bool = False) -> list[Outbound]:
         """A crossing order: the burst, the post-trade books, the print (spec 4.8), and what the account
@@ -405,28 +361,27 @@ class Exchange:
         buy = rng.random() < 0.5
         opposite = market.asks if buy else market.bids
         if not opposite:
-            return self._limit(market)
+            return self._changes(market, [self._limit(market)])
         if by_account and any(o.market is market and o.yes_buy != buy for o in self.account.open_orders()):
             by_account = False  # the account never trades against itself
-        ordered = sorted(opposite, reverse=not buy)
-        reach = min(len(ordered), 1 + int(rng.expovariate(1.0)))
-        limit = ordered[reach - 1]
-        wanted = (
-            sum((opposite[k] for k in ordered[:reach]), Decimal(0)) * Decimal(rng.randrange(60, 130)) / 100
-        )
-        wanted = max(Decimal(1), wanted.quantize(Decimal("0.01")))
+        keys = market.ask_side.keys if buy else market.bid_side.keys
+        reach = min(len(keys), 1 + int(rng.expovariate(1.0)))
+        ordered = keys[:reach] if buy else keys[::-1][:reach]  # best first
+        limit = ordered[-1]
+        reached = sum((opposite[k] for k in ordered), Decimal(0))
+        wanted = max(Decimal(1), (reached * Decimal(rng.randrange(60, 130)) / 100).quantize(Decimal("0.01")))
         if by_account:  # the account's orders fill or are killed: nothing of them rests
-            wanted = min(wanted, sum((opposite[k] for k in ordered[:reach]), Decimal(0)))
+            wanted = min(wanted, reached)
         own = market.bids if buy else market.asks
-        ts = str(self.now_ms)
         # 1. the crossing order shows at its limit price, the book transiently crossed
-        own[limit] = own.get(limit, Decimal(0)) + wanted
-        changes: list[list[tuple[bool, int, Decimal]]] = [[(buy, limit, own[limit])]]
+        market.set(buy, limit, own.get(limit, Decimal(0)) + wanted)
+        changes: list[list[Change]] = [[(buy, limit, own[limit])]]
+        # 2. it takes the opposite levels, best first
         left = wanted
         last_key = limit
         user: list[Outbound] = []
         makers: list[tuple[int, Decimal]] = []
-        for key in ordered[:reach]:
+        for key in ordered:
             if left <= 0:
                 break
             take = min(left, opposite[key])
@@ -439,32 +394,16 @@ class Exchange:
                     market, not buy, key, mine, taker_buy=buy, taker_price=price_text(key), now_ms=self.now_ms
                 )
                 user.extend(self._user(m) for m in fills)
-            if take == opposite[key]:
-                del opposite[key]
-                changes.append([(not buy, key, Decimal(0))])
-            else:
-                opposite[key] -= take
-                changes.append([(not buy, key, opposite[key])])
+            remaining = opposite[key] - take
+            market.set(not buy, key, remaining)
+            changes.append([(not buy, key, remaining)])
         # 3. what the crossing order did not fill stays on its own level
-        resting = own[limit] - (wanted - left)
-        if resting > 0:
-            own[limit] = resting
-        else:
-            del own[limit]
-            resting = Decimal(0)
+        resting = max(Decimal(0), own[limit] - (wanted - left))
+        market.set(buy, limit, resting)
         changes.append([(buy, limit, resting)])
+        # the print's text is trimmed ("0.49"); books and hashes from now on use "0.490" (spec 7.3)
         market.last_trade_price = price_text(last_key)
-        for asset in (market.yes, market.no):
-            market.books[asset].apply(
-                LastTradePrice(
-                    asset_id=asset,
-                    market=market.condition_id,
-                    price=market.last_trade_price,
-                    size="0",
-                    side="BUY",
-                    timestamp=ts,
-                )
-            )
+        market.last_trade_side = "BUY" if buy else "SELL"
         if by_account:
             user.append(
                 self._user(
@@ -478,128 +417,49 @@ class Exchange:
                     )
                 )
             )
-        return self._burst(market, changes, ts, wanted - left, buy) + user
+        return self._burst(market, changes, wanted - left, buy) + user
 
     def _burst(
-        self,
-        market: SimMarket,
-        changes: list[list[tuple[bool, int, Decimal]]],
-        ts: str,
-        filled: Decimal,
-        buy: bool,
+        self, market: SimMarket, changes: list[list[Change]], filled: Decimal, buy: bool
     ) -> list[Outbound]:
-        for group in changes:
-            self._apply_to_books(market, group, ts)
-        finals = {a: self._entry_claims(market, a, ts) for a in (market.yes, market.no)}
-        assets = (market.yes, market.no)
-        out = []
-        for group in changes:
-            entries = []
-            for is_buy, key, size in group:
-                for asset, side_buy, price_key_ in self._legs(market, is_buy, key):
-                    hash_, bid, ask = finals[asset]
-                    entries.append(
-                        PriceChangeEntry(
-                            asset_id=asset,
-                            price=price_text(price_key_),
-                            size=size_text(size),
-                            side="BUY" if side_buy else "SELL",
-                            hash=hash_,
-                            best_bid=bid,
-                            best_ask=ask,
-                        )
-                    )
-            out.append(
-                Outbound(PriceChange(market=market.condition_id, timestamp=ts, price_changes=entries), assets)
+        """A trade's messages: the burst's price changes and a post-trade ``book`` per token, all with
+        the final hash (computed with the new trade price), then the print (spec 4.8, 12)."""
+        ts = str(self.now_ms)
+        claims = market.claims(ts)
+        out = [Outbound(m, (market.yes, market.no)) for m in market.price_changes(changes, ts, claims)]
+        for asset in (market.yes, market.no):
+            bids, asks = market.wire_levels(asset)
+            # the post-trade shape: no tick_size or last_trade_price fields (spec 4.1)
+            snapshot = Book(
+                market=market.condition_id,
+                asset_id=asset,
+                timestamp=ts,
+                hash=claims[asset][0],
+                bids=bids,
+                asks=asks,
             )
-        for asset in assets:
-            snap = market.books[asset].to_snapshot(timestamp=ts)
-            out.append(
-                Outbound(
-                    Book(
-                        market=snap.market,
-                        asset_id=asset,
-                        timestamp=ts,
-                        hash=snap.hash,
-                        bids=snap.bids,
-                        asks=snap.asks,
-                    ),
-                    (asset,),
-                )
-            )
-        out.append(
-            Outbound(
-                LastTradePrice(
-                    asset_id=market.yes,
-                    market=market.condition_id,
-                    price=market.last_trade_price,
-                    size=size_text(filled),
-                    side="BUY" if buy else "SELL",
-                    fee_rate_bps="0",
-                    timestamp=ts,
-                    transaction_hash="0x" + f"{self.rng.getrandbits(256):064x}",
-                ),
-                assets,
-            )
+            out.append(Outbound(snapshot, (asset,)))
+        print_ = LastTradePrice(
+            asset_id=market.yes,
+            market=market.condition_id,
+            price=market.last_trade_price,
+            size=size_text(filled),
+            side=market.last_trade_side,
+            fee_rate_bps="0",
+            timestamp=ts,
+            transaction_hash="0x" + f"{self.rng.getrandbits(256):064x}",
         )
+        out.append(Outbound(print_, (market.yes, market.no)))
         return out
 
-    def _legs(self, market: SimMarket, buy: bool, key: int) -> list[tuple[str, bool, int]]:
-        """A YES-terms change as the two entries the venue sends: the YES leg, then the NO mirror."""
-        return [(market.yes, buy, key), (market.no, not buy, SCALE - key)]
-
-    @staticmethod
-    def _apply_leg(market: SimMarket, asset: str, buy: bool, key: int, size: Decimal, ts: str) -> None:
-        """One leg of a change applied to that token's book, through the same code clients run."""
-        entry = PriceChangeEntry(
-            asset_id=asset, price=price_text(key), size=size_text(size), side="BUY" if buy else "SELL"
-        )
-        market.books[asset].apply_price_change(
-            PriceChange(market=market.condition_id, timestamp=ts, price_changes=[entry])
-        )
-
-    def _apply_to_books(self, market: SimMarket, group: list[tuple[bool, int, Decimal]], ts: str) -> None:
-        for is_buy, key, size in group:
-            for asset, side_buy, k in self._legs(market, is_buy, key):
-                self._apply_leg(market, asset, side_buy, k, size, ts)
-
-    def _entry_claims(self, market: SimMarket, asset: str, ts: str) -> tuple[str, str, str]:
-        book = market.books[asset]
-        bid, ask = book.best_bid, book.best_ask
-        return (
-            book.compute_hash(ts),
-            price_text(int(bid.price * SCALE)) if bid else "0",
-            price_text(int(ask.price * SCALE)) if ask else "1",
-        )
-
-    def _change(self, market: SimMarket, group: list[tuple[bool, int, Decimal]]) -> Outbound:
-        """One non-trading change: entries hashed after each one, as the venue does (spec 7.4)."""
-        ts = str(self.now_ms)
-        entries = []
-        for is_buy, key, size in group:
-            for asset, side_buy, k in self._legs(market, is_buy, key):
-                self._apply_leg(market, asset, side_buy, k, size, ts)
-                hash_, bid, ask = self._entry_claims(market, asset, ts)
-                entries.append(
-                    PriceChangeEntry(
-                        asset_id=asset,
-                        price=price_text(k),
-                        size=size_text(size),
-                        side="BUY" if side_buy else "SELL",
-                        hash=hash_,
-                        best_bid=bid,
-                        best_ask=ask,
-                    )
-                )
-        return Outbound(
-            PriceChange(market=market.condition_id, timestamp=ts, price_changes=entries),
-            (market.yes, market.no),
-        )
+    def _group(self, market: SimMarket, groups: list[list[Change]], ts: str) -> list[Outbound]:
+        """``price_change`` messages sharing one timestamp, one per group, for changes already made."""
+        messages = market.price_changes(groups, ts, market.claims(ts))
+        return [Outbound(m, (market.yes, market.no)) for m in messages]
 
     def _maybe_tick_change(self, market: SimMarket) -> list[Outbound]:
         """0.01 -> 0.001 when the top of book passes 0.96 or 0.04 (spec 4.3), and back inside 0.10-0.90."""
-        best_bid = max(market.bids, default=0)
-        best_ask = min(market.asks, default=SCALE)
+        best_bid, best_ask = market.best_bid_key, market.best_ask_key
         extreme = best_ask > 9600 or best_bid < 400
         if market.tick == "0.01" and extreme:
             new = "0.001"
@@ -608,16 +468,21 @@ class Exchange:
         else:
             return []
         old = market.tick
-        market.tick = new
+        market.tick = new  # later hashes carry the new tick_size (spec 7.1)
         ts = str(self.now_ms)
-        out = []
-        for asset in (market.yes, market.no):
-            message = TickSizeChange(
-                asset_id=asset, market=market.condition_id, old_tick_size=old, new_tick_size=new, timestamp=ts
+        return [
+            Outbound(
+                TickSizeChange(
+                    asset_id=asset,
+                    market=market.condition_id,
+                    old_tick_size=old,
+                    new_tick_size=new,
+                    timestamp=ts,
+                ),
+                (asset,),
             )
-            market.books[asset].apply(message)
-            out.append(Outbound(message, (asset,)))
-        return out
+            for asset in (market.yes, market.no)
+        ]
 
     @staticmethod
     def _on_grid(market: SimMarket, tick: int) -> bool:

@@ -1,5 +1,6 @@
 """What the local exchange writes on the wire: ``book`` frames in the venue's field order for their
-kind, the REST ``/book`` shape, and the JSON text of any message the engine produces (spec 3, 8.1)."""
+kind, a subscription's initial dump, the REST ``/book`` shape, and the JSON text of any message the
+engine produces (spec 3, 8.1)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import msgspec
 from polyfeed.sim.engine import Outbound
 from polyfeed.wire import Book
 
-__all__ = ["book_frame", "encode_outbound", "rest_book"]
+__all__ = ["book_frame", "dump_frames", "encode_outbound", "rest_book"]
 
 _encode = msgspec.json.encode
 
@@ -42,6 +43,19 @@ def book_frame(book: Book, *, initial: bool) -> dict[str, Any]:
     }
 
 
+def dump_frames(books: list[Book], *, per_asset: bool = False) -> list[str]:
+    """The frames of a subscription's initial books (built with ``initial=True`` shapes).
+
+    Today's venue sends a subscription's whole dump as one JSON array of ``book`` objects (spec 3,
+    real captures of December 2025 and April 2026; spec 12); an older capture shows each book in a
+    one-element array of its own, kept as ``per_asset``. No books, no frame.
+    """
+    frames = [book_frame(book, initial=True) for book in books]
+    if per_asset:
+        return [_encode([frame]).decode() for frame in frames]
+    return [_encode(frames).decode()] if frames else []
+
+
 def rest_book(book: Book) -> dict[str, Any]:
     """The REST ``GET /book`` shape (spec 8.1)."""
     return {
@@ -59,6 +73,8 @@ def rest_book(book: Book) -> dict[str, Any]:
 
 
 def encode_outbound(out: Outbound) -> str:
+    """A market-channel message as one JSON object (later events are never wrapped in arrays, spec 3);
+    a ``book`` in the post-trade shape."""
     message = out.message
     if isinstance(message, Book):
         return _encode(book_frame(message, initial=False)).decode()

@@ -49,7 +49,7 @@ def market_document(exchange: Exchange, market: SimMarket, *, with_events: bool 
         "negRisk": market.neg_risk,
         "bestBid": best_bid,
         "bestAsk": best_ask,
-        "lastTradePrice": float(market.last_trade_price),
+        "lastTradePrice": float(market.last_trade_price or 0),  # "" before any trade
     }
     if with_events:
         document["events"] = [_event_header(_event_index(market))]

@@ -6,9 +6,11 @@ Behaviour follows spec section 12:
 - The first text frame must be the subscription: ``PING`` or anything that is not a market
   subscription gets close 1008 "invalid subscription payload" ([I-NT4864]); no subscription within
   ``subscribe_timeout_s`` closes the connection too.
-- With ``initial_dump`` true or omitted, each subscribed asset's book arrives as a one-element array,
-  with ``tick_size`` and ``last_trade_price`` (observed shape, spec 3). Unknown token ids are silently
-  ignored (spec 1.3); above ``max_assets`` per connection no snapshots are sent (spec 1.4).
+- With ``initial_dump`` true or omitted, the books of the newly subscribed assets arrive as one JSON
+  array per subscription (or per ``subscribe`` operation), with ``tick_size`` and ``last_trade_price``
+  in 3 decimals (spec 3, 12); ``dump_per_asset`` sends one one-element array per asset instead, the
+  older observed shape. Unknown token ids are silently ignored (spec 1.3); above ``max_assets`` per
+  connection no snapshots are sent (spec 1.4).
 - Text ``PING`` -> text ``PONG``; a second ``type`` frame -> text ``INVALID OPERATION``; ``operation``
   subscribe / unsubscribe change the subscription in place with no acknowledgement, a subscribe
   sending snapshots of the new assets.
@@ -47,7 +49,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from polyfeed.sim.connection import Connection, parse_json, serve_requests, strings, write_loop
 from polyfeed.sim.engine import Exchange, Outbound
 from polyfeed.sim.faults import Fault, parse_fault
-from polyfeed.sim.frames import book_frame, encode_outbound
+from polyfeed.sim.frames import dump_frames, encode_outbound
 from polyfeed.sim.gamma import event_document, filter_markets, market_document
 from polyfeed.sim.rest import BookRest
 from polyfeed.sim.userchannel import UserChannel
@@ -77,6 +79,8 @@ class Simulator:
         max_assets: assets per connection above which no snapshots are sent (spec 1.4).
         subscribe_timeout_s: how long a new connection may wait before subscribing.
         ssl_context: serve TLS (``wss://``, ``https://``) with this server context.
+        dump_per_asset: send each initial book in a one-element array of its own (an older capture's
+            shape) instead of one array per subscription (today's venue, spec 3).
     """
 
     def __init__(
@@ -90,6 +94,7 @@ class Simulator:
         max_assets: int = 500,
         subscribe_timeout_s: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
+        dump_per_asset: bool = False,
     ) -> None:
         self.ssl_context = ssl_context
         self.exchange = Exchange(markets, seed=seed)
@@ -98,6 +103,7 @@ class Simulator:
         self.events_per_s = events_per_s
         self.max_assets = max_assets
         self.subscribe_timeout_s = subscribe_timeout_s
+        self.dump_per_asset = dump_per_asset
         self.messages_sent = 0
         self.user = UserChannel(self.exchange, self._count_sent, subscribe_timeout_s)
         """The user channel and the account's REST calls (credentials: ``exchange.account.credentials``)."""
@@ -295,15 +301,17 @@ class Simulator:
     async def _subscribe(self, conn: Connection, assets: object, initial_dump: object) -> None:
         if not isinstance(assets, list):
             return
-        known = [
-            a for a in assets if isinstance(a, str) and a in self.exchange.by_asset and a not in conn.assets
+        known = [  # each new known asset once, in the request's order
+            a
+            for a in dict.fromkeys(a for a in assets if isinstance(a, str))
+            if a in self.exchange.by_asset and a not in conn.assets
         ]
         conn.assets.update(known)
         if initial_dump is False or len(conn.assets) > self.max_assets:
             return
-        for asset in known:
-            book = self.exchange.book(asset, initial=True)
-            conn.queue.put_nowait(_encode([book_frame(book, initial=True)]).decode())
+        books = [self.exchange.book(asset, initial=True) for asset in known]
+        for frame in dump_frames(books, per_asset=self.dump_per_asset):
+            conn.queue.put_nowait(frame)
 
     def _count_sent(self) -> None:
         self.messages_sent += 1
@@ -360,13 +368,13 @@ class Simulator:
         side, levels = self._fault_rng.choice(sides)
         level = self._fault_rng.choice(levels[:-1])  # never the top: the top-of-book check must not see it
         wrong = str(Decimal(level.size) + 1)
-        ts = str(exchange.now_ms)
+        ts = truth.timestamp
         entry = PriceChangeEntry(
             asset_id=asset,
             price=level.price,
             size=wrong,
             side=side,
-            hash=market.books[asset].compute_hash(ts),
+            hash=truth.hash,  # the exchange's own hash of the true book (polyfeed.sim.bookhash)
             best_bid=truth.bids[-1].price if truth.bids else "0",
             best_ask=truth.asks[-1].price if truth.asks else "1",
         )
