@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -22,9 +24,11 @@ from polyfeed.wire import (
     TickSizeChange,
     Trade,
     UnknownMessage,
+    decode_json,
     decode_market,
     decode_user,
 )
+from polyfeed.wire.codec import MAX_JSON_DEPTH
 
 EXPECTED = {
     "ws/market/book.json": Book,
@@ -276,3 +280,38 @@ def test_messages_are_frozen() -> None:
     with pytest.raises(AttributeError):
         message.price = "0.6"  # type: ignore[union-attr,misc]
     assert msgspec.structs.asdict(message)["price"] == "0.5"  # type: ignore[arg-type]
+
+
+def test_deep_nesting_is_refused_even_where_a_library_raised_the_recursion_limit() -> None:
+    """py_ecc (under py-clob-client) sets the recursion limit to 100,000 at import; msgspec's untyped
+    decoder then recursed into a 120 KB frame of nested arrays until the C stack overflowed, killing the
+    process. Run where a crash would only end a child process."""
+    code = (
+        "import sys; sys.setrecursionlimit(100_000)\n"
+        "from polyfeed.errors import FrameDecodeError\n"
+        "from polyfeed.wire import decode_json, decode_market, decode_user\n"
+        "for depth in (33, 60_000, 200_000):\n"
+        "    for frame in ('[' * depth + ']' * depth, '{\"a\":' * depth + '1' + '}' * depth):\n"
+        "        for decode in (decode_json, decode_market, decode_user):\n"
+        "            try:\n"
+        "                decode(frame)\n"
+        "            except FrameDecodeError as exc:\n"
+        "                assert 'too deeply' in str(exc), exc\n"
+        "            else:\n"
+        "                raise AssertionError(depth)\n"
+        '    tags = \'{"event_type":"new_market","market":"0x","timestamp":"1","tags":[\'\n'
+        "    try:\n"
+        "        decode_market(tags + '[' * depth + ']' * depth + ']}')  # kept raw, or refused\n"
+        "    except FrameDecodeError as exc:\n"
+        "        assert 'too deeply' in str(exc), exc\n"
+        "print('refused')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "refused"), done.stderr[-2000:]
+
+
+def test_json_nested_as_deep_as_real_messages_decodes() -> None:
+    nested: object = "leaf"
+    for _ in range(MAX_JSON_DEPTH):
+        nested = [nested]
+    assert decode_json(json.dumps(nested)) == nested

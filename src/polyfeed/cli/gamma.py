@@ -8,7 +8,6 @@ where Gamma leaves them out.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -21,8 +20,9 @@ from rich.console import Console
 
 from polyfeed.cli.errors import CommandError
 from polyfeed.cli.terminal import progress, spinner
-from polyfeed.errors import PolyfeedError
+from polyfeed.errors import FrameDecodeError, PolyfeedError
 from polyfeed.net.rest import fetch_books, slug_of
+from polyfeed.wire import decode_json
 
 __all__ = [
     "TokenInfo",
@@ -225,8 +225,8 @@ def _decoded_list(value: object) -> list[str]:
     # Gamma sends these lists as JSON-encoded strings ("decode twice", spec 9.2).
     if isinstance(value, str):
         try:
-            value = json.loads(value) if value else []
-        except json.JSONDecodeError:
+            value = decode_json(value) if value else []
+        except FrameDecodeError:
             return []
     return [str(v) for v in value] if isinstance(value, list) else []
 
@@ -251,8 +251,8 @@ async def _get(
         if response.status != 200:
             raise CommandError(f"GET {url} answered HTTP {response.status}")
         try:
-            data = await response.json(content_type=None)
-        except ValueError:
+            data = decode_json(await response.read())
+        except FrameDecodeError:
             raise CommandError(f"GET {url} did not answer JSON (is {url} Gamma?)") from None
     rows = data if isinstance(data, list) else [data]
     return [row for row in rows if isinstance(row, dict)]

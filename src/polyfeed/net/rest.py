@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from typing import Any, TypeVar
@@ -11,8 +10,8 @@ from urllib.parse import urlparse
 import aiohttp
 import msgspec
 
-from polyfeed.errors import AuthenticationError, PolyfeedError, SubscriptionError
-from polyfeed.wire import Book, Credentials, Order, Trade, decode_market
+from polyfeed.errors import AuthenticationError, FrameDecodeError, PolyfeedError, SubscriptionError
+from polyfeed.wire import Book, Credentials, Order, Trade, decode_json, decode_market
 from polyfeed.wire.signing import l2_headers
 
 __all__ = ["fetch_books", "fetch_open_orders", "fetch_order", "fetch_trades", "resolve_slugs", "slug_of"]
@@ -83,7 +82,10 @@ async def resolve_slugs(http: aiohttp.ClientSession, gamma_url: str, slugs: Iter
 def _token_ids(value: object) -> list[str]:
     # Gamma sends a JSON-encoded string ("decode twice", spec 9.2); trimmed fixtures send a real list.
     if isinstance(value, str):
-        value = json.loads(value) if value else []
+        try:
+            value = decode_json(value) if value else []
+        except FrameDecodeError:
+            value = []
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
@@ -128,8 +130,8 @@ async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
     :class:`PolyfeedError` the caller already handles, never a ``JSONDecodeError`` out of its task."""
     body = await response.read()
     try:
-        return msgspec.json.decode(body)
-    except msgspec.DecodeError:
+        return decode_json(body)
+    except FrameDecodeError:
         raise PolyfeedError(f"{what} answered HTTP {response.status} with a body that is not JSON") from None
 
 

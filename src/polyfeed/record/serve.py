@@ -59,6 +59,7 @@ import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from polyfeed.book import OrderBook
+from polyfeed.errors import FrameDecodeError
 from polyfeed.record.format import Channel, Record, RecordKind
 from polyfeed.record.reader import read_recording
 from polyfeed.record.timeline_books import TimelineBooks, decode_record, scan
@@ -72,6 +73,7 @@ from polyfeed.wire import (
     NewMarket,
     PriceChange,
     TickSizeChange,
+    decode_json,
 )
 
 __all__ = ["RecordingServer"]
@@ -362,6 +364,6 @@ def _ids(body: dict[str, Any]) -> list[str]:
 
 def _json(data: Any) -> Any:
     try:
-        return msgspec.json.decode(data)
-    except (msgspec.DecodeError, TypeError):
+        return decode_json(data)
+    except (FrameDecodeError, TypeError):
         return None

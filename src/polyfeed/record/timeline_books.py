@@ -17,13 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from polyfeed.book import BookStatus, OrderBook
 from polyfeed.errors import FrameDecodeError, PolyfeedError
 from polyfeed.record.format import Channel, Record, RecordKind
 from polyfeed.record.reader import read_recording
-from polyfeed.wire import Book, LastTradePrice, MarketMessage, PriceChange, TickSizeChange, decode_market
+from polyfeed.wire import (
+    Book,
+    LastTradePrice,
+    MarketMessage,
+    PriceChange,
+    TickSizeChange,
+    decode_json,
+    decode_market,
+)
 
 __all__ = ["Scan", "TimelineBooks", "decode_record", "scan"]
 
@@ -194,7 +200,7 @@ def scan(directory: str | Path, from_ns: int | None, until_ns: int | None) -> Sc
 
 def _object(payload: bytes) -> dict[str, Any] | None:
     try:
-        body = msgspec.json.decode(payload)
-    except msgspec.DecodeError:
+        body = decode_json(payload)
+    except FrameDecodeError:
         return None
     return body if isinstance(body, dict) else None

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from polyfeed.book import BookStatus, OrderBook
+from polyfeed.errors import FrameDecodeError
+from polyfeed.wire import decode_json
 
 __all__ = ["BookSource", "VenueRest", "book_snapshot", "rest_book"]
 
@@ -111,8 +112,8 @@ class VenueRest:
     async def _post_books(self, request: web.Request) -> web.Response:
         self.calls += 1
         try:
-            body = msgspec.json.decode(await request.read())
-        except msgspec.DecodeError:
+            body = decode_json(await request.read())
+        except FrameDecodeError:
             body = None
         if not isinstance(body, list) or len(body) > _MAX_BOOKS:
             return web.json_response({"error": "body must be a list of at most 500 {token_id}"}, status=400)

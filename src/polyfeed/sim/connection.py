@@ -7,8 +7,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
 from aiohttp import WSMsgType, web
+
+from polyfeed.errors import FrameDecodeError
+from polyfeed.wire import decode_json
 
 __all__ = ["Connection", "parse_json", "serve_requests", "strings", "write_loop"]
 
@@ -76,6 +78,6 @@ def parse_json(data: object) -> object:
     if not isinstance(data, str | bytes):
         return None
     try:
-        return msgspec.json.decode(data)
-    except msgspec.DecodeError:
+        return decode_json(data)
+    except FrameDecodeError:  # not JSON, or nested deeper than any request (polyfeed.wire.decode_json)
         return None

@@ -16,6 +16,7 @@ from polyfeed.wire.codec import (
     UnknownMessage,
     UserEvent,
     UserMessage,
+    decode_json,
     decode_market,
     decode_user,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "UnknownMessage",
     "UserEvent",
     "UserMessage",
+    "decode_json",
     "decode_market",
     "decode_user",
     "encode_market_subscription",

@@ -44,6 +44,7 @@ __all__ = [
     "UnknownMessage",
     "UserEvent",
     "UserMessage",
+    "decode_json",
     "decode_market",
     "decode_user",
 ]
@@ -95,7 +96,49 @@ _MARKET_TYPES: tuple[type[msgspec.Struct], ...] = get_args(MarketEvent)
 _USER_TYPES: tuple[type[msgspec.Struct], ...] = get_args(UserEvent)
 _MARKET_DECODER = msgspec.json.Decoder(MarketEvent | list[MarketEvent])
 _USER_DECODER = msgspec.json.Decoder(UserEvent | list[UserEvent])
+MAX_JSON_DEPTH = 32
+"""How deeply JSON may nest in a frame that takes the slow path (real messages nest 5 levels at most).
+msgspec's untyped decoder recurses once a level in C and bounds itself only by Python's recursion
+limit, which some libraries raise (``py_ecc``, under py-clob-client, sets 100,000 at import): a 120 KB
+frame of nested arrays then overflowed the C stack and killed the process."""
+
 _ANY_DECODER = msgspec.json.Decoder()
+_SPLIT = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, msgspec.Raw])
+
+
+def _nests_within(data: bytes | str | msgspec.Raw, depth: int) -> bool:
+    """Whether ``data`` nests at most ``depth`` containers: each level is split into raw values (msgspec
+    skips them without building anything, and gives up long before the C stack does) and only the
+    containers among them are looked into. A scan of the frame a level, on the slow path only."""
+    try:
+        parts = _SPLIT.decode(data)
+    except msgspec.ValidationError:
+        return True  # a scalar
+    except msgspec.DecodeError:
+        return True  # not JSON: the decoder says so
+    except RecursionError:
+        return False
+    values = parts.values() if isinstance(parts, dict) else parts
+    for raw in values:
+        head = memoryview(raw)[:1].tobytes()
+        if head in (b"[", b"{") and (depth <= 1 or not _nests_within(raw, depth - 1)):
+            return False
+    return True
+
+
+def decode_json(data: bytes | str) -> Any:
+    """Untyped JSON as Python objects, nested at most :data:`MAX_JSON_DEPTH` levels: for every frame or
+    body polyfeed decodes without a schema (slow paths, REST answers, the local exchange's requests).
+
+    Raises:
+        FrameDecodeError: not JSON, or nested too deeply.
+    """
+    if not _nests_within(data, MAX_JSON_DEPTH):
+        raise _too_deep(data)
+    try:
+        return _ANY_DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        raise FrameDecodeError(f"frame is not valid JSON ({exc})", data) from None
 
 
 def decode_market(data: bytes | str) -> list[MarketMessage]:
@@ -141,7 +184,7 @@ def decode_user(data: bytes | str) -> list[UserMessage]:
 def _too_deep(data: bytes | str) -> FrameDecodeError:
     # msgspec raises RecursionError past its nesting limit (a 2.4 KB frame of 1,200 nested arrays does
     # it): that is hostile or broken input like any other, not a reason to lose the connection.
-    return FrameDecodeError("frame nests JSON too deeply to decode", data)
+    return FrameDecodeError(f"frame nests JSON too deeply to decode (over {MAX_JSON_DEPTH} levels)", data)
 
 
 def _decode_text(data: bytes | str) -> Notice:
@@ -221,12 +264,7 @@ def _decode_slow(
     by_tag: dict[str, type[msgspec.Struct]],
     infer: Any,
 ) -> list[msgspec.Struct]:
-    try:
-        decoded = _ANY_DECODER.decode(data)
-    except msgspec.DecodeError as exc:
-        raise FrameDecodeError(f"frame is not valid JSON ({exc})", data) from None
-    except RecursionError:
-        raise _too_deep(data) from None
+    decoded = decode_json(data)
     items = decoded if isinstance(decoded, list) else [decoded]
     out: list[msgspec.Struct] = []
     for item in items:

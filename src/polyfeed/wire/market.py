@@ -8,8 +8,6 @@ time. Unknown fields are ignored; unknown ``event_type`` values decode to
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 __all__ = [
@@ -188,7 +186,8 @@ class NewMarket(msgspec.Struct, tag_field="event_type", tag="new_market", frozen
     assets_ids: list[str] = []
     outcomes: list[str] = []
     event_message: EventMessage | None = None
-    tags: list[Any] = []
+    tags: list[msgspec.Raw] = []
+    """Each tag's JSON as sent (its shape is undocumented), kept raw: never decoded deeper than needed."""
     order_price_min_tick_size: str | float | None = None
 
 
@@ -213,4 +212,5 @@ class MarketResolved(
     question: str = ""
     slug: str = ""
     outcomes: list[str] = []
-    tags: list[Any] = []
+    tags: list[msgspec.Raw] = []
+    """Each tag's JSON as sent (its shape is undocumented), kept raw: never decoded deeper than needed."""
