@@ -165,7 +165,7 @@ def test_the_last_top_of_book_of_each_token_is_the_exchanges_book(
         if asset in exchange.by_asset:
             bids, asks = exchange.book(asset).bids, exchange.book(asset).asks
         else:  # resolved during the run: its book stopped where it was
-            bids, asks = markets[asset].books[asset].wire_levels()
+            bids, asks = markets[asset].wire_levels(asset)
         best_bid: PriceLevel | None = bids[-1] if bids else None  # wire order: the best is last
         best_ask: PriceLevel | None = asks[-1] if asks else None
         assert (bid, bid_size) == ((best_bid.price, best_bid.size) if best_bid else (None, None)), asset

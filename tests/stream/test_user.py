@@ -111,7 +111,7 @@ def test_orders_placed_filled_and_cancelled_give_the_exchanges_state() -> None:
             assert no_fills, "a maker fill on the NO token"
             for fill in no_fills:
                 assert fill.price == account.orders[fill.order_id].price  # at 1 - p of the taker's YES price
-                assert fill.price != state.trades[fill.trade_id].trade.price
+                assert Decimal(fill.price) == 1 - Decimal(state.trades[fill.trade_id].trade.price)
 
     run(main)
 
@@ -130,6 +130,7 @@ def test_a_connection_dropped_in_the_middle_of_fills_is_reconciled_to_the_exchan
                 lambda: connection.reconciliations == 1 and sim.user.connections, "first reconciliation"
             )
             account = sim.exchange.account
+            await until(lambda: any(o.is_open for o in stream.state.orders.values()), "an open order known")
             # The venue goes silent for this connection (messages are lost), then resets it.
             for conn in sim.user.connections:
                 conn.zombie = True

@@ -14,6 +14,12 @@ A fault is given as a small JSON object (the control endpoint ``POST /control/fa
 - ``reject_connects``: the next ``count`` WebSocket upgrades get HTTP ``status`` (429 by default, as on
   connect bursts, spec 11.18).
 - ``rest_error``: the next ``count`` REST or Gamma calls get HTTP ``status`` (500 by default).
+- ``hostile``: frames a broken venue might send, to every market connection, by ``mode``: ``nested``,
+  ``huge``, ``types``, ``foreign``, ``backwards`` (:mod:`polyfeed.sim.hostile`).
+- ``stale_rest``: the next ``count`` ``GET /book`` answers are the books as they were when the fault was
+  injected: older than what the stream has shown since.
+- ``slow_rest``: the next ``count`` REST or Gamma calls wait ``ms`` before they answer.
+- ``resolve``: the market of ``asset_id`` (or one at random) resolves now.
 """
 
 from __future__ import annotations
@@ -32,7 +38,15 @@ FAULT_KINDS = (
     "corrupt",
     "reject_connects",
     "rest_error",
+    "hostile",
+    "stale_rest",
+    "slow_rest",
+    "resolve",
 )
+_MODES = {
+    "drop": ("close", "reset"),
+    "hostile": ("nested", "huge", "types", "foreign", "backwards"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +75,10 @@ def parse_fault(spec: Any) -> Fault:
     unknown = set(spec) - {"kind", "mode", "count", "ms", "status", "asset_id"}
     if unknown:
         raise ValueError(f"unknown fault parameters: {', '.join(sorted(unknown))}")
-    mode = spec.get("mode", "close")
-    if mode not in ("close", "reset"):
-        raise ValueError("mode must be 'close' or 'reset'")
+    modes = _MODES.get(kind, ("close",))
+    mode = spec.get("mode", modes[0])
+    if mode not in modes:
+        raise ValueError(f"mode of {kind} must be one of {', '.join(modes)}, not {mode!r}")
     count, ms, status = (
         spec.get("count", 1),
         spec.get("ms", 0),

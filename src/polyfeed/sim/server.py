@@ -49,11 +49,12 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from polyfeed.sim.connection import Connection, parse_json, serve_requests, strings, write_loop
 from polyfeed.sim.engine import Exchange, Outbound
 from polyfeed.sim.faults import Fault, parse_fault
-from polyfeed.sim.frames import dump_frames, encode_outbound
+from polyfeed.sim.frames import dump_frames, encode_outbound, rest_book
 from polyfeed.sim.gamma import event_document, filter_markets, market_document
+from polyfeed.sim.hostile import hostile_frames
 from polyfeed.sim.rest import BookRest
 from polyfeed.sim.userchannel import UserChannel
-from polyfeed.wire import BestBidAsk, PriceChange, PriceChangeEntry
+from polyfeed.wire import BestBidAsk, Book, PriceChange, PriceChangeEntry
 
 __all__ = ["Simulator"]
 
@@ -115,6 +116,10 @@ class Simulator:
         self._reject_status = 429
         self._rest_error_left = 0
         self._rest_error_status = 500
+        self._slow_left = 0
+        self._slow_ms = 0
+        self._stale_left = 0
+        self._stale_books: dict[str, Book] = {}
         self.faults_injected: list[Fault] = []
         self._runner: web.AppRunner | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -350,6 +355,21 @@ class Simulator:
             self._reject_left, self._reject_status = fault.count, fault.status
         elif kind == "rest_error":
             self._rest_error_left, self._rest_error_status = fault.count, fault.status
+        elif kind == "hostile":
+            for frame in hostile_frames(self.exchange, fault.mode, self._fault_rng):
+                for conn in self._connections:
+                    conn.queue.put_nowait(frame)
+        elif kind == "stale_rest":
+            self._stale_left = fault.count
+            self._stale_books = {a: self.exchange.book(a) for a in self.exchange.asset_ids()}
+        elif kind == "slow_rest":
+            self._slow_left, self._slow_ms = fault.count, fault.ms
+        elif kind == "resolve":
+            asset = fault.asset_id or self._fault_rng.choice(self.exchange.asset_ids())
+            if asset not in self.exchange.by_asset:
+                raise ValueError(f"unknown asset_id {asset}")
+            for out in self.exchange.resolve_market(self.exchange.by_asset[asset]):
+                self._broadcast(out)
         self.faults_injected.append(fault)
 
     def _corrupt_level(self, asset_id: str | None) -> Outbound:
@@ -392,9 +412,17 @@ class Simulator:
     @web.middleware
     async def _rest_faults(self, request: web.Request, handler: Any) -> web.StreamResponse:
         path = request.path
-        if self._rest_error_left and not path.startswith(("/ws/", "/control/")):
+        rest = not path.startswith(("/ws/", "/control/"))
+        if self._rest_error_left and rest:
             self._rest_error_left -= 1
             return web.json_response({"error": "injected fault"}, status=self._rest_error_status)
+        if self._slow_left and rest:
+            self._slow_left -= 1
+            await asyncio.sleep(self._slow_ms / 1000)
+        stale = self._stale_books.get(request.query.get("token_id", "")) if path == "/book" else None
+        if self._stale_left and stale is not None:
+            self._stale_left -= 1
+            return web.json_response(rest_book(stale))
         response: web.StreamResponse = await handler(request)
         return response
 
