@@ -174,6 +174,7 @@ def test_delay_keeps_order() -> None:
     [
         ({"kind": "explode"}, "kind must be one of"),
         ({"kind": "drop", "mode": "gently"}, "mode"),
+        ({"kind": "hostile", "mode": "reset"}, "mode of hostile"),
         ({"kind": "duplicate", "count": 0}, "count"),
         ({"kind": "delay", "ms": "5"}, "ms"),
         ({"kind": "drop", "when": "now"}, "unknown fault parameters"),
@@ -199,3 +200,58 @@ def test_command_line_fault_flags() -> None:
     assert parse_fault_flag("drop:mode=reset") == Fault(kind="drop", mode="reset")
     assert parse_fault_flag("delay:ms=200,count=50") == Fault(kind="delay", ms=200, count=50)
     assert parse_fault_flag("zombie") == Fault(kind="zombie")
+
+
+def test_stale_and_slow_rest_answer_the_books_of_the_injection_then_fresh_ones() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=1, events_per_s=0.0001) as sim, aiohttp.ClientSession() as http:
+            token = sim.exchange.markets[0].yes
+            await sim.inject({"kind": "stale_rest", "count": 1})
+            before = sim.exchange.book(token)
+            for _ in range(30):  # the flow moves on; the next /book still answers the old book
+                sim.exchange.step()
+            await sim.inject({"kind": "slow_rest", "count": 1, "ms": 10})
+            async with http.get(sim.rest_url + "/book", params={"token_id": token}) as r:
+                stale = decode_market(await r.read())[0]
+            async with http.get(sim.rest_url + "/book", params={"token_id": token}) as r:
+                fresh = decode_market(await r.read())[0]
+            assert isinstance(stale, Book) and isinstance(fresh, Book)
+            assert stale.timestamp == before.timestamp < fresh.timestamp
+            assert (stale.bids, stale.asks, stale.hash) == (before.bids, before.asks, before.hash)
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("mode", ["nested", "huge", "types", "foreign", "backwards"])
+def test_hostile_frames_reach_the_client_and_leave_the_exchanges_books_alone(mode: str) -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=2, events_per_s=0.0001) as sim, aiohttp.ClientSession() as http:
+            token = sim.exchange.markets[0].yes
+            ws = await http.ws_connect(sim.ws_url + "/ws/market", max_msg_size=0)
+            await ws.send_str(encode_market_subscription([token]).decode())
+            await ws.receive()  # the initial books
+            books = {a: sim.exchange.book(a) for a in sim.exchange.asset_ids()}
+            await sim.inject({"kind": "hostile", "mode": mode})
+            frame = await ws.receive()
+            assert frame.type is aiohttp.WSMsgType.TEXT
+            if mode in ("nested", "types"):
+                with pytest.raises(FrameDecodeError):
+                    decode_market(frame.data)
+            elif mode == "huge":
+                assert len(frame.data) > 12_000_000
+            else:
+                assert decode_market(frame.data)
+            assert {a: sim.exchange.book(a) for a in sim.exchange.asset_ids()} == books
+            await ws.close()
+
+    run(scenario)
+
+
+def test_resolve_resolves_the_market_of_a_token() -> None:
+    async def scenario() -> None:
+        async with Simulator(markets=3) as sim:
+            token = sim.exchange.markets[1].no
+            await sim.inject({"kind": "resolve", "asset_id": token})
+            assert token not in sim.exchange.by_asset and len(sim.exchange.markets) == 2
+
+    run(scenario)
