@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 
 from polyfeed import MarketStream
-from polyfeed.book import BookStatus
-from polyfeed.errors import SubscriptionError, SubscriptionLimitError
+from polyfeed.book import BookStatus, CheckKind
+from polyfeed.errors import PolyfeedError, SubscriptionError, SubscriptionLimitError
 from polyfeed.net import Backoff, MarketPool
 from polyfeed.net.rest import slug_of
 from polyfeed.session import BookUpdated, Event
@@ -223,3 +223,35 @@ def test_a_stream_that_keeps_no_events_still_keeps_books() -> None:
 async def _take(stream: MarketStream, n: int) -> AsyncIterator[Event]:
     for _ in range(n):
         yield await stream.__anext__()
+
+
+def test_initial_books_without_tick_size_verify_with_the_tick_from_rest() -> None:
+    """December 2025's initial books had no tick_size (spec 7.3): the stream takes it from POST /books,
+    and every book verifies its snapshot's hash, which covers the tick."""
+
+    async def main() -> None:
+        async with Simulator(markets=4, seed=5, snapshot_tick_size=False) as sim:
+            assets = sim.exchange.asset_ids()
+            async with MarketStream(
+                assets, ws_url=sim.ws_url + "/ws/market", rest_url=sim.rest_url, backoff=FAST
+            ) as stream:
+                await until(lambda: all(b.status is BookStatus.LIVE for b in stream.books.values()), "live")
+                for asset, book in stream.books.items():
+                    assert book.tick_size == sim.exchange.by_asset[asset].tick
+                    assert book.checks.passed[CheckKind.HASH] >= 1 and book.checks.total_failed == 0
+
+    run(main)
+
+
+def test_a_stream_that_cannot_read_the_books_metadata_says_so_at_once() -> None:
+    async def main() -> None:
+        async with Simulator(markets=1, seed=5, snapshot_tick_size=False) as sim:
+            await sim.inject({"kind": "rest_error", "status": 503})
+            stream = MarketStream(
+                sim.exchange.asset_ids(), ws_url=sim.ws_url + "/ws/market", rest_url=sim.rest_url
+            )
+            with pytest.raises(PolyfeedError, match="POST /books answered HTTP 503"):
+                async with stream:
+                    pass
+
+    run(main)

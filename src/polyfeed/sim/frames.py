@@ -16,14 +16,15 @@ __all__ = ["book_frame", "dump_frames", "encode_outbound", "rest_book"]
 _encode = msgspec.json.encode
 
 
-def book_frame(book: Book, *, initial: bool) -> dict[str, Any]:
-    """A ``book`` message with the venue's fields for its kind (spec 3, observed key orders)."""
+def book_frame(book: Book, *, initial: bool, tick_size: bool = True) -> dict[str, Any]:
+    """A ``book`` message with the venue's fields for its kind (spec 3, observed key orders); an initial
+    book without ``tick_size`` when ``tick_size`` is false, as December 2025's were (spec 7.3)."""
     levels = {
         "bids": [{"price": lv.price, "size": lv.size} for lv in book.bids],
         "asks": [{"price": lv.price, "size": lv.size} for lv in book.asks],
     }
     if initial:
-        return {
+        frame = {
             "market": book.market,
             "asset_id": book.asset_id,
             "timestamp": book.timestamp,
@@ -33,6 +34,9 @@ def book_frame(book: Book, *, initial: bool) -> dict[str, Any]:
             "event_type": "book",
             "last_trade_price": book.last_trade_price,
         }
+        if not tick_size:
+            del frame["tick_size"]
+        return frame
     return {
         "market": book.market,
         "asset_id": book.asset_id,
@@ -43,14 +47,14 @@ def book_frame(book: Book, *, initial: bool) -> dict[str, Any]:
     }
 
 
-def dump_frames(books: list[Book], *, per_asset: bool = False) -> list[str]:
+def dump_frames(books: list[Book], *, per_asset: bool = False, tick_size: bool = True) -> list[str]:
     """The frames of a subscription's initial books (built with ``initial=True`` shapes).
 
     Today's venue sends a subscription's whole dump as one JSON array of ``book`` objects (spec 3,
     real captures of December 2025 and April 2026; spec 12); an older capture shows each book in a
     one-element array of its own, kept as ``per_asset``. No books, no frame.
     """
-    frames = [book_frame(book, initial=True) for book in books]
+    frames = [book_frame(book, initial=True, tick_size=tick_size) for book in books]
     if per_asset:
         return [_encode([frame]).decode() for frame in frames]
     return [_encode(frames).decode()] if frames else []

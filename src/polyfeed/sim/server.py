@@ -82,6 +82,8 @@ class Simulator:
         ssl_context: serve TLS (``wss://``, ``https://``) with this server context.
         dump_per_asset: send each initial book in a one-element array of its own (an older capture's
             shape) instead of one array per subscription (today's venue, spec 3).
+        snapshot_tick_size: initial books carry ``tick_size`` (2026's venue); ``False`` leaves it out,
+            as December 2025's initial books did, so that clients must take it from REST (spec 7.3).
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class Simulator:
         subscribe_timeout_s: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
         dump_per_asset: bool = False,
+        snapshot_tick_size: bool = True,
     ) -> None:
         self.ssl_context = ssl_context
         self.exchange = Exchange(markets, seed=seed)
@@ -105,6 +108,7 @@ class Simulator:
         self.max_assets = max_assets
         self.subscribe_timeout_s = subscribe_timeout_s
         self.dump_per_asset = dump_per_asset
+        self.snapshot_tick_size = snapshot_tick_size
         self.messages_sent = 0
         self.user = UserChannel(self.exchange, self._count_sent, subscribe_timeout_s)
         """The user channel and the account's REST calls (credentials: ``exchange.account.credentials``)."""
@@ -315,7 +319,7 @@ class Simulator:
         if initial_dump is False or len(conn.assets) > self.max_assets:
             return
         books = [self.exchange.book(asset, initial=True) for asset in known]
-        for frame in dump_frames(books, per_asset=self.dump_per_asset):
+        for frame in dump_frames(books, per_asset=self.dump_per_asset, tick_size=self.snapshot_tick_size):
             conn.queue.put_nowait(frame)
 
     def _count_sent(self) -> None:
