@@ -438,3 +438,34 @@ def test_polymarket_quickstart_client_unchanged_replays_a_recorded_day(tmp_path:
                 assert book.status is BookStatus.LIVE and book.checks.total_failed == 0, book.last_failure
 
     run(main)
+
+
+def test_the_official_py_clob_client_reads_a_served_recordings_books(tmp_path: Path) -> None:
+    client_module = pytest.importorskip("py_clob_client.client", reason="py-clob-client is a dev extra")
+    types = pytest.importorskip("py_clob_client.clob_types")
+
+    async def main() -> None:
+        directory = tmp_path / "rec"
+        assets = make_recording(directory, frames=500)
+        yes, no = assets[0], assets[1]
+        async with RecordingServer(directory) as server:
+            client = client_module.ClobClient(server.rest_url)
+
+            async def call(method: Callable[..., Any], *args: Any) -> Any:
+                return await asyncio.to_thread(method, *args)  # the client is synchronous
+
+            assert await call(client.get_ok) == "OK"
+            assert isinstance(await call(client.get_server_time), int)
+            summary = await call(client.get_order_book, yes)
+            assert summary.asset_id == yes and summary.bids
+            assert client.get_order_book_hash(summary) == summary.hash, "the client recomputes our hash"
+            pair = await call(client.get_order_books, [types.BookParams(yes), types.BookParams(no)])
+            assert [s.asset_id for s in pair] == [yes, no]
+            assert (await call(client.get_price, yes, "BUY"))["price"] == summary.asks[-1].price
+            mid = (await call(client.get_midpoint, yes))["mid"]
+            assert float(summary.bids[-1].price) < float(mid) < float(summary.asks[-1].price)
+            assert float((await call(client.get_spread, yes))["spread"]) > 0
+            assert await call(client.get_tick_size, yes) == summary.tick_size
+            assert await call(client.get_neg_risk, yes) is False
+
+    run(main)

@@ -8,6 +8,7 @@ here again because the replay layer must not depend on the simulator. Unknown to
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -75,7 +76,9 @@ def book_snapshot(book: OrderBook) -> dict[str, Any]:
 
 
 class VenueRest:
-    """``GET /book``, ``POST /books``, ``GET /price``, ``GET /midpoint``, ``GET /tick-size``.
+    """``GET /book``, ``POST /books``, ``GET /price``, ``GET /midpoint``, ``GET /spread``,
+    ``GET /tick-size``, ``GET /neg-risk``, and the health calls ``GET /`` and ``GET /time`` that the
+    official clients make first (spec 12, REST companion).
 
     Args:
         source: the book of a token at the moment of the call.
@@ -92,6 +95,10 @@ class VenueRest:
         app.router.add_get("/price", self._get_price)
         app.router.add_get("/midpoint", self._get_midpoint)
         app.router.add_get("/tick-size", self._get_tick_size)
+        app.router.add_get("/spread", self._get_spread)
+        app.router.add_get("/neg-risk", self._get_neg_risk)
+        app.router.add_get("/", self._get_ok)
+        app.router.add_get("/time", self._get_time)
 
     def _book(self, token_id: str) -> OrderBook | None:
         book = self.source(token_id)
@@ -151,3 +158,26 @@ class VenueRest:
         if isinstance(book, web.Response):
             return book
         return web.json_response({"minimum_tick_size": float(book.tick_size or "0.01")})
+
+    async def _get_spread(self, request: web.Request) -> web.Response:
+        book = self._book_or_error(request)
+        if isinstance(book, web.Response):
+            return book
+        spread = book.spread
+        if spread is None:
+            return web.json_response(_NO_BOOK, status=404)
+        return web.json_response({"spread": str(spread.normalize())})
+
+    async def _get_neg_risk(self, request: web.Request) -> web.Response:
+        book = self._book_or_error(request)
+        if isinstance(book, web.Response):
+            return book
+        return web.json_response({"neg_risk": book.neg_risk})
+
+    async def _get_ok(self, request: web.Request) -> web.Response:
+        return web.json_response("OK")
+
+    async def _get_time(self, request: web.Request) -> web.Response:
+        # The server's clock in Unix seconds, as the venue answers it; a recording has no clock of its
+        # own worth giving (its timeline may be paused or run faster), so this is the host's.
+        return web.json_response(int(time.time()))
