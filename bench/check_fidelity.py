@@ -47,13 +47,13 @@ async def check(markets: int, seconds: float, events_per_s: float, seed: int) ->
             while not all(b.status is BookStatus.LIVE for b in stream.books.values()):
                 await asyncio.sleep(0.05)
             print(f"{len(assets)} books live after {time.perf_counter() - started:.1f} s", flush=True)
-            end = time.perf_counter() + seconds
-            while (left := end - time.perf_counter()) > 0:
+            start = time.perf_counter()
+            while (left := start + seconds - time.perf_counter()) > 0:
                 await asyncio.sleep(min(left, 30))
                 passed = sum(b.checks.passed[CheckKind.HASH] for b in stream.books.values())
                 failed = sum(b.checks.total_failed for b in stream.books.values())
                 print(
-                    f"  {seconds - left:5.0f} s: {passed:,} hash checks passed, {failed} checks failed",
+                    f"  {time.perf_counter() - start:5.0f} s: {passed:,} hash checks passed, {failed} failed",
                     flush=True,
                 )
             sim.pause()

@@ -46,7 +46,7 @@ FAULTS: list[dict[str, Any]] = [
     {"kind": "hostile", "mode": "huge"},
     {"kind": "zombie"},
 ]
-IN_FLIGHT_BOUND_S = CONFIG.settle_after_s + CONFIG.final_settle_after_s + 2.0
+IN_FLIGHT_BOUND_S = 1.25 * CONFIG.settle_after_s + CONFIG.final_settle_after_s + 2.0
 """The documented bound in the venue's time, and 2 s for the client's lag and the sampler's step."""
 
 

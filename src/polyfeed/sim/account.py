@@ -75,6 +75,7 @@ class SimAccount:
         self.rng = rng
         self.credentials = credentials
         self.orders: dict[str, AccountOrder] = {}
+        self._open: dict[str, AccountOrder] = {}  # orders that may still be LIVE (pruned as they close)
         self.trades: dict[str, Trade] = {}
         self._schedule: list[tuple[int, int, str, str]] = []
         self._seq = 0
@@ -86,14 +87,19 @@ class SimAccount:
         return sum(
             (
                 o.remaining
-                for o in self.orders.values()
-                if o.status == "LIVE" and o.market is market and o.yes_buy == yes_buy and o.key == key
+                for o in self.open_orders()
+                if o.market is market and o.yes_buy == yes_buy and o.key == key
             ),
             Decimal(0),
         )
 
     def open_orders(self) -> list[AccountOrder]:
-        return [o for o in self.orders.values() if o.status == "LIVE"]
+        # Only the orders that may still be open are looked at: scanning every order ever placed made
+        # the flow slower the longer the exchange ran (it is called for every trade and cancel).
+        live = [o for o in self._open.values() if o.status == "LIVE"]
+        if len(live) != len(self._open):
+            self._open = {o.id: o for o in live}
+        return live
 
     # -- events ---------------------------------------------------------------------------------------
 
@@ -117,6 +123,7 @@ class SimAccount:
             created_s=str(now_ms // 1000),
         )
         self.orders[order.id] = order
+        self._open[order.id] = order
         return self._order_message(order, "PLACEMENT", now_ms)
 
     def cancel(self, order: AccountOrder, now_ms: int) -> Order:
