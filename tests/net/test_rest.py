@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,23 @@ from polyfeed.sim import Simulator
 from polyfeed.sim.account import SIM_ADDRESS, SIM_CREDENTIALS
 from polyfeed.wire import Credentials, Order, Trade
 from polyfeed.wire.signing import verify_l2
+
+
+@contextlib.asynccontextmanager
+async def serving(routes: dict[str, Callable[[web.Request], Awaitable[web.Response]]]) -> AsyncIterator[str]:
+    """A raw HTTP server on loopback answering ``GET`` on ``routes``; yields its base URL."""
+    app = web.Application()
+    for path, handler in routes.items():
+        app.router.add_get(path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 def run(main: Callable[[], object]) -> None:
@@ -83,18 +101,8 @@ def test_lists_are_read_page_by_page_with_signed_requests() -> None:
         return web.json_response({"data": rows, "next_cursor": following})
 
     async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/data/trades", data_trades)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            async with aiohttp.ClientSession() as http:
-                trades = await fetch_trades(http, f"http://127.0.0.1:{port}", SIM_CREDENTIALS)
-        finally:
-            await runner.cleanup()
+        async with serving({"/data/trades": data_trades}) as url, aiohttp.ClientSession() as http:
+            trades = await fetch_trades(http, url, SIM_CREDENTIALS)
         assert [t.id for t in trades] == ["a", "b", "c", "d"] and seen == ["", "MQ==", "Mg=="]
         assert trades[0].match_time == "1726043102" and trades[0].bucket_index == 0
 
@@ -115,20 +123,10 @@ def test_a_200_whose_body_is_not_json_is_a_polyfeed_error_not_a_decode_error() -
         return web.Response(text="<html>gateway</html>", content_type="text/html")
 
     async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/data/trades", html)
-        app.router.add_get("/data/orders", html)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            async with aiohttp.ClientSession() as http:
-                for call in (fetch_trades, fetch_open_orders):
-                    with pytest.raises(PolyfeedError, match="not JSON"):
-                        await call(http, f"http://127.0.0.1:{port}", SIM_CREDENTIALS)
-        finally:
-            await runner.cleanup()
+        routes = {"/data/trades": html, "/data/orders": html}
+        async with serving(routes) as url, aiohttp.ClientSession() as http:
+            for call in (fetch_trades, fetch_open_orders):
+                with pytest.raises(PolyfeedError, match="not JSON"):
+                    await call(http, url, SIM_CREDENTIALS)
 
     run(main)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -145,28 +146,28 @@ class VenueRest:
         return web.json_response({"price": levels[-1].price if levels else "0"})
 
     async def _get_midpoint(self, request: web.Request) -> web.Response:
+        return self._derived(request, "mid", lambda book: book.mid)
+
+    async def _get_spread(self, request: web.Request) -> web.Response:
+        return self._derived(request, "spread", lambda book: book.spread)
+
+    def _derived(
+        self, request: web.Request, key: str, value: Callable[[OrderBook], Decimal | None]
+    ) -> web.Response:
+        """A number derived from both sides of the book (404 when a side is empty, as the venue)."""
         book = self._book_or_error(request)
         if isinstance(book, web.Response):
             return book
-        mid = book.mid
-        if mid is None:
+        number = value(book)
+        if number is None:
             return web.json_response(_NO_BOOK, status=404)
-        return web.json_response({"mid": str(mid.normalize())})
+        return web.json_response({key: str(number.normalize())})
 
     async def _get_tick_size(self, request: web.Request) -> web.Response:
         book = self._book_or_error(request)
         if isinstance(book, web.Response):
             return book
         return web.json_response({"minimum_tick_size": float(book.tick_size or "0.01")})
-
-    async def _get_spread(self, request: web.Request) -> web.Response:
-        book = self._book_or_error(request)
-        if isinstance(book, web.Response):
-            return book
-        spread = book.spread
-        if spread is None:
-            return web.json_response(_NO_BOOK, status=404)
-        return web.json_response({"spread": str(spread.normalize())})
 
     async def _get_neg_risk(self, request: web.Request) -> web.Response:
         book = self._book_or_error(request)
