@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -15,6 +16,7 @@ import polyfeed.net.connection as connection_module
 from polyfeed.book import BookStatus, OrderBook
 from polyfeed.net import Backoff, MarketConnection
 from polyfeed.session import (
+    ConnectFailed,
     DecodeFailed,
     Disconnected,
     Event,
@@ -330,3 +332,38 @@ def test_a_token_whose_market_resolved_gets_no_snapshot_and_is_closed_after_a_re
                 await runner
 
     asyncio.run(asyncio.wait_for(main(), BOUND_S * 2))
+
+
+def test_connects_that_fail_are_events_that_name_the_status_then_the_books_go_live() -> None:
+    """Item 11 of issue 12: a rejected handshake was retried in silence."""
+
+    async def body(sim: Simulator, connection: MarketConnection, events: list[Event], _: object) -> None:
+        failed = [e for e in events if isinstance(e, ConnectFailed)]
+        assert [e.attempt for e in failed] == [1, 2]
+        assert all("429" in e.reason for e in failed), failed[0].reason
+        assert connection.session.connect_failures == 0, "reset by the connection that was made"
+
+    scenario(body, before={"kind": "reject_connects", "count": 2})
+
+
+def test_a_refused_connection_is_an_event_too() -> None:
+    async def main() -> None:
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()  # nothing listens there now
+        events: list[Event] = []
+        session = MarketSession(1, ["a"], {})
+        connection = MarketConnection(
+            session, f"ws://127.0.0.1:{port}/ws/market", events.extend, backoff=FAST
+        )
+        runner = asyncio.create_task(connection.run())
+        try:
+            await until(lambda: session.connect_failures >= 2, "two refused connects")
+        finally:
+            await connection.close()
+            await runner
+        failed = [e for e in events if isinstance(e, ConnectFailed)]
+        assert failed and "Refused" in failed[0].reason and failed[0].attempt == 1
+
+    asyncio.run(asyncio.wait_for(main(), BOUND_S))

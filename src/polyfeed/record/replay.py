@@ -124,6 +124,8 @@ class Replay:
             return session.timer(record.recv_ns)[1]
         if marker == "disconnected" and session is not None:
             return session.connection_lost(record.recv_ns, str(body.get("reason", "")))  # type: ignore[union-attr]
+        if marker == "connect_failed" and session is not None:
+            return session.connect_failed(record.recv_ns, str(body.get("reason", "")))  # type: ignore[union-attr]
         if marker == "book_missing" and session is not None:
             return session.book_missing(str(body.get("asset_id")), record.recv_ns)  # type: ignore[union-attr]
         if marker == "resync_failed" and session is not None:
@@ -186,6 +188,8 @@ class Replay:
                 return session.timer(record.recv_ns)[1]
             if marker == "disconnected":
                 return session.connection_lost(record.recv_ns, str(body.get("reason", "")))  # type: ignore[union-attr]
+            if marker == "connect_failed":
+                return session.connect_failed(record.recv_ns, str(body.get("reason", "")))  # type: ignore[union-attr]
         if kind == _REST:
             body = _object(record.payload)
             if body is not None and "reconcile" in body:

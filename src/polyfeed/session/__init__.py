@@ -2,6 +2,7 @@
 
 from polyfeed.session.events import (
     BookUpdated,
+    ConnectFailed,
     DecodeFailed,
     Disconnected,
     Event,
@@ -18,6 +19,7 @@ from polyfeed.session.market import MarketSession, SessionConfig
 
 __all__ = [
     "BookUpdated",
+    "ConnectFailed",
     "DecodeFailed",
     "Disconnected",
     "Event",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from polyfeed.errors import FrameDecodeError
-from polyfeed.session.events import DecodeFailed, Event
+from polyfeed.session.events import ConnectFailed, DecodeFailed, Event
 from polyfeed.wire import PING
 
 __all__ = ["ChannelSession"]
@@ -30,6 +30,8 @@ class ChannelSession:
         self.connection_id = connection_id
         self.close_reason: str | None = None
         self.decode_failures = 0
+        self.connect_failures = 0
+        """Failed connection attempts since the last connection was made."""
         self._ping_interval_ns = int(ping_interval_s * NS)
         self._pong_timeout_s = pong_timeout_s
         self._seq = 0
@@ -48,12 +50,27 @@ class ChannelSession:
     def _start_heartbeat(self, now_ns: int, *, ping_now: bool) -> None:
         """The connection is made and its subscription sent (with a PING after it when ``ping_now``)."""
         self._subscribed = True
+        self.connect_failures = 0
         self.close_reason = None
         self._connected_ns = now_ns
         self._last_data_ns = None  # the idle deadline runs from here until data arrives
         self._next_ping_ns = now_ns + self._ping_interval_ns
         self._ping_outstanding_ns = now_ns if ping_now else None
         self._idle_expired_s = None
+
+    def connect_failed(self, now_ns: int, reason: str) -> list[Event]:
+        """The driver could not make the connection (it retries after its backoff): reported, so that
+        a user sees a refused connection or a rejected handshake instead of silence (issue 12, item 11)."""
+        self.connect_failures += 1
+        return [
+            ConnectFailed(
+                recv_ns=now_ns,
+                seq=self._next_seq(),
+                connection_id=self.connection_id,
+                reason=reason,
+                attempt=self.connect_failures,
+            )
+        ]
 
     def _skipped(self, exc: FrameDecodeError, now_ns: int) -> list[Event]:
         """A frame that does not decode: counted, logged (the first few), reported, never fatal."""

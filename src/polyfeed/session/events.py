@@ -87,6 +87,14 @@ class Reconnected(Event, frozen=True, kw_only=True):
     assets: tuple[str, ...]
 
 
+class ConnectFailed(Event, frozen=True, kw_only=True):
+    """A connection could not be made (refused, reset, a handshake rejected or never answered); the
+    driver tries again after its backoff. ``attempt`` counts the failures since the last connection."""
+
+    reason: str
+    attempt: int
+
+
 class DecodeFailed(Event, frozen=True, kw_only=True):
     """A frame that could not be decoded: counted and skipped, never fatal (the raw frame is kept)."""
 
