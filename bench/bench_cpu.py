@@ -29,7 +29,9 @@ WINDOW_S = 10.0
 HERE = Path(__file__).parent
 
 
-async def measure(port: int, tokens: list[str], context: ssl.SSLContext) -> tuple[float, float, int, int]:
+async def measure(
+    port: int, tokens: list[str], context: ssl.SSLContext
+) -> tuple[float, float, int, int, int]:
     base = f"127.0.0.1:{port}"
     count = 0
     async with MarketStream(
@@ -58,8 +60,9 @@ async def measure(port: int, tokens: list[str], context: ssl.SSLContext) -> tupl
         wall, cpu, messages = time.perf_counter() - wall, time.process_time() - cpu, count - before
         consumer.cancel()
         live = sum(b.status is BookStatus.LIVE for b in stream.books.values())
+        failed = sum(b.checks.total_failed for b in stream.books.values())
         connections = len(stream._pool.connections) if stream._pool is not None else 0
-    return messages / wall, cpu / wall, live, connections
+    return messages / wall, cpu / wall, live, connections, failed
 
 
 def main() -> None:
@@ -94,10 +97,10 @@ def main() -> None:
             server.terminate()
             server.wait()
     print(f"{CONNECTIONS} TLS connections, {TOTAL_RATE:,} msgs/s in total, hash checks on, events consumed:")
-    for loop, (rate, share, live, connections) in results:
+    for loop, (rate, share, live, connections, failed) in results:
         print(
-            f"  {loop:<8} {connections} connections, {rate:>7,.0f} messages/s, {live}/{len(ids)} books live: "
-            f"{share:6.1%} of one core, {share / rate * 1e6:5.1f} us CPU a message"
+            f"  {loop:<8} {connections} connections, {rate:>7,.0f} messages/s, {live}/{len(ids)} books live, "
+            f"{failed} failed checks: {share:6.1%} of one core, {share / rate * 1e6:5.1f} us CPU a message"
         )
 
 

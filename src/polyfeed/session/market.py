@@ -21,6 +21,13 @@ instead of resubscribing it every 15 s for ever; so does that of a connection wh
 resolved. Every decision is made in :meth:`MarketSession.data_received`, :meth:`~MarketSession.timer`
 and :meth:`~MarketSession.connection_lost` from the times passed in, so a replay decides exactly as the
 live stream did.
+
+Checks are bounded per asset in the venue's own time (docs/book-checks.md, "The guarantees"): a burst's
+checks run once the connection has brought a message ``settle_after_s`` later by the venue's clock, and
+a hash awaiting its trade print fails ``final_settle_after_s`` later, whatever else the connection
+carries; messages of one connection come in the venue's order, so a client that falls behind judges
+late, never falsely. Resyncs refuse a REST book older than the stream, and are retried with a doubling
+pause until the book is live; a token the venue has no book for ends ``CLOSED``.
 """
 
 from __future__ import annotations
