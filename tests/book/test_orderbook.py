@@ -617,3 +617,11 @@ def test_a_print_naming_a_stray_token_of_the_market_mid_burst_is_not_a_failure()
     book.settle(final=True)
     assert book.checks.total_failed == 0 and book.status is BookStatus.LIVE
     assert book.last_trade_price == "0.500"
+
+
+def test_a_hashed_snapshot_awaiting_its_print_gets_the_level_checks_meanwhile() -> None:
+    """Its hash may verify only once the trade print comes (spec 7.3); a level no venue sends (price 0)
+    turns it suspect at once instead of LIVE until then (the fuzz of 10^6 frames found one)."""
+    book = OrderBook(ASSET, tick_size="0.01", hash_variant=HashVariant.CURRENT)
+    book.apply(snapshot([("0", "5"), ("0.40", "5")], [("0.60", "5")], hash="f" * 40))
+    assert book.checks.failed[CheckKind.TICK] == 1 and book.status is BookStatus.SUSPECT

@@ -618,3 +618,18 @@ def test_a_resolved_market_closes_its_books_and_a_404_closes_a_suspect_one() -> 
     assert books["b"].status is BookStatus.CLOSED
     session.connection_lost(5 * S, "closed by the server")
     assert {b.status for b in books.values()} == {BookStatus.CLOSED}, "closed stays closed"
+
+
+def test_a_rest_answer_that_comes_after_a_snapshot_superseded_its_resync_is_not_applied() -> None:
+    """Found by the long chaos run with slow REST: the answer, older than the venue snapshot that came
+    while the call was out, took the book back in time and left it LIVE and wrong."""
+    books: dict[str, OrderBook] = {}
+    session = MarketSession(1, ["a"], books)
+    session.connection_made(0)
+    session.data_received(hand_book("a", "1000"), 1)
+    assert requests_in(made_suspect(session, "a", "2000", 2 * S)) == ["a"]
+    session.data_received(hand_book("a", "3000", bid="0.45"), 4 * S)  # the venue's snapshot: newer
+    events = session.resync_received(rest_book("a", "2500", bid="0.39"), 5 * S)  # the slow answer
+    assert not [e for e in events if isinstance(e, Resynced)]
+    book = books["a"]
+    assert book.status is BookStatus.LIVE and book.best_bid is not None and str(book.best_bid.price) == "0.45"

@@ -318,13 +318,15 @@ class OrderBook:
         self._set_status(_LIVE, reason, ts)
         if message.hash and self.verify_hash:
             self._verify_hash(ts, message.hash)
+            if self._awaiting is not None:  # not verified (yet): its levels get the checks meanwhile
+                self._check_snapshot_levels(ts, hashed=True)
         elif not message.hash:
-            self._check_unhashed_levels(ts)
+            self._check_snapshot_levels(ts, hashed=False)
 
-    def _check_unhashed_levels(self, ts: str) -> None:
-        """A snapshot without a hash vouches for nothing (the venue always sends one, spec 4.1): its
-        levels get the checks every change gets, on the tick grid inside ``(0, 1)`` and not empty, and
-        its status says it was not verified (issue 12, item 9)."""
+    def _check_snapshot_levels(self, ts: str, *, hashed: bool) -> None:
+        """A snapshot that no hash vouches for, none sent (the venue always sends one, spec 4.1) or one
+        still awaiting its print: its levels get the checks every change gets, on the tick grid inside
+        ``(0, 1)`` and not empty (issue 12, item 9); a hashless one says it was not verified."""
         tick = self._tick_units or 1
         for side in (self._bids, self._asks):
             for key, price, size in zip(side.keys, side.prices, side.sizes, strict=True):
@@ -336,7 +338,7 @@ class OrderBook:
                 if size_is_zero(size):
                     self._fail(CheckKind.MALFORMED, f"snapshot level {price} has size {size}", ts)
                     return
-        if self._status is _LIVE:
+        if self._status is _LIVE and not hashed:
             self.status_reason += " (carried no hash: levels checked, not verified)"
 
     def same_levels(self, snapshot: Book) -> bool:
