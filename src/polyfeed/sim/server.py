@@ -218,15 +218,14 @@ class Simulator:
                 if conn.custom_features and not conn.zombie:
                     conn.queue.put_nowait(notice)
             return
-        text: str | None = None
-        copies = 1
-        if self._duplicate_left:
-            self._duplicate_left -= 1
-            copies = 2
-        for conn in self._connections:
-            if not conn.zombie and any(asset in conn.assets for asset in out.assets):
-                if text is None:
-                    text = encode_outbound(out)
+        receivers = [c for c in self._connections if not c.zombie and any(a in c.assets for a in out.assets)]
+        if receivers:
+            text = encode_outbound(out)
+            copies = 1
+            if self._duplicate_left:  # spent only on a frame someone receives (a test counts them)
+                self._duplicate_left -= 1
+                copies = 2
+            for conn in receivers:
                 for _ in range(copies):
                     conn.queue.put_nowait(text)
         if isinstance(out.message, PriceChange):
