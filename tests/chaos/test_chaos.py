@@ -18,6 +18,7 @@ from polyfeed.session import SessionConfig
 from tests.chaos.harness import Chaos, run_chaos, until
 
 SCALE = int(os.environ.get("POLYFEED_CHAOS_SCALE", "1"))
+SEED = int(os.environ.get("POLYFEED_CHAOS_SEED", "21"))
 CONFIG = SessionConfig(min_idle_s=2.0, max_idle_s=4.0, max_quiet_idle_s=8.0, custom_feature_enabled=True)
 """Short data-idle deadlines, so that zombies are found within a test's time (the defaults are 15-60 s);
 custom features, so that ``market_resolved`` reaches the stream."""
@@ -73,11 +74,14 @@ def test_no_book_is_live_and_wrong_at_rest_and_wrong_books_are_caught_within_the
         await chaos.at_rest()
 
     markets = 12 if SCALE == 1 else 40  # the long run compares 80 books after every fault
-    report = asyncio.run(asyncio.wait_for(run_chaos(script, markets=markets, config=CONFIG), 600 * SCALE))
+    report = asyncio.run(
+        asyncio.wait_for(run_chaos(script, markets=markets, seed=SEED, config=CONFIG), 600 * SCALE)
+    )
     print("\n" + report.table())
     assert report.exceptions == []
     assert report.wrong_live_at_rest == 0, report.wrong_examples
     assert report.resolved_live_at_rest == 0
-    assert report.comparisons_at_rest >= markets * len(FAULTS) * SCALE, "most books compared after each fault"
+    # resolved markets leave the comparison (a resolve fault a round, and the exchange's own)
+    assert report.comparisons_at_rest >= markets * len(FAULTS) * SCALE // 2, "books compared after each fault"
     assert report.longest_wrong_live_s < IN_FLIGHT_BOUND_S
     assert report.suspect_spells >= 3 * SCALE, "each corrupted level was caught"
