@@ -36,8 +36,9 @@ def _levels(book: OrderBook) -> tuple[list[dict[str, str]], list[dict[str, str]]
     )
 
 
-def rest_book(book: OrderBook) -> dict[str, Any]:
-    """The REST ``GET /book`` shape (spec 8.1), its hash computed from the book as it is (spec 7.1)."""
+def _head(book: OrderBook) -> dict[str, Any]:
+    """The fields every ``book`` shape opens with, in the venue's order, the hash over the book as it is
+    (spec 7.1; the metadata REST gave it included)."""
     ts = book.timestamp or "0"
     bids, asks = _levels(book)
     return {
@@ -47,6 +48,13 @@ def rest_book(book: OrderBook) -> dict[str, Any]:
         "hash": book.compute_hash(ts),
         "bids": bids,
         "asks": asks,
+    }
+
+
+def rest_book(book: OrderBook) -> dict[str, Any]:
+    """The REST ``GET /book`` shape (spec 8.1)."""
+    return {
+        **_head(book),
         "min_order_size": book.min_order_size,
         "tick_size": book.tick_size,
         "neg_risk": book.neg_risk,
@@ -59,16 +67,7 @@ def book_snapshot(book: OrderBook) -> dict[str, Any]:
     """A subscription's ``book`` message, in the venue's key order for initial books (spec 3), with
     ``tick_size`` and ``last_trade_price`` and the hash a client recomputes from exactly these fields
     (plus the ``min_order_size`` / ``neg_risk`` REST gave it, spec 7.3)."""
-    ts = book.timestamp or "0"
-    bids, asks = _levels(book)
-    message: dict[str, Any] = {
-        "market": book.market,
-        "asset_id": book.asset_id,
-        "timestamp": ts,
-        "hash": book.compute_hash(ts),
-        "bids": bids,
-        "asks": asks,
-    }
+    message = _head(book)
     if book.tick_size is not None:  # an unknown tick is hashed as "": leave the client's alone
         message["tick_size"] = book.tick_size
     message["event_type"] = "book"
