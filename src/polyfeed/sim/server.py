@@ -136,6 +136,16 @@ class Simulator:
         return f"{'wss' if self.ssl_context else 'ws'}://{self.host}:{self.port}"
 
     @property
+    def market_url(self) -> str:
+        """The market channel's URL, what ``MarketStream(ws_url=...)`` takes."""
+        return f"{self.ws_url}/ws/market"
+
+    @property
+    def user_url(self) -> str:
+        """The user channel's URL, what ``UserStream(ws_url=...)`` takes."""
+        return f"{self.ws_url}/ws/user"
+
+    @property
     def rest_url(self) -> str:
         return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
