@@ -7,6 +7,8 @@
     ├── SubscriptionError           a subscription request polyfeed refuses to send
     │   └── SubscriptionLimitError  more assets on one connection than the venue serves (500)
     ├── AuthenticationError         the user channel or an L2 REST call rejected the credentials
+    ├── ConnectError                the venue refused the WebSocket (HTTP 4xx, or no connection at all)
+    ├── InvalidURLError             a URL of the wrong scheme for its use (also a ValueError)
     ├── BookError                   a message that cannot be applied to an order book
     │   ├── InvalidLevelError       a price or size that is not a valid decimal (also a ValueError)
     │   └── AssetMismatchError      a message for another asset given to a book (also a ValueError)
@@ -24,8 +26,10 @@ __all__ = [
     "AssetMismatchError",
     "AuthenticationError",
     "BookError",
+    "ConnectError",
     "FrameDecodeError",
     "InvalidLevelError",
+    "InvalidURLError",
     "PolyfeedError",
     "RecordingError",
     "RecordingFormatError",
@@ -67,6 +71,30 @@ class SubscriptionLimitError(SubscriptionError):
 
 class AuthenticationError(PolyfeedError):
     """The venue rejected the API credentials (on the user channel: a dropped connection, spec 5.3)."""
+
+
+class ConnectError(PolyfeedError):
+    """The venue will not take the WebSocket: it rejected the handshake with an HTTP 4xx other than 429
+    (a wrong path or host: retrying cannot help), or no connection could be made in the stream's first
+    ``max_connect_attempts`` tries (refused, unreachable). Once a connection has been made, failures are
+    retried for as long as the stream runs.
+
+    Attributes:
+        url: the WebSocket URL.
+        status: the HTTP status of the rejected handshake (``None``: no answer at all).
+        reason: what happened, as one line.
+    """
+
+    def __init__(self, url: str, reason: str, status: int | None = None) -> None:
+        self.url = url
+        self.status = status
+        self.reason = reason
+        super().__init__(f"{url}: {reason}")
+
+
+class InvalidURLError(PolyfeedError, ValueError):
+    """A URL that cannot serve its use: a WebSocket URL must be ``ws://`` or ``wss://``, a REST or Gamma
+    URL ``http://`` or ``https://``."""
 
 
 class BookError(PolyfeedError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -10,7 +11,13 @@ import pytest
 
 from polyfeed import MarketStream
 from polyfeed.book import BookStatus, CheckKind
-from polyfeed.errors import PolyfeedError, SubscriptionError, SubscriptionLimitError
+from polyfeed.errors import (
+    ConnectError,
+    InvalidURLError,
+    PolyfeedError,
+    SubscriptionError,
+    SubscriptionLimitError,
+)
 from polyfeed.net import Backoff, MarketPool
 from polyfeed.net.rest import slug_of
 from polyfeed.session import BookUpdated, Event
@@ -255,3 +262,107 @@ def test_a_stream_that_cannot_read_the_books_metadata_says_so_at_once() -> None:
                     pass
 
     run(main)
+
+
+def test_unsubscribed_books_leave_the_stream_and_read_closed() -> None:
+    async def main() -> None:
+        async with Simulator(markets=2, seed=5, events_per_s=300) as sim:
+            assets = sim.exchange.asset_ids()
+            async with MarketStream(
+                assets, ws_url=sim.market_url, rest_url=sim.rest_url, backoff=FAST
+            ) as stream:
+                await until(lambda: all(b.status is BookStatus.LIVE for b in stream.books.values()), "live")
+                gone = assets[:2]
+                kept = {a: stream.books[a] for a in gone}
+                stream.unsubscribe(gone)
+                assert set(stream.books) == set(assets[2:])
+                for book in kept.values():
+                    assert book.status is BookStatus.CLOSED
+                    assert book.status_reason == "unsubscribed"
+                await stream.subscribe(gone)  # back again: new books, checked from their snapshots
+                await until(
+                    lambda: all(
+                        a in stream.books and stream.books[a].status is BookStatus.LIVE for a in gone
+                    ),
+                    "resubscribed books live",
+                )
+
+    run(main)
+
+
+def test_a_websocket_url_that_answers_404_fails_the_stream_naming_url_and_status() -> None:
+    async def main() -> None:
+        async with Simulator(markets=1, seed=5) as sim:
+            wrong = sim.ws_url + "/ws/nothing"
+            async with MarketStream(
+                sim.exchange.asset_ids(), ws_url=wrong, rest_url=sim.rest_url, backoff=FAST
+            ) as stream:
+                error = await stream.failed()
+                assert isinstance(error, ConnectError)
+                assert error.status == 404
+                assert error.url == wrong
+                assert str(error) == f"{wrong}: the WebSocket handshake was answered HTTP 404 Not Found"
+                assert stream.error is error
+                with pytest.raises(ConnectError):  # async for ends with it too
+                    async for _ in stream:
+                        pass
+                assert stream.sessions[0].connection_id == 1
+                assert stream._pool is not None and stream._pool.connections[0].failed_connects == 1
+
+    run(main)
+
+
+def test_a_refused_connection_fails_the_stream_after_its_tries() -> None:
+    async def main() -> None:
+        async with Simulator(markets=1, seed=5) as sim:
+            with socket.socket() as unused:  # a port nobody listens on: bound, never listening
+                unused.bind(("127.0.0.1", 0))
+                url = f"ws://127.0.0.1:{unused.getsockname()[1]}/ws/market"
+                async with MarketStream(
+                    sim.exchange.asset_ids(),
+                    ws_url=url,
+                    rest_url=sim.rest_url,
+                    backoff=FAST,
+                    max_connect_attempts=3,
+                ) as stream:
+                    error = await stream.failed()
+            assert isinstance(error, ConnectError)
+            assert error.status is None
+            assert str(error) == f"{url}: connection refused (3 tries, never connected)"
+
+    run(main)
+
+
+def test_once_connected_a_stream_outlives_the_venue_going_away() -> None:
+    async def main() -> None:
+        async with Simulator(markets=1, seed=5, events_per_s=100) as sim:
+            async with MarketStream(
+                sim.exchange.asset_ids(),
+                ws_url=sim.market_url,
+                rest_url=sim.rest_url,
+                backoff=FAST,
+                max_connect_attempts=1,
+            ) as stream:
+                await until(lambda: all(b.status is BookStatus.LIVE for b in stream.books.values()), "live")
+                assert stream._pool is not None
+                connection = stream._pool.connections[0]
+                connection.ws_url = connection.ws_url.replace("/ws/market", "/ws/gone")  # now 404s
+                await sim.inject({"kind": "drop", "mode": "reset"})
+                await until(lambda: connection.failed_connects >= 3, "three failed reconnects")
+                assert stream.error is None
+
+    run(main)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"ws_url": "http://127.0.0.1:1/ws/market"}, "ws_url must be a ws:// or wss:// URL"),
+        ({"ws_url": "127.0.0.1:1/ws/market"}, "ws_url must be a ws:// or wss:// URL"),
+        ({"rest_url": "ws://127.0.0.1:1"}, "rest_url must be a http:// or https:// URL"),
+        ({"gamma_url": "gamma.example"}, "gamma_url must be a http:// or https:// URL"),
+    ],
+)
+def test_a_url_of_the_wrong_scheme_is_refused_at_once(kwargs: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidURLError, match=message):
+        MarketStream(["1"], **kwargs)  # type: ignore[arg-type]

@@ -13,6 +13,12 @@ never by catching ``Exception``:
 - the stream broke the protocol: ``picows.WSError`` out of the open connection, a frame over
   :data:`MAX_MESSAGE_BYTES` among them (close 1009), or a fragmented message whose parts add up to more.
 
+It gives up, raising :class:`polyfeed.errors.ConnectError` from :meth:`SessionConnection.run`, only
+while it has never connected: when the handshake is answered with an HTTP 4xx other than 408 and 429 (a
+wrong path or host, which no retry mends), or after ``max_connect_attempts`` failed tries in a row
+(refused, unreachable). A connection that was made once is retried for as long as the stream runs, so
+that a recorder outlives a venue outage.
+
 A message may be at most :data:`MAX_MESSAGE_BYTES` (64 MiB) whether it comes whole or in fragments:
 far above the largest real book (a few KB) or initial dump (500 books of deep ladders, a few MB), and a
 bound on what a hostile or broken server can make the client buffer. Above it the connection is
@@ -22,8 +28,11 @@ replaced, at ERROR in the log and as the ``Disconnected`` event's reason.
 from __future__ import annotations
 
 import asyncio
+import http
 import logging
+import os
 import random
+import re
 import ssl
 import time
 from collections.abc import Callable, Coroutine
@@ -34,12 +43,20 @@ import aiohttp
 import msgspec
 import picows
 
-from polyfeed.errors import FrameDecodeError
+from polyfeed.errors import ConnectError, FrameDecodeError, InvalidURLError
 from polyfeed.record.format import Channel, RecordKind
 from polyfeed.session import Event, MarketSession
 from polyfeed.wire import Book, decode_market
 
-__all__ = ["MAX_MESSAGE_BYTES", "Backoff", "FrameSink", "MarketConnection", "Session", "SessionConnection"]
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "Backoff",
+    "FrameSink",
+    "MarketConnection",
+    "Session",
+    "SessionConnection",
+    "check_url",
+]
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """The largest message a connection takes, whole or in fragments (issue 12, items 1 and 12)."""
@@ -59,6 +76,48 @@ class FrameSink(Protocol):
 
 
 log = logging.getLogger(__name__)
+
+WS_SCHEMES = ("ws", "wss")
+HTTP_SCHEMES = ("http", "https")
+
+
+def check_url(url: str, schemes: tuple[str, ...], what: str) -> str:
+    """``url`` if its scheme is one of ``schemes``; else :class:`polyfeed.errors.InvalidURLError` at once
+    (an ``http://`` WebSocket URL would otherwise fail at every connect, forever)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in schemes or not rest:
+        wanted = " or ".join(f"{s}://" for s in schemes)
+        raise InvalidURLError(f"{what} must be a {wanted} URL, not {url!r}")
+    return url
+
+
+def _handshake_status(exc: BaseException) -> int | None:
+    """The HTTP status a rejected WebSocket handshake was answered with (``None``: no answer)."""
+    response = getattr(exc, "response", None)  # picows >= 1.9: WSHandshakeError.response
+    status = getattr(response, "status", None)
+    if status is not None:
+        return int(status)
+    if isinstance(exc, picows.WSError):  # older picows: the status line is in the message
+        found = re.search(r"HTTP/1\.[01] (\d{3})", str(exc))
+        return int(found.group(1)) if found else None
+    return None
+
+
+def _connect_failure(exc: BaseException) -> str:
+    """Why a connect failed, in words (``connection refused``, not ``[Errno 111] Connect call failed``)."""
+    status = _handshake_status(exc)
+    if status is not None:
+        try:
+            phrase = http.HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        return f"the WebSocket handshake was answered HTTP {status} {phrase}".rstrip()
+    if isinstance(exc, OSError) and exc.errno and exc.errno > 0:
+        return os.strerror(exc.errno).lower()
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -143,6 +202,11 @@ class SessionConnection(Generic[S]):
         ssl_context: for ``wss://`` URLs; ``None`` uses the system's defaults.
         recorder: records every frame received, the frames sent (secrets redacted), timer ticks,
             disconnects and the REST answers used, so that a replay drives the session exactly as live.
+        max_connect_attempts: failed tries in a row, before the first connection, after which
+            :meth:`run` raises :class:`polyfeed.errors.ConnectError` (``None``: try forever).
+
+    Raises:
+        InvalidURLError: ``ws_url`` is not a ``ws://`` or ``wss://`` URL.
     """
 
     channel = int(Channel.MARKET)
@@ -157,11 +221,13 @@ class SessionConnection(Generic[S]):
         seed: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         recorder: FrameSink | None = None,
+        max_connect_attempts: int | None = 5,
     ) -> None:
         self.recorder = recorder
         self.ssl_context = ssl_context
         self.session = session
-        self.ws_url = ws_url
+        self.ws_url = check_url(ws_url, WS_SCHEMES, "the WebSocket URL")
+        self.max_connect_attempts = max_connect_attempts
         self.emit = emit
         self.backoff = backoff or Backoff()
         self.connects = 0
@@ -193,9 +259,14 @@ class SessionConnection(Generic[S]):
             except (OSError, TimeoutError, picows.WSError) as exc:
                 self.failed_connects += 1
                 now = time.time_ns()
-                failure = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                failure = _connect_failure(exc)
                 self._record_marker({"marker": "connect_failed", "reason": failure}, now)
                 self._dispatch(self.session.connect_failed(now, failure))
+                fatal = self._give_up_connecting(exc, failure)
+                if fatal is not None:
+                    log.error("connection %d: %s", self.session.connection_id, fatal)
+                    self.error = fatal
+                    break
                 delay = self.backoff.delay_s(attempt, self._rng)
                 attempt += 1
                 log.info(
@@ -223,6 +294,19 @@ class SessionConnection(Generic[S]):
                 await asyncio.sleep(self.backoff.delay_s(0, self._rng))
         if self.error is not None:
             raise self.error
+
+    def _give_up_connecting(self, exc: BaseException, failure: str) -> ConnectError | None:
+        """The error that ends :meth:`run` after this failed connect, if it must end (never once a
+        connection was made: from then on the venue is out for a while, and the stream waits for it)."""
+        if self.connects:
+            return None
+        status = _handshake_status(exc)
+        if status is not None and 400 <= status < 500 and status not in (408, 429):
+            return ConnectError(self.ws_url, failure, status)
+        if self.max_connect_attempts is not None and self.failed_connects >= self.max_connect_attempts:
+            tries = "try" if self.failed_connects == 1 else f"{self.failed_connects} tries"
+            return ConnectError(self.ws_url, f"{failure} ({tries}, never connected)", status)
+        return None
 
     async def close(self) -> None:
         self._stopping = True
@@ -355,9 +439,17 @@ class MarketConnection(SessionConnection[MarketSession]):
         seed: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         recorder: FrameSink | None = None,
+        max_connect_attempts: int | None = 5,
     ) -> None:
         super().__init__(
-            session, ws_url, emit, backoff=backoff, seed=seed, ssl_context=ssl_context, recorder=recorder
+            session,
+            ws_url,
+            emit,
+            backoff=backoff,
+            seed=seed,
+            ssl_context=ssl_context,
+            recorder=recorder,
+            max_connect_attempts=max_connect_attempts,
         )
         self.http = http
         self.rest_url = rest_url.rstrip("/")

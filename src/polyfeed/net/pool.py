@@ -41,6 +41,9 @@ class MarketPool:
         backoff: reconnect pacing.
         ssl_context: for ``wss://`` URLs.
         recorder: records what every connection receives and decides (:class:`polyfeed.record.Recorder`).
+        max_connect_attempts: a connection that never connected gives up after this many tries.
+        on_error: called with the error of a connection that gave up for good
+            (:class:`polyfeed.errors.ConnectError`).
 
     Raises:
         SubscriptionLimitError: ``per_connection`` above the venue's 500.
@@ -59,8 +62,12 @@ class MarketPool:
         backoff: Backoff | None = None,
         ssl_context: ssl.SSLContext | None = None,
         recorder: FrameSink | None = None,
+        max_connect_attempts: int | None = 5,
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.recorder = recorder
+        self.max_connect_attempts = max_connect_attempts
+        self.on_error = on_error
         self.ssl_context = ssl_context
         if not 1 <= per_connection <= VENUE_ASSET_LIMIT:
             raise SubscriptionLimitError(
@@ -116,6 +123,7 @@ class MarketPool:
             backoff=self.backoff,
             ssl_context=self.ssl_context,
             recorder=self.recorder,
+            max_connect_attempts=self.max_connect_attempts,
         )
         self.connections.append(connection)
         self._pending.put_nowait(connection)
@@ -125,8 +133,14 @@ class MarketPool:
     async def _start_paced(self) -> None:
         while True:
             connection = await self._pending.get()
-            self._runners.append(asyncio.create_task(connection.run()))
+            runner = asyncio.create_task(connection.run())
+            runner.add_done_callback(self._ended)
+            self._runners.append(runner)
             await asyncio.sleep(self.connect_interval_s)
+
+    def _ended(self, runner: asyncio.Task[None]) -> None:
+        if not runner.cancelled() and runner.exception() is not None and self.on_error is not None:
+            self.on_error(runner.exception())  # type: ignore[arg-type]
 
     async def close(self) -> None:
         if self._starter is not None:

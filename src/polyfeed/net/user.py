@@ -62,9 +62,17 @@ class UserConnection(SessionConnection[UserSession]):
         seed: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         recorder: FrameSink | None = None,
+        max_connect_attempts: int | None = 5,
     ) -> None:
         super().__init__(
-            session, ws_url, emit, backoff=backoff, seed=seed, ssl_context=ssl_context, recorder=recorder
+            session,
+            ws_url,
+            emit,
+            backoff=backoff,
+            seed=seed,
+            ssl_context=ssl_context,
+            recorder=recorder,
+            max_connect_attempts=max_connect_attempts,
         )
         self.http = http
         self.rest_url = rest_url.rstrip("/")

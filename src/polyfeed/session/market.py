@@ -250,6 +250,11 @@ class MarketSession(ChannelSession):
         self._idle.unsubscribed(gone)
         for asset in gone:
             self._resyncs.pop(asset, None)
+            # Out of ``books``, and closed for whoever kept a reference: nothing keeps it checked any
+            # more, so it must not go on saying LIVE (issue 13, item 13).
+            book = self.books.pop(asset, None)
+            if book is not None:
+                book.mark_closed("unsubscribed", self._venue_ms)
         for tokens in self._by_market.values():
             tokens[:] = [a for a in tokens if a in self.assets]
         return [encode_operation("unsubscribe", assets_ids=gone)] if self._subscribed else []

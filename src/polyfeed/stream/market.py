@@ -18,7 +18,7 @@ import msgspec
 
 from polyfeed.book import OrderBook
 from polyfeed.errors import InvalidLevelError
-from polyfeed.net.connection import Backoff, FrameSink
+from polyfeed.net.connection import HTTP_SCHEMES, WS_SCHEMES, Backoff, FrameSink, check_url
 from polyfeed.net.pool import MarketPool
 from polyfeed.net.rest import fetch_books, resolve_slugs
 from polyfeed.record.format import Channel, RecordKind
@@ -54,6 +54,15 @@ class MarketStream(QueuedStream):
         ssl_context: for ``wss://`` and ``https://`` (a local exchange's own certificate, say).
         recorder: records every raw frame, the frames sent, the stream's markers and the REST answers
             it used (:class:`polyfeed.record.Recorder`); ``polyfeed replay`` rebuilds the same books.
+        max_connect_attempts: a connection that never connected gives up after this many failed
+            tries (refused, unreachable; ``None``: tries forever); a handshake answered HTTP 4xx (not
+            429) gives up at once. The stream then fails: :attr:`error`, :meth:`failed`, and ``async
+            for`` raises :class:`polyfeed.errors.ConnectError`. Once connected, a connection is
+            retried for as long as the stream runs.
+
+    Raises:
+        InvalidURLError: ``ws_url`` not ``ws://``/``wss://``, or ``rest_url``/``gamma_url`` not
+            ``http://``/``https://``.
     """
 
     def __init__(
@@ -71,13 +80,15 @@ class MarketStream(QueuedStream):
         max_queue: int = 100_000,
         ssl_context: ssl.SSLContext | None = None,
         recorder: FrameSink | None = None,
+        max_connect_attempts: int | None = 5,
     ) -> None:
         self.recorder = recorder
         self.ssl_context = ssl_context
         self.asset_ids = list(dict.fromkeys(asset_ids))
-        self.ws_url = ws_url
-        self.rest_url = rest_url
-        self.gamma_url = gamma_url
+        self.ws_url = check_url(ws_url, WS_SCHEMES, "ws_url")
+        self.rest_url = check_url(rest_url, HTTP_SCHEMES, "rest_url")
+        self.gamma_url = check_url(gamma_url, HTTP_SCHEMES, "gamma_url")
+        self.max_connect_attempts = max_connect_attempts
         self.per_connection = per_connection
         self.connect_interval_s = connect_interval_s
         self.on_event = on_event
@@ -129,6 +140,8 @@ class MarketStream(QueuedStream):
                 backoff=self.backoff,
                 ssl_context=self.ssl_context,
                 recorder=self.recorder,
+                max_connect_attempts=self.max_connect_attempts,
+                on_error=self._queue.fail,
             )
             await self._load_metadata(self.asset_ids)
             self._pool.subscribe(self.asset_ids)

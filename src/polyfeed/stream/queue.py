@@ -31,6 +31,7 @@ class EventQueue:
         self.events: deque[Event] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
+        self._failure_waiters: list[asyncio.Future[BaseException]] = []
 
     def emit(self, events: list[Event]) -> None:
         on_event = self.on_event
@@ -60,8 +61,25 @@ class EventQueue:
 
     def fail(self, error: BaseException) -> None:
         """The stream cannot go on: the iterator raises ``error`` after the events already queued."""
-        self._error = error
+        if self._error is None:
+            self._error = error
         self._wake()
+        for waiter in self._failure_waiters:
+            if not waiter.done():
+                waiter.set_result(self._error)
+        self._failure_waiters.clear()
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
+
+    async def failed(self) -> BaseException:
+        """Wait until :meth:`fail` is called; returns its error."""
+        if self._error is not None:
+            return self._error
+        waiter: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+        self._failure_waiters.append(waiter)
+        return await waiter
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -99,6 +117,23 @@ class QueuedStream:
     def callback_errors(self) -> int:
         """Exceptions ``on_event`` raised (logged; the stream went on)."""
         return self._queue.callback_errors
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why the stream gave up for good (``None`` while it runs): a
+        :class:`polyfeed.errors.ConnectError` (the venue refused the WebSocket) or, on the user channel,
+        an :class:`polyfeed.errors.AuthenticationError`. ``async for`` raises it after the events
+        already queued."""
+        return self._queue.error
+
+    async def failed(self) -> BaseException:
+        """Wait until the stream gives up for good, and return why (:attr:`error`): for programs that
+        read ``books`` or use ``on_event`` rather than ``async for``, to end instead of waiting forever.
+
+        >>> done, _ = await asyncio.wait([work, asyncio.ensure_future(stream.failed())],  # doctest: +SKIP
+        ...                              return_when=asyncio.FIRST_COMPLETED)
+        """
+        return await self._queue.failed()
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self

@@ -14,7 +14,7 @@ from types import TracebackType
 
 import aiohttp
 
-from polyfeed.net.connection import Backoff, FrameSink
+from polyfeed.net.connection import HTTP_SCHEMES, WS_SCHEMES, Backoff, FrameSink, check_url
 from polyfeed.net.user import UserConnection
 from polyfeed.session import Event
 from polyfeed.session.user import UserConfig, UserSession, UserState
@@ -45,6 +45,8 @@ class UserStream(QueuedStream):
         ssl_context: for ``wss://`` and ``https://``.
         recorder: records the channel's frames and the reconciliations' REST answers (the
             subscription is recorded without its credentials).
+        max_connect_attempts: as :class:`polyfeed.stream.MarketStream`'s: the stream fails with
+            :class:`polyfeed.errors.ConnectError` when the channel never connects.
 
     The iterator raises :class:`polyfeed.errors.AuthenticationError` when the venue keeps refusing the
     credentials (it drops the connection without a word, spec 5.3), after the events already queued.
@@ -64,14 +66,16 @@ class UserStream(QueuedStream):
         max_queue: int = 100_000,
         ssl_context: ssl.SSLContext | None = None,
         recorder: FrameSink | None = None,
+        max_connect_attempts: int | None = 5,
     ) -> None:
         self.recorder = recorder
+        self.max_connect_attempts = max_connect_attempts
         self.credentials = credentials if credentials is not None else Credentials.from_env()
         self.state = UserState(self.credentials.api_key, address)
         self.markets = list(markets or ())
         self.address = address
-        self.ws_url = ws_url
-        self.rest_url = rest_url
+        self.ws_url = check_url(ws_url, WS_SCHEMES, "ws_url")
+        self.rest_url = check_url(rest_url, HTTP_SCHEMES, "rest_url")
         self.config = config
         self.backoff = backoff
         self.ssl_context = ssl_context
@@ -97,6 +101,7 @@ class UserStream(QueuedStream):
             backoff=self.backoff,
             ssl_context=self.ssl_context,
             recorder=self.recorder,
+            max_connect_attempts=self.max_connect_attempts,
         )
         self._runner = asyncio.get_running_loop().create_task(self.connection.run())
         self._runner.add_done_callback(self._ended)
