@@ -336,13 +336,14 @@ def test_a_refused_connection_fails_the_stream_after_its_tries() -> None:
 def test_once_connected_a_stream_outlives_the_venue_going_away() -> None:
     async def main() -> None:
         async with Simulator(markets=1, seed=5, events_per_s=100) as sim:
-            async with MarketStream(
+            stream = MarketStream(
                 sim.exchange.asset_ids(),
                 ws_url=sim.market_url,
                 rest_url=sim.rest_url,
                 backoff=FAST,
                 max_connect_attempts=1,
-            ) as stream:
+            )
+            async with stream:
                 await until(lambda: all(b.status is BookStatus.LIVE for b in stream.books.values()), "live")
                 assert stream._pool is not None
                 connection = stream._pool.connections[0]
