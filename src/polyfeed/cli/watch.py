@@ -136,10 +136,12 @@ async def show_books(
         started = loop.time()
 
         def frame() -> RenderableType:
+            if stream.error is not None:  # the venue refused the WebSocket (a 404, say): say so now
+                raise stream.error
             if not state.messages and timeout_s and loop.time() - started > timeout_s:
                 raise CommandError(
-                    f"no market data from {venue.ws_url} within {timeout_s:g} s "
-                    "(unreachable, or the venue knows none of these tokens)"
+                    f"no market data from {venue.ws_url} within {timeout_s:g} s: the venue knows "
+                    "none of these tokens, or sends nothing yet (--timeout 0 waits for ever)"
                 )
             now_ns = time.monotonic_ns()
             terminal = console.is_terminal
