@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from polyfeed.cli.capture import capture
+from polyfeed.cli.capture import _shared_dirs, capture
 from tests.cli.harness import assert_one_line_failure, polyfeed
 
 BURST = Path("ws/market/price_change_crossing_burst.json")
@@ -37,3 +37,22 @@ def test_capture_without_the_files_says_where_it_looked(
     result = polyfeed(capsys, "capture")
     assert result.code == 2
     assert str(tmp_path) in assert_one_line_failure(result, "capture")
+
+
+def test_without_polyfeed_shared_it_looks_beside_the_checkout_and_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It named a path inside site-packages' parents for an installed polyfeed."""
+    monkeypatch.delenv("POLYFEED_SHARED", raising=False)
+    work = tmp_path / "somewhere"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    places = _shared_dirs()
+    assert work / "shared" in places and tmp_path / "shared" in places
+    checkout = Path(__file__).resolve().parents[2]
+    assert places[0] == checkout.parent / "shared", "an editable install looks beside its checkout first"
+    if not (places[0] / "fixtures").exists():
+        result = polyfeed(capsys, "capture")
+        assert result.code == 2
+        line = assert_one_line_failure(result, "capture")
+        assert "set POLYFEED_SHARED" in line and str(work / "shared") in line

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -11,6 +15,8 @@ import typer
 
 from polyfeed.cli.errors import CommandError, describe, run_command
 from polyfeed.errors import SubscriptionError
+from polyfeed.record import recording_info
+from tests.cli.harness import BOUND_S, Exchange, polyfeed_process
 
 
 def test_a_refused_connection_says_which_address_and_why(closed_port: int) -> None:
@@ -63,3 +69,113 @@ def test_a_bug_keeps_its_traceback() -> None:
 
     with pytest.raises(ZeroDivisionError):
         run_command("watch", buggy())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_end_a_command_as_ctrl_c_does(signum: int) -> None:
+    cleaned_up = []
+
+    async def stopped() -> str:
+        try:
+            await asyncio.sleep(0.01)
+            signal.raise_signal(signum)  # systemd's stop, docker stop, timeout; a closed terminal
+            await asyncio.sleep(60)
+        finally:
+            cleaned_up.append(True)
+        return "not reached"
+
+    before = signal.getsignal(signum)
+    assert run_command("record", stopped()) is None
+    assert cleaned_up == [True]
+    assert signal.getsignal(signum) is before, "the handler is the process's own again"
+
+
+def _wait_for(condition: Callable[[], bool], process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + BOUND_S
+    while not condition():
+        assert process.poll() is None, f"ended before {what}: {process.communicate()[1].decode()}"
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_recorder_stopped_by_a_signal_closes_indexes_and_summarises(
+    signum: int, exchange: Exchange, tmp_path: Path
+) -> None:
+    """Issue 13, item 7: SIGTERM did what SIGKILL does (no summary, an empty index, data lost)."""
+    directory = tmp_path / "rec"
+    market = exchange.sim.exchange.markets[0]
+    process = polyfeed_process("record", market.slug, "--out", str(directory), *exchange.venue_args())
+    try:
+        segment = directory / "seg-000001.pfr.zst"
+        _wait_for(lambda: segment.exists() and segment.stat().st_size > 0, process, "a flushed segment")
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=BOUND_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert b"Traceback" not in err
+    assert out.decode().startswith("recorded "), out.decode()
+    assert f"{market.slug} · Yes" in out.decode()
+    assert len((directory / "index.jsonl").read_bytes().splitlines()) == 1, "closed and indexed"
+    assert recording_info(directory).truncated_segments == 0
+
+
+@pytest.mark.parametrize("command", ["demo", "watch", "stream", "sim"])
+def test_every_long_running_command_ends_cleanly_on_sigterm(command: str, exchange: Exchange) -> None:
+    market = exchange.sim.exchange.markets[0]
+    argv = {
+        "demo": ["demo", "--seconds", "600"],
+        "watch": ["watch", market.slug, "--seconds", "600", *exchange.venue_args()],
+        "stream": ["stream", market.slug, "--format", "jsonl", *exchange.venue_args()],
+        "sim": ["sim", "--port", "0"],
+    }[command]
+    process = polyfeed_process(*argv)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # it is up and printing
+        assert first, process.communicate()[1].decode()
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=BOUND_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert b"Traceback" not in err, err.decode()
+
+
+@pytest.mark.parametrize("command", ["demo", "watch", "stream", "record", "replay"])
+def test_a_reader_that_leaves_early_ends_the_command_quietly(
+    command: str, exchange: Exchange, tmp_path: Path
+) -> None:
+    """``polyfeed demo | head -1`` exited 1 with a BrokenPipeError."""
+    market = exchange.sim.exchange.markets[0]
+    recording = tmp_path / "rec"
+    if command == "replay":
+        made = polyfeed_process(
+            "record", market.slug, "--out", str(recording), "--seconds", "2", *exchange.venue_args()
+        )
+        _, err = made.communicate(timeout=BOUND_S)
+        assert made.returncode == 0, err.decode()
+    argv = {
+        "demo": ["demo", "--seconds", "600"],
+        "watch": ["watch", market.slug, "--seconds", "600", *exchange.venue_args()],
+        "stream": ["stream", market.slug, "--format", "jsonl", *exchange.venue_args()],
+        "record": ["record", market.slug, "--out", str(recording), "--seconds", "2", *exchange.venue_args()],
+        "replay": ["replay", str(recording), "--view", "jsonl"],
+    }[command]
+    process = polyfeed_process(*argv)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline(), "printed nothing"
+        process.stdout.close()  # as head does once it has its line
+        _, err = process.communicate(timeout=BOUND_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()

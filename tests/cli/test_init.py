@@ -3,10 +3,12 @@ examples."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from polyfeed.cli import COMMANDS
-from tests.cli.harness import assert_one_line_failure, polyfeed
+from polyfeed.cli import COMMANDS, _global_options_first
+from tests.cli.harness import assert_one_line_failure, polyfeed, venue_args_at
 
 
 @pytest.mark.parametrize(
@@ -63,3 +65,21 @@ def test_each_command_has_help_with_examples_of_itself(name: str, capsys: pytest
     assert result.code == 0
     assert "Examples" in result.out
     assert f"polyfeed {name}" in result.out.split("Examples", 1)[1]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    for flag in ("--version", "-V"):
+        result = polyfeed(capsys, flag)
+        assert result.code == 0
+        assert re.fullmatch(r"polyfeed \S+ \(Python 3\.\d+\.\d+\)\n", result.out), result.out
+
+
+def test_verbose_may_follow_the_command(capsys: pytest.CaptureFixture[str], closed_port: int) -> None:
+    """``-v`` after the command was a usage error ("No such option"): it is the same flag there."""
+    result = polyfeed(
+        capsys, "markets", "x", *venue_args_at(f"127.0.0.1:{closed_port}"), "-v", "--timeout", "5"
+    )
+    assert result.code == 1, result.err  # the closed port's failure, not a usage error (2)
+    assert "cannot reach" in result.err
+    assert _global_options_first(["watch", "a", "-v", "--", "-v"]) == ["-v", "watch", "a", "--", "-v"]
+    assert _global_options_first(["watch", "a"]) == ["watch", "a"]

@@ -31,14 +31,17 @@ in-process and a local exchange in a thread).
 from __future__ import annotations
 
 import logging
+import platform
 import sys
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from typing import Annotated, Any
 
 import typer
 
+import polyfeed
 from polyfeed.cli import capture, demo, export, markets, record, replay, sim, stream, watch
-from polyfeed.cli.errors import EXIT_USAGE
+from polyfeed.cli.errors import EXIT_USAGE, discard_stdout, stop_signals_as_ctrl_c
 
 __all__ = ["COMMANDS", "app", "main"]
 
@@ -68,10 +71,38 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"polyfeed {_version()} (Python {platform.python_version()})")
+        raise typer.Exit()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("polyfeed")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return polyfeed.__version__
+
+
 @app.callback()
 def _options(
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log what connections and resyncs do, on stderr.")
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Log what connections and resyncs do, on stderr (before or after the command).",
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            callback=_print_version,
+            is_eager=True,
+            help="Print polyfeed's version and exit.",
+        ),
     ] = False,
 ) -> None:
     if verbose:
@@ -89,17 +120,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     has printed its own line (:mod:`polyfeed.cli.errors`).
     """
     command = typer.main.get_command(app)
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = _global_options_first(list(sys.argv[1:] if argv is None else argv))
     try:
-        result = command.main(args=args, prog_name="polyfeed", standalone_mode=False)
+        with stop_signals_as_ctrl_c():
+            result = command.main(args=args, prog_name="polyfeed", standalone_mode=False)
     except _CLICK_EXCEPTION as exc:
         return _usage_error(exc)
     except typer.Abort:
         sys.stderr.write("polyfeed: aborted\n")
         return 1
-    except KeyboardInterrupt:  # Ctrl-C outside a command's event loop (while parsing, say)
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) outside a command's event loop (while parsing, say)
         return 130
+    except BrokenPipeError:  # ``| head`` left while a command printed outside its event loop
+        discard_stdout()
+        return 0
     return result if isinstance(result, int) else 0
+
+
+_GLOBAL_FLAGS = frozenset({"-v", "--verbose"})
+
+
+def _global_options_first(args: list[str]) -> list[str]:
+    """``polyfeed watch X -v`` as ``polyfeed -v watch X``: the flags of every command may come after
+    it, as people type them (no command has a ``-v`` of its own; ``--`` ends the options)."""
+    if "--" in args:
+        head, tail = args[: args.index("--")], args[args.index("--") :]
+    else:
+        head, tail = args, []
+    flags = [a for a in head if a in _GLOBAL_FLAGS]
+    return [*flags, *(a for a in head if a not in _GLOBAL_FLAGS), *tail] if flags else args
 
 
 def _click_exception() -> type[Exception]:

@@ -31,19 +31,33 @@ def capture_command() -> None:
     The capture comes from the shared folder beside the checkout (or `$POLYFEED_SHARED`); exits 1 if
     a check failed.
     """
-    path = _shared_dir() / _FIXTURE
-    if not path.exists():
-        raise fail("capture", f"{path} not found (set POLYFEED_SHARED to the shared folder)", EXIT_USAGE)
-    code = capture(path)
+    places = _shared_dirs()
+    found = [place / _FIXTURE for place in places if (place / _FIXTURE).exists()]
+    if not found:
+        looked = ", ".join(str(place) for place in places)
+        raise fail(
+            "capture",
+            f"the capture is not installed with polyfeed: it is {_FIXTURE} in the shared folder beside a "
+            f"polyfeed checkout; set POLYFEED_SHARED to that folder (looked in {looked})",
+            EXIT_USAGE,
+        )
+    code = capture(found[0])
     if code:
         raise typer.Exit(code)
 
 
-def _shared_dir() -> Path:
+def _shared_dirs() -> list[Path]:
+    """Where the shared folder may be: ``$POLYFEED_SHARED`` if set (and only there); else ``../shared``
+    beside the checkout polyfeed runs from (an editable install), and ``./shared`` and ``../shared`` of
+    the working directory."""
     configured = os.environ.get("POLYFEED_SHARED")
     if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[4] / "shared"  # src/polyfeed/cli/ -> the checkout's parent
+        return [Path(configured)]
+    places = [Path.cwd() / "shared", Path.cwd().parent / "shared"]
+    package = Path(__file__).resolve().parents[1]  # .../src/polyfeed
+    if package.parent.name == "src" and (package.parents[1] / "pyproject.toml").exists():
+        places.insert(0, package.parents[2] / "shared")  # the checkout's parent
+    return list(dict.fromkeys(p.resolve() for p in places))
 
 
 def capture(path: Path, out: TextIO | None = None) -> int:

@@ -8,9 +8,12 @@ polyfeed and keeps its traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Coroutine
+import threading
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 import aiohttp
@@ -19,7 +22,17 @@ import typer
 from polyfeed.errors import PolyfeedError
 from polyfeed.stream.loop import run
 
-__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "CommandError", "describe", "fail", "run_command"]
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_USAGE",
+    "STOP_SIGNALS",
+    "CommandError",
+    "describe",
+    "discard_stdout",
+    "fail",
+    "run_command",
+    "stop_signals_as_ctrl_c",
+]
 
 T = TypeVar("T")
 
@@ -66,16 +79,64 @@ def fail(command: str, message: str, exit_code: int = EXIT_FAILURE) -> typer.Exi
     return typer.Exit(exit_code)
 
 
+STOP_SIGNALS = tuple(
+    s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None
+)
+"""Signals that stop a command as Ctrl-C does: SIGTERM (systemd, ``docker stop``, ``timeout``) and
+SIGHUP (the terminal went away)."""
+
+
+@contextlib.contextmanager
+def stop_signals_as_ctrl_c() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP do what Ctrl-C does at that moment: in a command's event loop,
+    cancel its task so that its clean-up runs (a recording closed and indexed, the summary printed, exit
+    0); elsewhere, raise :class:`KeyboardInterrupt`. A second signal during the clean-up forces the end,
+    as a second Ctrl-C does. Only the main thread can set signal handlers: elsewhere (a test running a
+    command in a thread) this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def as_ctrl_c(_signum: int, frame: Any) -> None:
+        handler = signal.getsignal(signal.SIGINT)  # asyncio.Runner's while a command runs
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:  # SIGINT ignored or default: end as the default handler would
+            raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, as_ctrl_c) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def discard_stdout() -> None:
+    """The reader left (``| head``): point stdout at /dev/null so that what is still printed, and the
+    interpreter's last flush at exit, do not fail on the closed pipe (as the Python docs advise for
+    SIGPIPE)."""
+    with contextlib.suppress(OSError, ValueError):  # no real file descriptor (a test's capture)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def run_command(command: str, coro: Coroutine[Any, Any, T]) -> T | None:
     """Run a command's coroutine on polyfeed's event loop (uvloop when installed).
 
-    Ctrl-C ends it quietly (``None``: the coroutine's ``finally`` blocks and context managers have run,
-    as ``asyncio.Runner`` cancels the task first). A failure from :func:`describe`'s list becomes one
-    line and :class:`typer.Exit`.
+    Ctrl-C, SIGTERM and SIGHUP end it quietly (``None``: the coroutine's ``finally`` blocks and context
+    managers have run, as ``asyncio.Runner`` cancels the task first; see
+    :func:`stop_signals_as_ctrl_c`), and so does a reader of stdout that went away (``| head``). A
+    failure from :func:`describe`'s list becomes one line and :class:`typer.Exit`.
     """
     try:
-        return run(coro)
+        with stop_signals_as_ctrl_c():
+            return run(coro)
     except KeyboardInterrupt:
+        return None
+    except BrokenPipeError:
+        discard_stdout()
         return None
     except CommandError as exc:
         raise fail(command, str(exc), exc.exit_code) from None

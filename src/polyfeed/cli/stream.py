@@ -22,7 +22,7 @@ import msgspec
 import typer
 
 from polyfeed.book import BookStatus
-from polyfeed.cli.errors import CommandError, run_command
+from polyfeed.cli.errors import CommandError, discard_stdout, run_command
 from polyfeed.cli.gamma import resolve_for_console
 from polyfeed.cli.options import (
     DEFAULT_GAMMA_URL,
@@ -150,8 +150,8 @@ async def stream_events(
                     event = await anext(stream)
             except TimeoutError:
                 raise CommandError(
-                    f"no market data from {stream.ws_url} within {timeout_s:g} s "
-                    "(unreachable, or the venue knows none of these tokens)"
+                    f"no market data from {stream.ws_url} within {timeout_s:g} s: the venue knows "
+                    "none of these tokens, or sends nothing yet (--timeout 0 waits for ever)"
                 ) from None
             while True:
                 out.write(_encode(event_record(event)) + b"\n")
@@ -197,12 +197,3 @@ def _stdout_is_terminal() -> bool:
         return os.isatty(sys.stdout.fileno())
     except (OSError, ValueError):  # no file descriptor (a test's capture): not a terminal
         return False
-
-
-def discard_stdout() -> None:
-    """The reader left (``| head``): point stdout at /dev/null so that the interpreter's last flush at
-    exit does not fail on the closed pipe (as the Python docs advise for SIGPIPE)."""
-    with contextlib.suppress(OSError, ValueError):  # no real file descriptor (a test's capture)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
