@@ -3,17 +3,30 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+PIP := $(PY) -m pip --disable-pip-version-check
 
 .PHONY: demo test lint bench chaos clean
 
-$(STAMP): pyproject.toml
+$(PY):
+	@echo "polyfeed: creating $(VENV) (first run only)"
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	$(PIP) install --quiet --upgrade pip
+
+# What polyfeed needs to run (the demo): six packages, no development tools.
+$(RUN_STAMP): pyproject.toml | $(PY)
+	@echo "polyfeed: installing what polyfeed needs to run (first run only)"
+	$(PIP) install --progress-bar on -e .
+	touch $(RUN_STAMP)
+
+# Everything, with the test and lint tools: what make test and make bench need.
+$(STAMP): pyproject.toml | $(PY)
+	@echo "polyfeed: installing polyfeed with its development tools (first run only)"
+	$(PIP) install --progress-bar on -e '.[dev]'
+	touch $(STAMP) $(RUN_STAMP)
 
 ## demo: polyfeed's main job on the embedded default (no network needed)
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(PY) -m polyfeed demo
 
 ## test: lint, type-check and run the test suite
