@@ -239,10 +239,13 @@ def test_markets_open_and_resolve_with_broadcasts() -> None:
     assert new.assets_ids == [exchange.markets[-1].yes, exchange.markets[-1].no]
     target = exchange.markets[0]
     outs = exchange.resolve_market(target)
-    resolved = outs[-1].message
-    assert isinstance(resolved, MarketResolved) and outs[-1].channel == "broadcast"
-    assert resolved.winning_asset_id in (target.yes, target.no)
-    assert target not in exchange.markets
+    resolved, replacement = (o.message for o in outs[-2:])
+    assert all(o.channel == "broadcast" for o in outs[-2:])
+    assert isinstance(resolved, MarketResolved) and resolved.winning_asset_id in (target.yes, target.no)
+    assert isinstance(replacement, NewMarket) and replacement.slug == "sim-market-4"
+    assert target not in exchange.markets and len(exchange.markets) == 4, "a new market in its place"
+    with pytest.raises(ValueError, match="not in list"):
+        exchange.resolve_market(target)
     with pytest.raises(KeyError):
         exchange.book(target.yes)
     for out in exchange.run(3_000):

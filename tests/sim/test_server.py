@@ -298,7 +298,7 @@ def test_new_and_resolved_markets_reach_custom_feature_connections_whatever_thei
             sim.resolve_market(0)
             heard: list[MarketMessage] = []
             await read_until_pong(custom, heard.append)
-            assert [type(m) for m in heard] == [NewMarket, MarketResolved]
+            assert [type(m) for m in heard] == [NewMarket, MarketResolved, NewMarket], "and its replacement"
             quiet: list[MarketMessage] = []
             await read_until_pong(plain, quiet.append)
             assert quiet == [], "only with custom features"

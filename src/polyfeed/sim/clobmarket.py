@@ -9,12 +9,11 @@ capture ``fixtures/polymarket/rest/market.json``. py-clob-client's order path re
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from polyfeed.sim.engine import Exchange, SimMarket
-from polyfeed.sim.numbers import SCALE
+from polyfeed.sim.gamma import end_date
 
 __all__ = ["clob_market_document", "find_market"]
 
@@ -57,14 +56,12 @@ def clob_market_document(exchange: Exchange, market: SimMarket, *, resolved: boo
         resolved: whether it has resolved (closed, not accepting orders, ``winner`` set).
     """
     if resolved:
-        # the rule Exchange.resolve_market decides by: YES wins when its fair value is at least one half
-        yes_wins = market.fair_key >= SCALE // 2
+        yes_wins = market.yes_wins  # the rule its market_resolved was decided by
         prices = {market.yes: 1.0 if yes_wins else 0.0, market.no: 0.0 if yes_wins else 1.0}
         winners = {market.yes: yes_wins, market.no: not yes_wins}
     else:
         prices = {asset: _token_price(exchange, asset) for asset in (market.yes, market.no)}
         winners = {market.yes: False, market.no: False}
-    end = datetime.fromtimestamp(exchange.now_ms / 1000, UTC) + timedelta(days=30 + market.index)
     question_id = "0x" + hashlib.sha256(f"question {market.condition_id}".encode()).hexdigest()
     return {
         "enable_order_book": not resolved,
@@ -80,7 +77,7 @@ def clob_market_document(exchange: Exchange, market: SimMarket, *, resolved: boo
         "question": market.question,
         "description": "A simulated market of the polyfeed local exchange.",
         "market_slug": market.slug,
-        "end_date_iso": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end_date_iso": end_date(exchange, market),
         "game_start_time": None,
         "seconds_delay": 0,
         "fpmm": "",

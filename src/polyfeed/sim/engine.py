@@ -20,7 +20,10 @@ What a step can do (spec section 12):
   hash and top of book; then a post-trade ``book`` for each token (no ``tick_size`` or
   ``last_trade_price`` fields, but hashed with the new trade price); then ``last_trade_price`` with the
   trimmed price (``"0.49"``), while every later hash of both tokens uses ``"0.490"`` (spec 7.3);
-- a ``tick_size_change`` (0.01 -> 0.001) when the top of book passes 0.96 or 0.04, and back.
+- a ``tick_size_change`` (0.01 -> 0.001) when the top of book passes 0.96 or 0.04, and back;
+- before its event, a market whose lifetime is over resolves (``market_resolved``) and a new one opens
+  in its place (``new_market``), so the number of markets stays the same; lifetimes are minutes to
+  hours of the simulated clock, and the documented slugs never resolve (:mod:`polyfeed.sim.lifetimes`).
 
 Same seed, same stream: the engine draws from one ``random.Random(seed)`` and its own clock.
 """
@@ -36,6 +39,7 @@ from decimal import Decimal
 import msgspec
 
 from polyfeed.sim.account import SimAccount
+from polyfeed.sim.lifetimes import LONG_DATED, MEDIAN_LIFETIME_S, Lifetimes
 from polyfeed.sim.market import Change, SimMarket
 from polyfeed.sim.numbers import SCALE, price_text, size_text
 from polyfeed.wire import (
@@ -72,6 +76,9 @@ class Exchange:
         seed: the random seed; the same seed gives the same stream.
         start_ms: the simulated clock's start (epoch ms).
         levels: the range of levels a side starts with (10-75 a side: books of 20-150 levels).
+        median_lifetime_s: the median lifetime of a market, in simulated seconds (``None``: markets
+            resolve only by hand); each resolved market is replaced by a new one.
+        long_dated: the first markets, which never resolve on their own (the documented slugs).
     """
 
     def __init__(
@@ -81,11 +88,15 @@ class Exchange:
         seed: int = 1,
         start_ms: int = 1_790_000_000_000,
         levels: tuple[int, int] = (10, 75),
+        median_lifetime_s: float | None = MEDIAN_LIFETIME_S,
+        long_dated: int = LONG_DATED,
     ) -> None:
         if markets < 1:
             raise ValueError("an exchange needs at least one market")
         self.rng = random.Random(seed)
         self.now_ms = start_ms
+        self.lifetimes = Lifetimes(random.Random(seed + 3), median_lifetime_s, long_dated)
+        """When each market resolves on its own (a generator of its own: the order flow is unchanged)."""
         self.markets: list[SimMarket] = []
         self.by_asset: dict[str, SimMarket] = {}
         for index in range(markets):
@@ -138,6 +149,7 @@ class Exchange:
         self.markets.append(market)
         self.by_asset[market.yes] = market
         self.by_asset[market.no] = market
+        self.lifetimes.opened(market, self.now_ms)
         return market
 
     def _size(self) -> Decimal:
@@ -158,23 +170,16 @@ class Exchange:
         """A new market opens, never traded: its books start, and ``new_market`` is broadcast (spec 4.6)."""
         market = self._add_market(len(self.markets) + len(self.resolved), self._levels, traded=False)
         self._reweigh()
-        message = NewMarket(
-            market=market.condition_id,
-            timestamp=str(self.now_ms),
-            id=str(100_000 + market.index),
-            question=market.question,
-            slug=market.slug,
-            assets_ids=[market.yes, market.no],
-            outcomes=["Yes", "No"],
-            order_price_min_tick_size=market.tick,
-        )
-        return [Outbound(message, (), channel="broadcast")]
+        return [Outbound(market.new_market_notice(str(self.now_ms)), (), channel="broadcast")]
 
     def resolve_market(self, market: SimMarket) -> list[Outbound]:
         """A market resolves: its flow and books stop (REST answers 404 for its tokens, spec 8.1), the
-        account's orders in it are cancelled, and ``market_resolved`` is broadcast (spec 4.7)."""
-        if len(self.markets) <= 1:
-            return []
+        account's orders in it are cancelled, and ``market_resolved`` is broadcast (spec 4.7); then a
+        new market opens in its place (``new_market``), so the number of markets stays the same.
+
+        Raises:
+            ValueError: the market is not open (it resolved already).
+        """
         self.markets.remove(market)
         self.resolved.append(market)
         self._reweigh()
@@ -184,24 +189,8 @@ class Exchange:
             for o in self.account.open_orders()
             if o.market is market
         ]
-        winner, outcome = (market.yes, "Yes") if market.fair_key >= SCALE // 2 else (market.no, "No")
-        out.append(
-            Outbound(
-                MarketResolved(
-                    market=market.condition_id,
-                    timestamp=str(self.now_ms),
-                    id=str(100_000 + market.index),
-                    assets_ids=[market.yes, market.no],
-                    winning_asset_id=winner,
-                    winning_outcome=outcome,
-                    question=market.question,
-                    slug=market.slug,
-                    outcomes=["Yes", "No"],
-                ),
-                (),
-                channel="broadcast",
-            )
-        )
+        out.append(Outbound(market.resolved_notice(str(self.now_ms)), (), channel="broadcast"))
+        out.extend(self.add_market())
         return out
 
     def asset_ids(self) -> list[str]:
@@ -239,32 +228,35 @@ class Exchange:
     def step(self, elapsed_ms: int = 1) -> list[Outbound]:
         """Advance the clock and run one order-flow event in one market; returns what the venue sends."""
         self.now_ms += max(1, elapsed_ms)
+        out: list[Outbound] = []
+        due = self.lifetimes.next_due_ms()
+        if due is not None and due <= self.now_ms:
+            for ended in self.lifetimes.due(self.now_ms, self._is_open):
+                out.extend(self.resolve_market(ended))
         rng = self.rng
         market = rng.choices(self.markets, cum_weights=self._cum_weights)[0]  # O(log n), not O(n)
         market.fair_key = min(
             SCALE - 150, max(150, market.fair_key + rng.choice((-1, 0, 0, 1)) * market.tick_key)
         )
         roll = rng.random()
-        if roll < 0.0002:
-            out = self.add_market()
-        elif roll < 0.0004:
-            out = self.resolve_market(market)
-        elif roll < 0.03:
-            out = self._account_places(market)
+        if roll < 0.03:
+            out.extend(self._account_places(market))
         elif roll < 0.04:
-            out = self._account_cancels()
+            out.extend(self._account_cancels())
         elif roll < 0.12:
-            out = self._marketable(market, by_account=rng.random() < 0.1)
+            out.extend(self._marketable(market, by_account=rng.random() < 0.1))
         elif roll < 0.145:  # about 3% of the events without a trade (spec 7.4, "not only trades")
-            out = self._quiet_group(market)
+            out.extend(self._quiet_group(market))
         elif roll < 0.44:
-            out = self._changes(market, [self._cancel(market)])
+            out.extend(self._changes(market, [self._cancel(market)]))
         else:
-            out = self._changes(market, [self._limit(market)])
-        if self.by_asset.get(market.yes) is market:  # not resolved by this step; O(1), unlike ``in``
-            out.extend(self._maybe_tick_change(market))
+            out.extend(self._changes(market, [self._limit(market)]))
+        out.extend(self._maybe_tick_change(market))
         out.extend(self._user(trade) for trade in self.account.due(self.now_ms))
         return out
+
+    def _is_open(self, market: SimMarket) -> bool:
+        return self.by_asset.get(market.yes) is market  # O(1), unlike ``in self.markets``
 
     def run(self, events: int, *, elapsed_ms: int = 1) -> Iterable[Outbound]:
         """``events`` steps, flattened."""
@@ -458,32 +450,4 @@ class Exchange:
         return [Outbound(m, (market.yes, market.no)) for m in messages]
 
     def _maybe_tick_change(self, market: SimMarket) -> list[Outbound]:
-        """0.01 -> 0.001 when the top of book passes 0.96 or 0.04 (spec 4.3), and back inside 0.10-0.90."""
-        best_bid, best_ask = market.best_bid_key, market.best_ask_key
-        extreme = best_ask > 9600 or best_bid < 400
-        if market.tick == "0.01" and extreme:
-            new = "0.001"
-        elif market.tick == "0.001" and best_bid > 1000 and best_ask < 9000 and self._on_grid(market, 100):
-            new = "0.01"
-        else:
-            return []
-        old = market.tick
-        market.tick = new  # later hashes carry the new tick_size (spec 7.1)
-        ts = str(self.now_ms)
-        return [
-            Outbound(
-                TickSizeChange(
-                    asset_id=asset,
-                    market=market.condition_id,
-                    old_tick_size=old,
-                    new_tick_size=new,
-                    timestamp=ts,
-                ),
-                (asset,),
-            )
-            for asset in (market.yes, market.no)
-        ]
-
-    @staticmethod
-    def _on_grid(market: SimMarket, tick: int) -> bool:
-        return all(k % tick == 0 for k in market.bids) and all(k % tick == 0 for k in market.asks)
+        return [Outbound(m, (m.asset_id,)) for m in market.retick(str(self.now_ms))]

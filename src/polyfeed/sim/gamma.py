@@ -14,7 +14,7 @@ from typing import Any
 
 from polyfeed.sim.engine import Exchange, SimMarket
 
-__all__ = ["EVENT_SIZE", "event_document", "filter_markets", "market_document"]
+__all__ = ["EVENT_SIZE", "end_date", "event_document", "filter_markets", "market_document"]
 
 EVENT_SIZE = 3
 _MAX_IDS = 100  # Gamma answers at most 100 ids per request (spec 9.1)
@@ -30,13 +30,12 @@ def market_document(exchange: Exchange, market: SimMarket, *, with_events: bool 
     best_bid = float(yes.bids[-1].price) if yes.bids else 0.0
     best_ask = float(yes.asks[-1].price) if yes.asks else 1.0
     mid = round((best_bid + best_ask) / 2, 4)
-    end = datetime.fromtimestamp(exchange.now_ms / 1000, UTC) + timedelta(days=30 + market.index)
     document: dict[str, Any] = {
         "id": str(100_000 + market.index),
         "question": market.question,
         "conditionId": market.condition_id,
         "slug": market.slug,
-        "endDate": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "endDate": end_date(exchange, market),
         "outcomes": json.dumps(["Yes", "No"]),
         "outcomePrices": json.dumps([str(mid), str(round(1 - mid, 4))]),
         "clobTokenIds": json.dumps([market.yes, market.no]),
@@ -54,6 +53,16 @@ def market_document(exchange: Exchange, market: SimMarket, *, with_events: bool 
     if with_events:
         document["events"] = [_event_header(_event_index(market))]
     return document
+
+
+def end_date(exchange: Exchange, market: SimMarket) -> str:
+    """When the market ends: when it resolves on its own, else (long-dated) 30 days and a day per index
+    from now."""
+    if market.resolves_at_ms is not None:
+        end = datetime.fromtimestamp(market.resolves_at_ms / 1000, UTC)
+    else:
+        end = datetime.fromtimestamp(exchange.now_ms / 1000, UTC) + timedelta(days=30 + market.index)
+    return end.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _event_header(index: int) -> dict[str, Any]:

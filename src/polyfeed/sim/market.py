@@ -21,7 +21,7 @@ from decimal import Decimal
 
 from polyfeed.sim.bookhash import book_hash, book_trade_price, level_text, spliced_hash
 from polyfeed.sim.numbers import SCALE, price_text, size_text
-from polyfeed.wire import PriceChange, PriceChangeEntry, PriceLevel
+from polyfeed.wire import MarketResolved, NewMarket, PriceChange, PriceChangeEntry, PriceLevel, TickSizeChange
 
 __all__ = ["BookSide", "Change", "Claims", "SimMarket"]
 
@@ -97,6 +97,9 @@ class SimMarket:
     before any trade. Books and hashes use :attr:`book_trade_price` instead (spec 7.3)."""
     last_trade_side: str = ""
     """The last trade's taker side, ``"BUY"`` or ``"SELL"``; ``""`` before any trade (spec 4.4)."""
+    resolves_at_ms: int | None = None
+    """When it resolves on its own (simulated epoch ms, :mod:`polyfeed.sim.lifetimes`); ``None``: a
+    long-dated market, resolved only by hand."""
     bid_side: BookSide = field(default_factory=BookSide)
     ask_side: BookSide = field(default_factory=BookSide)
 
@@ -223,3 +226,61 @@ class SimMarket:
                     )
             out.append(PriceChange(market=self.condition_id, timestamp=timestamp, price_changes=entries))
         return out
+
+    def retick(self, timestamp: str) -> list[TickSizeChange]:
+        """0.01 -> 0.001 when the top of book passes 0.96 or 0.04 (spec 4.3), and back inside 0.10-0.90:
+        the new tick (later hashes carry it, spec 7.1) and a ``tick_size_change`` for each token."""
+        best_bid, best_ask = self.best_bid_key, self.best_ask_key
+        if self.tick == "0.01" and (best_ask > 9600 or best_bid < 400):
+            new = "0.001"
+        elif self.tick == "0.001" and best_bid > 1000 and best_ask < 9000 and self._on_grid(100):
+            new = "0.01"
+        else:
+            return []
+        old, self.tick = self.tick, new
+        return [
+            TickSizeChange(
+                asset_id=asset,
+                market=self.condition_id,
+                old_tick_size=old,
+                new_tick_size=new,
+                timestamp=timestamp,
+            )
+            for asset in (self.yes, self.no)
+        ]
+
+    def _on_grid(self, tick: int) -> bool:
+        return all(k % tick == 0 for k in self.bids) and all(k % tick == 0 for k in self.asks)
+
+    def new_market_notice(self, timestamp: str) -> NewMarket:
+        """``new_market`` for this market (spec 4.6)."""
+        return NewMarket(
+            market=self.condition_id,
+            timestamp=timestamp,
+            id=str(100_000 + self.index),
+            question=self.question,
+            slug=self.slug,
+            assets_ids=[self.yes, self.no],
+            outcomes=["Yes", "No"],
+            order_price_min_tick_size=self.tick,
+        )
+
+    @property
+    def yes_wins(self) -> bool:
+        """Whether YES wins should it resolve now: its fair value is at least one half."""
+        return self.fair_key >= SCALE // 2
+
+    def resolved_notice(self, timestamp: str) -> MarketResolved:
+        """``market_resolved`` for this market, its winner decided by :attr:`yes_wins` (spec 4.7)."""
+        winner, outcome = (self.yes, "Yes") if self.yes_wins else (self.no, "No")
+        return MarketResolved(
+            market=self.condition_id,
+            timestamp=timestamp,
+            id=str(100_000 + self.index),
+            assets_ids=[self.yes, self.no],
+            winning_asset_id=winner,
+            winning_outcome=outcome,
+            question=self.question,
+            slug=self.slug,
+            outcomes=["Yes", "No"],
+        )

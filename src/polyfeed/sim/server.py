@@ -52,6 +52,7 @@ from polyfeed.sim.faults import Fault, parse_fault
 from polyfeed.sim.frames import dump_frames, encode_outbound, rest_book
 from polyfeed.sim.gamma import event_document, filter_markets, market_document
 from polyfeed.sim.hostile import hostile_frames
+from polyfeed.sim.lifetimes import MEDIAN_LIFETIME_S
 from polyfeed.sim.rest import BookRest
 from polyfeed.sim.userchannel import UserChannel
 from polyfeed.wire import BestBidAsk, Book, PriceChange, PriceChangeEntry
@@ -84,6 +85,9 @@ class Simulator:
             shape) instead of one array per subscription (today's venue, spec 3).
         snapshot_tick_size: initial books carry ``tick_size`` (2026's venue); ``False`` leaves it out,
             as December 2025's initial books did, so that clients must take it from REST (spec 7.3).
+        median_lifetime_s: markets resolve after a lifetime around this median, in seconds of the
+            exchange's clock (which keeps with the wall clock), each replaced by a new market; ``None``:
+            only by hand (:mod:`polyfeed.sim.lifetimes`). ``sim-market-0`` to ``-19`` never resolve.
     """
 
     def __init__(
@@ -99,9 +103,10 @@ class Simulator:
         ssl_context: ssl.SSLContext | None = None,
         dump_per_asset: bool = False,
         snapshot_tick_size: bool = True,
+        median_lifetime_s: float | None = MEDIAN_LIFETIME_S,
     ) -> None:
         self.ssl_context = ssl_context
-        self.exchange = Exchange(markets, seed=seed)
+        self.exchange = Exchange(markets, seed=seed, median_lifetime_s=median_lifetime_s)
         self.host = host
         self.port = port
         self.events_per_s = events_per_s
@@ -188,7 +193,8 @@ class Simulator:
             self._broadcast(out)
 
     def resolve_market(self, index: int = 0) -> None:
-        """Resolve ``exchange.markets[index]`` now (``market_resolved`` to custom-feature connections)."""
+        """Resolve ``exchange.markets[index]`` now, and open a market in its place (``market_resolved``
+        and ``new_market`` to custom-feature connections)."""
         for out in self.exchange.resolve_market(self.exchange.markets[index]):
             self._broadcast(out)
 
