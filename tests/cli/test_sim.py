@@ -6,6 +6,7 @@ import json
 import re
 import signal
 import socket
+import time
 import urllib.request
 
 import pytest
@@ -38,6 +39,39 @@ def test_sim_serves_until_ctrl_c_and_says_where() -> None:
             process.communicate()
     assert process.returncode == 0
     assert err == b"", err.decode()
+
+
+def gamma_slugs(rest: str) -> set[str]:
+    with urllib.request.urlopen(f"{rest}/markets?limit=500", timeout=BOUND_S) as response:
+        return {m["slug"] for m in json.loads(response.read())}
+
+
+def test_markets_past_the_documented_ones_resolve_after_their_lifetime_and_are_replaced() -> None:
+    process = polyfeed_process("sim", "--port", "0", "--markets", "22", "--lifetime", "0.5")
+    assert process.stdout is not None
+    try:
+        lines: list[str] = []
+        while not lines or lines[-1] != "Ctrl-C to stop":
+            line = process.stdout.readline().decode()
+            assert line, f"sim ended early: {lines}"
+            lines.append(line.rstrip("\n"))
+        assert "markets after sim-market-19 resolve after a median 0.5 s, each replaced by a new one" in lines
+        found = re.search(r"market channel\s+ws://(127\.0\.0\.1:\d+)/ws/market", "\n".join(lines))
+        assert found is not None, lines
+        rest = f"http://{found.group(1)}"
+        deadline = time.monotonic() + BOUND_S
+        while "sim-market-20" in (slugs := gamma_slugs(rest)) or "sim-market-21" in slugs:
+            assert time.monotonic() < deadline, f"sim-market-20 and -21 never resolved: {sorted(slugs)}"
+            time.sleep(0.1)
+        assert len(slugs) == 22, "each resolved market was replaced"
+        assert {f"sim-market-{i}" for i in range(20)} <= slugs, "the documented slugs never resolve"
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=BOUND_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0
 
 
 def test_a_taken_port_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,6 +14,7 @@ import typer
 from polyfeed.cli.errors import CommandError, run_command
 from polyfeed.sim import Simulator
 from polyfeed.sim.faults import Fault, parse_fault_flag
+from polyfeed.sim.lifetimes import LONG_DATED, MEDIAN_LIFETIME_S
 
 __all__ = ["EPILOG", "serve", "sim_command"]
 
@@ -21,6 +22,7 @@ EPILOG = """**Examples**
 
 * `polyfeed sim --port 8765 --markets 50 --seed 1`
 * `polyfeed sim --fault drop:mode=reset --fault zombie --fault-every 30`
+* `polyfeed sim --lifetime 120` (markets past sim-market-19 live about two minutes; `0`: for ever)
 * and beside it: `polyfeed watch sim-market-0 --ws-url ws://127.0.0.1:8765/ws/market
   --rest-url http://127.0.0.1:8765 --gamma-url http://127.0.0.1:8765`
 """
@@ -56,6 +58,16 @@ def sim_command(
     fault_every: Annotated[
         float, typer.Option("--fault-every", metavar="SECONDS", min=0.001, help="Seconds between faults.")
     ] = 30.0,
+    lifetime: Annotated[
+        float,
+        typer.Option(
+            "--lifetime",
+            metavar="SECONDS",
+            min=0.0,
+            help=f"The median lifetime of a market (0: none resolves on its own). A resolved market is "
+            f"replaced by a new one; sim-market-0 to sim-market-{LONG_DATED - 1} never resolve.",
+        ),
+    ] = MEDIAN_LIFETIME_S,
 ) -> None:
     """Run the local exchange until Ctrl-C, with faults on demand.
 
@@ -63,7 +75,10 @@ def sim_command(
     Gamma's `/markets` and `/events` on one port; faults also through `POST /control/faults`.
     """
     faults = [parse_fault_flag(flag) for flag in fault or ()]
-    run_command("sim", serve(host, port, markets, seed, events_per_s, faults, fault_every))
+    lifetime_s = lifetime or None
+    run_command(
+        "sim", serve(host, port, markets, seed, events_per_s, faults, fault_every, lifetime_s=lifetime_s)
+    )
 
 
 async def serve(
@@ -75,11 +90,16 @@ async def serve(
     faults: Sequence[Fault] = (),
     fault_every_s: float = 30.0,
     out: TextIO | None = None,
+    *,
+    lifetime_s: float | None = MEDIAN_LIFETIME_S,
 ) -> None:
-    """Serve the local exchange until cancelled, injecting ``faults`` in turn every ``fault_every_s``."""
+    """Serve the local exchange until cancelled, injecting ``faults`` in turn every ``fault_every_s``;
+    markets resolve after a median ``lifetime_s`` (``None``: never on their own)."""
     out = out or sys.stdout
     async with contextlib.AsyncExitStack() as stack:
-        simulator = Simulator(markets, seed=seed, host=host, port=port, events_per_s=events_per_s)
+        simulator = Simulator(
+            markets, seed=seed, host=host, port=port, events_per_s=events_per_s, median_lifetime_s=lifetime_s
+        )
         try:
             sim = await stack.enter_async_context(simulator)
         except OSError as exc:  # the port is taken, or the address is not this machine's
@@ -90,6 +110,11 @@ async def serve(
         )
         for market in sim.exchange.markets[:3]:
             out.write(f"  {market.slug}: YES {market.yes}\n  {' ' * len(market.slug)}  NO  {market.no}\n")
+        if lifetime_s is not None and markets > LONG_DATED:
+            out.write(
+                f"markets after sim-market-{LONG_DATED - 1} resolve after a median {lifetime_s:g} s, "
+                "each replaced by a new one\n"
+            )
         if faults:
             out.write(f"injecting {', '.join(f.kind for f in faults)} in turn every {fault_every_s:g} s\n")
         out.write("Ctrl-C to stop\n")
