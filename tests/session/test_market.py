@@ -633,3 +633,35 @@ def test_a_rest_answer_that_comes_after_a_snapshot_superseded_its_resync_is_not_
     assert not [e for e in events if isinstance(e, Resynced)]
     book = books["a"]
     assert book.status is BookStatus.LIVE and book.best_bid is not None and str(book.best_bid.price) == "0.45"
+
+
+def test_interleaved_entries_apply_once_per_book_with_one_update_each() -> None:
+    """Issue 14, item 3: ``[A, B, A, B]`` was applied twice to each book, with four BookUpdated."""
+    exchange = Exchange(markets=1, seed=5)
+    market = exchange.markets[0]
+    yes, no = market.yes, market.no
+    session, books = started([yes, no], exchange)
+    before = {a: books[a].checks.total_passed + books[a].checks.total_failed for a in (yes, no)}
+
+    def entry(asset: str, price: str, size: str, side: str) -> PriceChangeEntry:
+        return PriceChangeEntry(asset_id=asset, price=price, size=size, side=side)
+
+    message = PriceChange(
+        market=books[yes].market,
+        timestamp=str(exchange.now_ms + 1),
+        price_changes=[
+            entry(yes, "0.02", "11", "BUY"),
+            entry(no, "0.98", "11", "SELL"),
+            entry(yes, "0.03", "12", "BUY"),
+            entry(no, "0.97", "12", "SELL"),
+        ],
+    )
+    events = session.data_received(msgspec.json.encode(message), 2 * S)
+    updated = [e.asset_id for e in events if isinstance(e, BookUpdated)]
+    assert updated == [yes, no]
+    bids = {level.price: level.size for level in books[yes].wire_levels()[0]}
+    assert bids["0.02"] == "11" and bids["0.03"] == "12"
+    asks = {level.price: level.size for level in books[no].wire_levels()[1]}
+    assert asks["0.98"] == "11" and asks["0.97"] == "12"
+    after = {a: books[a].checks.total_passed + books[a].checks.total_failed for a in (yes, no)}
+    assert after == before, "no check ran twice for one message (nor at all, mid-burst)"

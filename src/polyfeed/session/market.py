@@ -364,7 +364,13 @@ class MarketSession(ChannelSession):
         if message.__class__ is PriceChange:
             assets = self.assets
             done: str | None = None
-            for entry in message.price_changes:  # usually two entries: this token and its complement
+            entries = message.price_changes  # usually two: this token and its complement
+            if len(entries) > 2:
+                # Each book takes all of its entries at once (apply_price_change): an asset must come
+                # here once, even when entries interleave ([A, B, A, B] applied A and B twice each, with
+                # four BookUpdated, issue 14 item 3).
+                entries = list({e.asset_id: e for e in entries}.values())  # in order of first entry
+            for entry in entries:
                 asset = entry.asset_id
                 if asset == done or asset not in assets:
                     continue
