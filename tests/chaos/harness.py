@@ -24,6 +24,7 @@ from polyfeed.net import Backoff
 from polyfeed.session import Disconnected, Event, SessionConfig, StatusChanged
 from polyfeed.sim import Simulator
 from polyfeed.wire import PriceLevel
+from tests.waiting import until
 
 BOUND_S = 60.0
 FAST = Backoff(initial_s=0.05, max_s=0.5)
@@ -178,16 +179,6 @@ class Chaos:
             self._zombie_at = time.monotonic()
             self.zombies_found.clear()
         await self.sim.inject(fault)
-
-
-async def until(condition: Callable[[], bool], what: str, bound_s: float = BOUND_S) -> float:
-    """Wait for ``condition`` (a bound, never a timed assertion); returns how long it took."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    while not condition():
-        assert loop.time() - start < bound_s, f"never happened: {what}"
-        await asyncio.sleep(0.05)
-    return loop.time() - start
 
 
 async def run_chaos(

@@ -29,18 +29,10 @@ from polyfeed.session import (
 )
 from polyfeed.sim import Simulator
 from polyfeed.wire import Book, decode_market
+from tests.waiting import until, until_async
 
-BOUND_S = 30
+BOUND_S = 60
 FAST = Backoff(initial_s=0.01, max_s=0.05)
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Wait for ``condition``, failing with ``what`` past the bound (a bound, not a timed assertion)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + BOUND_S
-    while not condition():
-        assert loop.time() < deadline, f"never happened: {what}"
-        await asyncio.sleep(0.01)
 
 
 async def equal_to_rest(http: aiohttp.ClientSession, sim: Simulator, books: dict[str, OrderBook]) -> bool:
@@ -86,14 +78,10 @@ def scenario(
                 await body(sim, connection, events, http)
                 sim.pause()
 
-                async def settled() -> bool:
-                    return await equal_to_rest(http, sim, books)
-
-                for _ in range(BOUND_S * 10):
-                    if await settled():
-                        break
-                    await asyncio.sleep(0.1)
-                assert await settled(), "after the fault every live book equals the exchange's"
+                await until_async(
+                    lambda: equal_to_rest(http, sim, books),
+                    "after the fault every live book equals the exchange's",
+                )
             finally:
                 await connection.close()
                 runner.cancel()

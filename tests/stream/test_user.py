@@ -18,17 +18,10 @@ from polyfeed.session.user import UserState
 from polyfeed.sim import Simulator
 from polyfeed.sim.account import SIM_ADDRESS, SIM_CREDENTIALS
 from polyfeed.wire import Credentials
+from tests.waiting import until
 
 BOUND_S = 60
 FAST = Backoff(initial_s=0.01, max_s=0.05)
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + BOUND_S
-    while not condition():
-        assert loop.time() < deadline, f"never happened: {what}"
-        await asyncio.sleep(0.02)
 
 
 def run(main: Callable[[], object]) -> None:
