@@ -6,10 +6,12 @@ Four tables, each under ``OUT/<table>/date=YYYY-MM-DD/market=<condition id>/part
 query when arithmetic is needed). The columns are documented in ``docs/recording-format.md``, section
 "Parquet export".
 
-Frames are decoded with :func:`polyfeed.wire.decode_market` and applied to one
-:class:`polyfeed.book.OrderBook` per asset, which gives the top of book; a ``REST`` record's body (a
-resync's ``GET /book``) is applied as a snapshot. A frame that does not decode is counted and skipped,
-never fatal. Needs the ``parquet`` extra (pyarrow).
+Frames are decoded with :func:`polyfeed.wire.decode_market`; the books behind ``top_of_book`` are kept
+by :class:`polyfeed.record.top_of_book.TopOfBook` (a row per burst end, verified by the venue's hash, or
+every change), a ``REST`` record's body (a resync's ``GET /book``) applied as a snapshot. A time window
+(``from_ns``, ``until_ns``) still builds the books from the recording's start and reads a little past
+the window's end, so its rows are exactly the whole export's rows inside it. A frame that does not
+decode is counted and skipped, never fatal. Needs the ``parquet`` extra (pyarrow).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from urllib.parse import quote
 
 import msgspec
 
-from polyfeed.book import Level, OrderBook, price_key
-from polyfeed.errors import BookError, FrameDecodeError, RecordingError
+from polyfeed.book import price_key
+from polyfeed.errors import FrameDecodeError, RecordingError
 from polyfeed.record.format import Channel, RecordKind
 from polyfeed.record.reader import read_recording
+from polyfeed.record.top_of_book import Row, TopOfBook
 from polyfeed.wire import Book, LastTradePrice, PriceChange, PriceLevel, TickSizeChange, decode_market
 
 try:
@@ -88,6 +91,7 @@ TABLES: dict[str, Any] = {
             ("best_bid_size", _STR),
             ("best_ask", _STR),
             ("best_ask_size", _STR),
+            ("verified", pa.bool_()),
         ]
     ),
 }
@@ -97,6 +101,7 @@ _NAMES = tuple(TABLES)
 _SNAPSHOTS, _CHANGES, _TRADES, _TOPS = range(4)
 _SIDES = {"BUY": "bid", "SELL": "ask"}
 _NS_PER_DAY = 86_400 * 10**9
+_NEVER_NS = 2**63 - 1
 _ROWS_BEFORE_WRITING = 500_000  # buffered rows (all tables) that make the export write files
 _CHECK_EVERY = 4096  # records between checks of the buffered row count
 
@@ -104,9 +109,12 @@ _CHECK_EVERY = 4096  # records between checks of the buffered row count
 class ExportSummary(msgspec.Struct, frozen=True):
     """What :func:`export_parquet` did.
 
+    Counts are of the records inside the time window; ``records_read`` adds those read to build the
+    books (from the recording's start) and to decide the window's last top-of-book rows.
+
     Attributes:
         rows: rows written per table.
-        records: records read from the recording (every kind and channel).
+        records: records in the window (every kind and channel).
         frames: market-channel frames among them.
         frames_skipped: frames that did not decode (counted, skipped).
         messages: market messages decoded from the frames.
@@ -115,6 +123,8 @@ class ExportSummary(msgspec.Struct, frozen=True):
         rest_snapshots: REST book bodies applied as snapshots (resyncs).
         rest_skipped: REST records whose body was not a book.
         files: Parquet files written.
+        records_read: records read in all.
+        tops_verified: ``top_of_book`` rows whose book the venue's hash verified.
     """
 
     rows: dict[str, int]
@@ -126,6 +136,8 @@ class ExportSummary(msgspec.Struct, frozen=True):
     rest_snapshots: int
     rest_skipped: int
     files: int
+    records_read: int = 0
+    tops_verified: int = 0
 
 
 class _RestRecord(msgspec.Struct, frozen=True):
@@ -156,10 +168,6 @@ def _ms(timestamp: str) -> int | None:
         return None
 
 
-def _text(value: Any) -> str:
-    return format(value, "f")
-
-
 def _partition_dir(market: str) -> str:
     """A condition id as a Hive partition value: kept as it is when it is a safe path component."""
     value = quote(market, safe="") if market else "unknown"
@@ -169,15 +177,18 @@ def _partition_dir(market: str) -> str:
 
 
 class _Exporter:
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, from_ns: int, until_ns: int, *, every_change: bool) -> None:
         self.out_dir = out_dir
-        self.books: dict[str, OrderBook] = {}
-        self.tops: dict[str, tuple[Level | None, Level | None]] = {}
+        self.from_ns = from_ns
+        self.until_ns = until_ns
+        self.tops = TopOfBook(self.top, every_change=every_change)
         self.partitions: dict[tuple[int, str], _Partition] = {}
         self.days: dict[int, str] = {}
         self.rows = [0, 0, 0, 0]
         self.files = 0
         self.records = 0
+        self.records_read = 0
+        self.tops_verified = 0
         self.frames = 0
         self.frames_skipped = 0
         self.messages = 0
@@ -196,108 +207,86 @@ class _Exporter:
             part = self.partitions[(day, market)] = _Partition(date, market)
         return part
 
-    def book(self, asset_id: str, market: str) -> OrderBook:
-        book = self.books.get(asset_id)
-        if book is None:
-            # Hashes are not checked: the export reads levels, and a recording may predate the
-            # metadata the hash needs.
-            book = self.books[asset_id] = OrderBook(asset_id, market=market, verify_hash=False)
-        return book
+    # -- records: ``inside`` says whether the record is in the window (its rows are written) ------------
 
-    # -- records -------------------------------------------------------------------------------------
-
-    def frame(self, recv_ns: int, payload: bytes) -> None:
-        self.frames += 1
+    def frame(self, recv_ns: int, payload: bytes, inside: bool) -> None:
+        self.frames += inside
         try:
             messages = decode_market(payload)
         except FrameDecodeError:
-            self.frames_skipped += 1
+            self.frames_skipped += inside
             return
-        self.messages += len(messages)
+        self.messages += len(messages) if inside else 0
+        tops = self.tops
         for message in messages:
             cls = message.__class__
             if cls is PriceChange:
-                self.price_change(recv_ns, message)  # type: ignore[arg-type]
+                self.price_change(recv_ns, message, inside)  # type: ignore[arg-type]
             elif cls is Book:
-                self.snapshot(recv_ns, message, "ws")  # type: ignore[arg-type]
+                self.snapshot(recv_ns, message, "ws", inside)  # type: ignore[arg-type]
             elif cls is LastTradePrice:
-                self.trade(recv_ns, message)  # type: ignore[arg-type]
+                if inside:
+                    self.trade(recv_ns, message)  # type: ignore[arg-type]
+                tops.trade(message)  # type: ignore[arg-type]
             elif cls is TickSizeChange:
-                book = self.books.get(message.asset_id)  # type: ignore[union-attr]
-                if book is not None:
-                    book.apply(message)
+                tops.tick_size_change(message)  # type: ignore[arg-type]
 
-    def rest(self, recv_ns: int, payload: bytes) -> None:
+    def rest(self, recv_ns: int, payload: bytes, inside: bool) -> None:
         try:
             record = _REST_DECODER.decode(payload)
             body = _BOOK_DECODER.decode(record.body)
         except msgspec.DecodeError:
-            self.rest_skipped += 1
+            self.rest_skipped += inside
             return
         if body.asset_id != record.asset_id:
-            self.rest_skipped += 1
+            self.rest_skipped += inside
             return
-        self.rest_snapshots += 1
-        self.snapshot(recv_ns, body, "rest")
+        self.rest_snapshots += inside
+        self.snapshot(recv_ns, body, "rest", inside)
 
     # -- messages ------------------------------------------------------------------------------------
 
-    def price_change(self, recv_ns: int, message: PriceChange) -> None:
+    def price_change(self, recv_ns: int, message: PriceChange, inside: bool) -> None:
+        rejected = self.tops.price_change(recv_ns, message)
+        if not inside:
+            return
+        self.messages_rejected += rejected
         market = message.market
-        part = self.partition(recv_ns, market)
-        columns = part.columns[_CHANGES]
+        columns = self.partition(recv_ns, market).columns[_CHANGES]
         recv_col, ts_col, asset_col, market_col, side_col, price_col, size_col, hash_col = columns
         ts = _ms(message.timestamp)
-        assets: list[str] = []
         sides = _SIDES
         for e in message.price_changes:
-            asset = e.asset_id
             recv_col.append(recv_ns)
             ts_col.append(ts)
-            asset_col.append(asset)
+            asset_col.append(e.asset_id)
             market_col.append(market)
             side_col.append(sides.get(e.side, e.side))
             price_col.append(e.price)
             size_col.append(e.size)
             hash_col.append(e.hash)
-            if asset not in assets:
-                assets.append(asset)
-        for asset in assets:
-            book = self.book(asset, market)
-            try:
-                changed = book.apply_price_change(message)
-            except BookError:
-                self.messages_rejected += 1
-                continue
-            if changed:
-                self.top(book, part, recv_ns, ts)
 
-    def snapshot(self, recv_ns: int, message: Book, source: str) -> None:
-        asset = message.asset_id
-        book = self.book(asset, message.market)
-        try:
-            book.apply(message)
-        except BookError:
+    def snapshot(self, recv_ns: int, message: Book, source: str, inside: bool) -> None:
+        market = self.tops.snapshot(recv_ns, message)
+        if not inside:
+            return
+        if market is None:
             self.messages_rejected += 1
             return
-        market = message.market or book.market
-        part = self.partition(recv_ns, market)
-        columns = part.columns[_SNAPSHOTS]
-        ts = _ms(message.timestamp)
+        columns = self.partition(recv_ns, market).columns[_SNAPSHOTS]
         bids = _best_first(message.bids, True)
         asks = _best_first(message.asks, False)
         n = len(bids) + len(asks)
-        for column, value in zip(columns[:4], (recv_ns, ts, asset, market), strict=True):
+        values = (recv_ns, _ms(message.timestamp), message.asset_id, market)
+        for column, value in zip(columns[:4], values, strict=True):
             column.extend([value] * n)
         columns[4].extend(["bid"] * len(bids) + ["ask"] * len(asks))
         columns[5].extend([lv.price for lv in bids] + [lv.price for lv in asks])
         columns[6].extend([lv.size for lv in bids] + [lv.size for lv in asks])
         columns[7].extend([*range(len(bids)), *range(len(asks))])
         columns[8].extend([source] * n)
-        self.top(book, part, recv_ns, ts)
 
     def trade(self, recv_ns: int, message: LastTradePrice) -> None:
-        # The book is not told: a print changes no level, and hashes are not checked here.
         row = (
             recv_ns,
             _ms(message.timestamp),
@@ -312,24 +301,14 @@ class _Exporter:
         for column, value in zip(self.partition(recv_ns, message.market).columns[_TRADES], row, strict=True):
             column.append(value)
 
-    def top(self, book: OrderBook, part: _Partition, recv_ns: int, ts: int | None) -> None:
-        bid = book.best_bid
-        ask = book.best_ask
-        state = (bid, ask)
-        asset = book.asset_id
-        if self.tops.get(asset) == state:
+    def top(self, row: Row) -> None:
+        """A ``top_of_book`` row from :class:`TopOfBook`, written when it lies in the window."""
+        recv_ns = row[0]
+        if not self.from_ns <= recv_ns < self.until_ns:
             return
-        self.tops[asset] = state
-        columns = part.columns[_TOPS]
-        recv_col, ts_col, asset_col, market_col, bid_col, bid_size_col, ask_col, ask_size_col = columns
-        recv_col.append(recv_ns)
-        ts_col.append(ts)
-        asset_col.append(asset)
-        market_col.append(part.market)
-        bid_col.append(None if bid is None else _text(bid.price))
-        bid_size_col.append(None if bid is None else _text(bid.size))
-        ask_col.append(None if ask is None else _text(ask.price))
-        ask_size_col.append(None if ask is None else _text(ask.size))
+        self.tops_verified += row[8]
+        for column, value in zip(self.partition(recv_ns, row[3]).columns[_TOPS], row, strict=True):
+            column.append(value)
 
     # -- files ---------------------------------------------------------------------------------------
 
@@ -371,6 +350,8 @@ class _Exporter:
             rest_snapshots=self.rest_snapshots,
             rest_skipped=self.rest_skipped,
             files=self.files,
+            records_read=self.records_read,
+            tops_verified=self.tops_verified,
         )
 
 
@@ -386,6 +367,7 @@ def export_parquet(
     *,
     from_ns: int | None = None,
     until_ns: int | None = None,
+    every_change: bool = False,
     on_progress: Callable[[int], None] | None = None,
 ) -> ExportSummary:
     """Export a recording's market channel as four Parquet tables under ``out_dir``.
@@ -393,9 +375,11 @@ def export_parquet(
     Args:
         recording_dir: the recording.
         out_dir: where the tables go; created if missing. It must not hold an export already.
-        from_ns: only records received at or after this time (ns since the epoch); books start from
-            the snapshots after it.
-        until_ns: only records received before this time.
+        from_ns: only rows of records received at or after this time (ns since the epoch); the books
+            are still built from the recording's start.
+        until_ns: only rows of records received before this time.
+        every_change: a ``top_of_book`` row at every change of a best bid or ask, the states inside a
+            burst included, instead of at the burst ends the venue's hash vouches for.
         on_progress: called with the number of records read so far, every few thousand records.
 
     Returns:
@@ -409,26 +393,42 @@ def export_parquet(
     taken = [name for name in _NAMES if (out / name).exists()]
     if taken:
         raise RecordingError(f"{out} already holds an export ({', '.join(taken)}); export into a new one")
-    records = read_recording(recording_dir, from_ns=from_ns, until_ns=until_ns)
+    records = read_recording(recording_dir)
     out.mkdir(parents=True, exist_ok=True)
-    exporter = _Exporter(out)
+    lo = -1 if from_ns is None else from_ns
+    hi = _NEVER_NS if until_ns is None else until_ns
+    exporter = _Exporter(out, lo, hi, every_change=every_change)
+    tops = exporter.tops
     frame_kind = int(RecordKind.FRAME)
     rest_kind = int(RecordKind.REST)
+    marker_kind = int(RecordKind.MARKER)
     market = int(Channel.MARKET)
     count = 0
+    inside_count = 0
     for record in records:
+        recv_ns = record.recv_ns
+        tops.advance(recv_ns)
+        # Past the window, read on only until every top of book inside it has its verdict.
+        if recv_ns >= hi and not tops.undecided_before(hi):
+            break
         count += 1
+        inside = lo <= recv_ns < hi
+        inside_count += inside
         if record.channel == market:
             kind = record.kind
             if kind == frame_kind:
-                exporter.frame(record.recv_ns, record.payload)
+                exporter.frame(recv_ns, record.payload, inside)
             elif kind == rest_kind:
-                exporter.rest(record.recv_ns, record.payload)
+                exporter.rest(recv_ns, record.payload, inside)
+            elif kind == marker_kind:
+                tops.metadata_marker(record.payload)
         if not count % _CHECK_EVERY:
             if exporter.buffered() >= _ROWS_BEFORE_WRITING:
                 exporter.write()
             if on_progress is not None:
                 on_progress(count)
-    exporter.records = count
+    tops.finish()
+    exporter.records = inside_count
+    exporter.records_read = count
     exporter.write()
     return exporter.summary()
