@@ -1,7 +1,9 @@
-"""Writing recordings: rotation, flushing, meta.json, checked writes, surviving SIGKILL and a full disk."""
+"""Writing recordings: rotation, flushing, meta.json, checked writes, surviving SIGKILL, and failing
+once and cleanly on a full disk."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -169,26 +171,117 @@ def test_a_recorder_killed_with_sigkill_leaves_a_readable_recording(tmp_path: Pa
     assert info.truncated_segments <= 1
 
 
-def test_a_failed_write_leaves_no_half_frame_and_the_records_are_kept(
+def test_a_failed_write_fails_the_recorder_once_and_keeps_what_was_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A full disk mid-flush: the segment is cut back to its last whole frame and the buffered
-    records are written by the next flush that succeeds."""
+    """A full disk mid-flush: the segment is cut back to its last whole frame, closed and indexed;
+    write never raises (live, its caller is the WebSocket listener); later records are counted as
+    lost; the failure is signalled once and raised by close."""
     directory = tmp_path / "rec"
     records = numbered(300, step_ns=10_000_000)
-    recorder = Recorder(directory, flush_s=1.0)
+    failures: list[RecordingError] = []
+    recorder = Recorder(directory, flush_s=1.0, on_failure=failures.append)
     write_all(recorder, records[:200])  # flushed at 0 s (record 0) and 1 s (records 1-100)
     real_write = os.write
 
     def half_then_full(fd: int, data: bytes | memoryview) -> int:
         real_write(fd, bytes(data[: len(data) // 2]))
-        raise OSError(28, "No space left on device")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "write", half_then_full)
-    with pytest.raises(RecordingError, match="No space left"):
-        write_all(recorder, records[200:201])  # 2 s: a flush is due, and fails half way
+    write_all(recorder, records[200:201])  # 2 s: a flush is due, and fails half way
     monkeypatch.undo()
-    assert list(read_recording(directory)) == records[:101], "whole frames only"
-    write_all(recorder, records[201:])  # the next flush writes what the failed one held
-    recorder.close()
-    assert list(read_recording(directory)) == records
+    segment = directory / "seg-000001.pfr.zst"
+    expected = (
+        f"cannot write {segment}: [Errno 28] No space left on device; the recording holds 101 records "
+        "up to 2026-09-21T14:13:21.000Z"
+    )
+    assert recorder.failed is not None and str(recorder.failed) == expected
+    assert failures == [recorder.failed], "signalled once"
+    assert recorder.records_lost == 100, "records 101-200 were in the frame that failed"
+    write_all(recorder, records[201:])
+    recorder.tick(records[-1].recv_ns + 10 * S)
+    recorder.flush()
+    assert recorder.records_lost == 199 and failures == [recorder.failed]
+    assert index_lines(directory) == [
+        {
+            "name": segment.name,
+            "first_ns": records[0].recv_ns,
+            "last_ns": records[100].recv_ns,
+            "records": 101,
+            "bytes_in": sum(18 + len(r.payload) for r in records[:101]),
+            "bytes_on_disk": segment.stat().st_size,
+        }
+    ], "closed and indexed as far as it was written"
+    with pytest.raises(RecordingError) as raised:
+        recorder.close()
+    assert raised.value is recorder.failed
+    recorder.close()  # only the first close raises it
+    with pytest.raises(RecordingError, match="closed"):
+        recorder.write(RecordKind.FRAME, Channel.MARKET, 1, T0, b"x")
+    assert list(read_recording(directory, on_damage=pytest.fail)) == records[:101], "whole frames only"
+    assert recording_info(directory).truncated_segments == 0
+
+
+def test_a_segment_that_cannot_be_created_or_synced_fails_the_recorder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = numbered(400, step_ns=10_000_000)
+    directory = tmp_path / "open"
+    recorder = Recorder(directory, rotate_s=1.0, flush_s=0.5)
+    real_open = os.open
+
+    def no_new_segment(path: str | Path, flags: int, mode: int = 0o777) -> int:
+        if Path(path).name == "seg-000002.pfr.zst":
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", no_new_segment)
+    write_all(recorder, records)
+    monkeypatch.undo()
+    assert recorder.failed is not None
+    assert str(recorder.failed).startswith(f"cannot write {directory / 'seg-000002.pfr.zst'}: [Errno 24]")
+    first = index_lines(directory)[0]
+    assert str(recorder.failed).endswith(
+        f"the recording holds {first['records']} records up to 2026-09-21T14:13:21.000Z"
+    )
+    with pytest.raises(RecordingError):
+        recorder.close()
+    assert list(read_recording(directory, on_damage=pytest.fail)) == records[: int(first["records"])]
+
+    directory = tmp_path / "sync"
+    recorder = Recorder(directory, rotate_s=1.0, flush_s=0.5)
+
+    def broken_disk(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken_disk)
+    write_all(recorder, records)
+    monkeypatch.undo()
+    assert str(recorder.failed).startswith(f"cannot write {directory / 'seg-000001.pfr.zst'}: [Errno 5]")
+    assert [line["name"] for line in index_lines(directory)] == ["seg-000001.pfr.zst"], "indexed anyway"
+    with pytest.raises(RecordingError):
+        recorder.close()
+    assert len(segment_files(directory)) == 1
+
+
+def test_a_first_write_that_fails_leaves_no_empty_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "rec"
+    recorder = Recorder(directory)
+
+    def too_large(fd: int, data: bytes | memoryview) -> int:
+        raise OSError(errno.EFBIG, "File too large")
+
+    monkeypatch.setattr(os, "write", too_large)
+    write_all(recorder, numbered(3))
+    monkeypatch.undo()
+    assert str(recorder.failed) == (
+        f"cannot write {directory / 'seg-000001.pfr.zst'}: [Errno 27] File too large; the recording holds "
+        "no records"
+    )
+    assert recorder.records_lost == 3 and recorder.segments == 0
+    with pytest.raises(RecordingError):
+        recorder.close()
+    assert segment_files(directory) == [] and list(read_recording(directory)) == []

@@ -1,9 +1,15 @@
 """Writing recordings: :class:`Recorder`, the one writer of the format in :mod:`polyfeed.record.format`.
 
-The writer buffers records and compresses them as one complete zstd frame at each flush (every
-``flush_s`` of receive time), written to the segment file at once: a recorder killed with SIGKILL loses
-only what it had not flushed (the page cache outlives the process), and a reader stops cleanly at a
-truncated last frame. Segments are fsynced when closed, each with a line in the index.
+The writer buffers records and compresses them as one complete zstd frame (with its content checksum)
+at each flush (every ``flush_s`` of receive time), written to the segment file at once: a recorder killed
+with SIGKILL loses only what it had not flushed (the page cache outlives the process), and a reader stops
+cleanly at a truncated last frame. Segments are fsynced when closed, each with a line in the index.
+
+A write that fails (a full disk, a file size limit, an I/O error) fails the recorder for good rather
+than raising into whoever called :meth:`Recorder.write` (the WebSocket listener, live): the segment is
+cut back to its last whole frame, closed and indexed as far as it was written, :attr:`Recorder.failed`
+says what happened, ``on_failure`` is called once, and every record written after that is counted in
+:attr:`Recorder.records_lost`. :meth:`Recorder.close` raises the failure.
 
 Nothing here parses a payload or logs one: callers redact secrets from what they write (``SENT``
 frames of the user channel carry API credentials).
@@ -12,9 +18,12 @@ frames of the user channel carry API credentials).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import logging
 import os
 import struct
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +49,8 @@ from polyfeed.record.format import (
 
 __all__ = ["Recorder"]
 
+log = logging.getLogger(__name__)
+
 _MAX_BUFFER_BYTES = 4 << 20  # flush before flush_s past this: bounds the pause a flush makes (~5 ms)
 
 
@@ -52,6 +63,15 @@ def _polyfeed_version() -> str:
 
 def _closed(_: bytes) -> None:
     raise RecordingError("the recorder is closed")
+
+
+class _WriteFailedError(Exception):
+    """An ``OSError`` on one of the recording's files; :meth:`Recorder._fail` turns it into the failure."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        super().__init__(str(error))
+        self.path = path
+        self.error = error
 
 
 class Recorder:
@@ -67,6 +87,8 @@ class Recorder:
             the last flush; the data a SIGKILL can lose. :meth:`tick` flushes a quiet stream.
         level: the zstd compression level.
         meta: the caller's own description (assets, URLs, command line); stored in ``meta.json``.
+        on_failure: called once, with :attr:`failed`, when a write fails (on the thread that wrote: the
+            stream's event loop). It must not raise; :func:`polyfeed.record.run.record` ends the run.
 
     Not thread-safe: one writer, on the stream's event loop. Also a context manager, closing on exit.
 
@@ -83,6 +105,7 @@ class Recorder:
         flush_s: float = 1.0,
         level: int = 3,
         meta: dict[str, object] | None = None,
+        on_failure: Callable[[RecordingError], None] | None = None,
     ) -> None:
         if rotate_bytes <= 0 or rotate_s <= 0 or flush_s < 0:
             raise ValueError("rotate_bytes and rotate_s must be positive, flush_s not negative")
@@ -114,6 +137,15 @@ class Recorder:
         """Compressed bytes written to segments so far."""
         self.segments = 0
         """Segments started so far."""
+        self.on_failure = on_failure
+        self.failed: RecordingError | None = None
+        """Why writing failed (``None`` while it has not): the recording holds what was written before."""
+        self.records_lost = 0
+        """Records given to :meth:`write` that are not in the recording because writing had failed (the
+        ones buffered at the failure, and every one written after it)."""
+        self._failure_raised = False
+        self._last_written_ns: int | None = None  # the largest recv_ns in a frame on disk
+        self._written_span = (NEVER_NS, -1)  # the current segment's (_lo, _hi) as far as written
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             if (self.directory / META_FILE).exists() or any(
@@ -161,9 +193,15 @@ class Recorder:
             recv_ns: when it was received (or sent, or happened), in ns since the epoch.
             payload: the bytes; a ``bytearray`` or ``memoryview`` is copied (the caller may reuse it).
 
+        A write that fails does not raise: it fails the recorder (:attr:`failed`, ``on_failure``), and
+        later records are counted in :attr:`records_lost`.
+
         Raises:
-            RecordingError: a field out of range, the recorder closed, or a flush that failed.
+            RecordingError: a field out of range, or the recorder closed.
         """
+        if self.failed is not None:
+            self._lost(kind, channel, connection, recv_ns, payload)
+            return
         if payload.__class__ is not bytes:
             payload = bytes(payload)
         try:
@@ -178,12 +216,21 @@ class Recorder:
         if recv_ns > self._hi:
             self._hi = recv_ns
             if recv_ns >= self._due_ns:
-                self._flush(recv_ns)
+                self._flush_or_fail(recv_ns)
                 return
         elif recv_ns < self._lo:
             self._lo = recv_ns
         if pending >= self._limit:
-            self._flush(recv_ns)
+            self._flush_or_fail(recv_ns)
+
+    def _lost(self, kind: int, channel: int, connection: int, recv_ns: int, payload: object) -> None:
+        try:
+            self._pack(0, kind, channel, connection, recv_ns)
+        except struct.error as exc:
+            raise RecordingError(f"record fields out of range: {exc}") from None
+        if self._index is None:
+            raise RecordingError("the recorder is closed")
+        self.records_lost += 1
 
     def tick(self, now_ns: int) -> None:
         """Flush a quiet stream's records once ``flush_s`` has passed, and rotate by time.
@@ -191,15 +238,27 @@ class Recorder:
         The stream's driver calls this about twice a second with the current time (``time.time_ns()``).
         A clock that stepped back since the last flush flushes at once rather than waiting for it.
         """
-        if now_ns >= self._due_ns or now_ns < self._last_flush_ns:
-            self._flush(now_ns)
-        if self._fd is not None and now_ns - self._segment_first_ns >= self._rotate_ns:
-            self._flush(now_ns)
-            self._close_segment()
+        if self.failed is not None:
+            return
+        try:
+            if now_ns >= self._due_ns or now_ns < self._last_flush_ns:
+                self._flush(now_ns)
+            if self._fd is not None and now_ns - self._segment_first_ns >= self._rotate_ns:
+                self._flush(now_ns)
+                self._close_segment()
+        except _WriteFailedError as failure:
+            self._fail(failure)
 
     def flush(self) -> None:
-        """Compress and write what is buffered now."""
-        self._flush(max(self._hi, self._last_flush_ns))
+        """Compress and write what is buffered now (nothing once the recorder has failed)."""
+        if self.failed is None:
+            self._flush_or_fail(max(self._hi, self._last_flush_ns))
+
+    def _flush_or_fail(self, now_ns: int) -> None:
+        try:
+            self._flush(now_ns)
+        except _WriteFailedError as failure:
+            self._fail(failure)
 
     def _flush(self, now_ns: int) -> None:
         parts = self._parts
@@ -211,6 +270,10 @@ class Recorder:
                 data = SEGMENT_HEADER.pack(SEGMENT_MAGIC, FORMAT_VERSION, 0) + data
             frame = self._cctx.compress(data)
             self._write_frame(frame)
+            self._last_written_ns = (
+                self._hi if self._last_written_ns is None else max(self._last_written_ns, self._hi)
+            )
+            self._written_span = (self._lo, self._hi)
             self._segment_records += len(parts) >> 1
             self._segment_bytes_in += self._pending
             self._flushed_records += len(parts) >> 1
@@ -236,7 +299,7 @@ class Recorder:
             self._fd = os.open(path, flags, 0o644)
         except OSError as exc:
             self._segment -= 1
-            raise RecordingError(f"cannot create segment {path}: {exc}") from exc
+            raise _WriteFailedError(path, exc) from exc
         self.segments += 1
         self._segment_first_ns = first_ns
         self._lo = min(self._lo, first_ns)
@@ -253,12 +316,10 @@ class Recorder:
             while written < len(frame):
                 written += os.write(fd, view[written:])
         except OSError as exc:
-            # Never leave half a frame in the middle of a segment: cut it off, keep the records
-            # buffered, and let the caller decide (a later flush retries).
+            # Never leave half a frame at the end of a segment: cut it back to its last whole frame.
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, self._segment_bytes_written)
-            path = self.directory / segment_name(self._segment)
-            raise RecordingError(f"cannot write to {path}: {exc}") from exc
+            raise _WriteFailedError(self.directory / segment_name(self._segment), exc) from exc
         self._segment_bytes_written += len(frame)
         self.bytes_written += len(frame)
 
@@ -267,42 +328,105 @@ class Recorder:
         if fd is None:
             return
         self._fd = None
-        name = segment_name(self._segment)
+        path = self.directory / segment_name(self._segment)
+        error: OSError | None = None
         try:
             os.fsync(fd)
+        except OSError as exc:
+            error = exc
         finally:
             os.close(fd)
+        self._index_segment()
+        if error is not None:
+            raise _WriteFailedError(path, error)
+        _fsync_directory(self.directory)
+
+    def _index_segment(self) -> None:
+        """The index line of the segment just closed; the segment counters start again."""
         entry = SegmentIndex(
-            name=name,
+            name=segment_name(self._segment),
             first_ns=self._lo,
             last_ns=self._hi,
             records=self._segment_records,
             bytes_in=self._segment_bytes_in,
             bytes_on_disk=self._segment_bytes_written,
         )
-        assert self._index is not None
-        self._index.write(msgspec.json.encode(entry) + b"\n")
-        self._index.flush()
-        _fsync_directory(self.directory)
         self._hi = -1
         self._lo = NEVER_NS
         self._segment_bytes_in = 0
+        assert self._index is not None
+        try:
+            self._index.write(msgspec.json.encode(entry) + b"\n")
+            self._index.flush()
+        except OSError as exc:
+            raise _WriteFailedError(self.directory / INDEX_FILE, exc) from exc
+
+    def _fail(self, failure: _WriteFailedError) -> None:
+        """Stop writing for good: what is buffered is lost, the segment is closed as far as it was
+        written (and indexed, if that still works: readers list the directory), and the failure is
+        kept and signalled."""
+        self.records_lost += len(self._parts) >> 1
+        self._parts.clear()
+        self._pending = 0
+        fd = self._fd
+        if fd is not None:
+            self._fd = None
+            path = self.directory / segment_name(self._segment)
+            with contextlib.suppress(OSError):
+                os.fsync(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            if self._segment_bytes_written:
+                self._lo, self._hi = self._written_span  # the lost records' times are not in it
+                try:
+                    self._index_segment()
+                except _WriteFailedError as also:
+                    log.info("%s is not indexed: %s (readers find it by listing)", path.name, also.error)
+            else:  # not one frame got there: an empty file would only look like a killed recorder
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                self.segments -= 1
+        if self._last_written_ns is None:
+            holds = "the recording holds no records"
+        else:
+            when = dt.datetime.fromtimestamp(self._last_written_ns / 1e9, dt.UTC)
+            holds = (
+                f"the recording holds {self._flushed_records:,} records up to "
+                f"{when.isoformat(timespec='milliseconds').replace('+00:00', 'Z')}"
+            )
+        self.failed = RecordingError(f"cannot write {failure.path}: {failure.error}; {holds}")
+        self.failed.__cause__ = failure.error
+        log.info("recording failed: %s", self.failed)
+        if self.on_failure is not None:
+            self.on_failure(self.failed)
 
     def close(self) -> None:
-        """Flush, close (and fsync) the current segment and the index. Closing twice is harmless."""
+        """Flush, close (and fsync) the current segment and the index. Closing twice is harmless.
+
+        Raises:
+            RecordingError: writing failed (:attr:`failed`; raised by the first close only). The
+                recording is closed as far as it was written.
+        """
         if self._index is None:
             return
         try:
             self.flush()
-            self._close_segment()
-            os.fsync(self._index.fileno())
+            if self.failed is None:
+                try:
+                    self._close_segment()
+                    os.fsync(self._index.fileno())
+                except _WriteFailedError as failure:
+                    self._fail(failure)
+                except OSError as exc:
+                    self._fail(_WriteFailedError(self.directory / INDEX_FILE, exc))
         finally:
-            if self._fd is not None:  # the flush failed: the segment stays as it is, unindexed
-                os.close(self._fd)
-                self._fd = None
-            self._index.close()
+            with contextlib.suppress(OSError):
+                self._index.close()
             self._index = None
             self._append = _closed
+        if self.failed is not None and not self._failure_raised:
+            self._failure_raised = True
+            raise self.failed
 
     def __enter__(self) -> Recorder:
         return self
