@@ -1,4 +1,5 @@
-"""Reading recordings: selecting by time with the index, crash tolerance, damage detection, versions."""
+"""Reading recordings: selecting by time with the index, crash tolerance, damage found and survived
+(missing segments, damaged frames, an index that disagrees), versions."""
 
 from __future__ import annotations
 
@@ -7,10 +8,27 @@ import logging
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from polyfeed.errors import RecordingFormatError
-from polyfeed.record import FORMAT_VERSION, Recorder, read_recording, recording_info
-from tests.record.recordings import T0, S, numbered, segment_files, write_all
+from polyfeed.record import FORMAT_VERSION, Record, Recorder, read_recording, recording_info
+from tests.record.recordings import (
+    T0,
+    S,
+    flip,
+    frame_offsets,
+    index_lines,
+    is_gap,
+    numbered,
+    read_all,
+    segment_files,
+    without_gaps,
+    write_all,
+)
+
+
+def seqs(records: list[Record]) -> list[int]:
+    return [json.loads(r.payload)["seq"] for r in without_gaps(records)]
 
 
 def test_from_and_until_select_by_receive_time_and_skip_segments_by_the_index(tmp_path: Path) -> None:
@@ -28,9 +46,17 @@ def test_from_and_until_select_by_receive_time_and_skip_segments_by_the_index(tm
     assert len(files) == 5
     for outside in (files[0], files[-1]):
         outside.write_bytes(b"damaged")
-    assert list(read_recording(directory, from_ns=lo, until_ns=hi)) == expected
-    with pytest.raises(RecordingFormatError, match="seg-000001"):
-        list(read_recording(directory))
+    assert read_all(directory, from_ns=lo, until_ns=hi) == (expected, [])
+    survived, damages = read_all(directory)
+    assert [(d.segment, d.problem, d.rest_skipped) for d in damages] == [
+        (files[0].name, "damaged", True),
+        (files[-1].name, "damaged", True),
+    ]
+    lines = index_lines(directory)
+    assert [d.records_lost for d in damages] == [lines[0]["records"], lines[-1]["records"]]
+    middle = records[int(lines[0]["records"]) : len(records) - int(lines[-1]["records"])]
+    assert without_gaps(survived) == middle
+    assert [is_gap(r) for r in survived] == [True] + [False] * len(middle) + [True]
 
 
 def test_a_truncated_tail_of_the_last_segment_is_tolerated_once(
@@ -49,7 +75,8 @@ def test_a_truncated_tail_of_the_last_segment_is_tolerated_once(
     data = last.read_bytes()
     last.write_bytes(data[:-7])  # the last frame loses its end, as a write cut short leaves it
     caplog.set_level(logging.WARNING, logger="polyfeed.record.reader")
-    survived = list(read_recording(directory))
+    survived, damages = read_all(directory)
+    assert damages == [] and not any(is_gap(r) for r in survived), "a killed recorder's tail is no damage"
     assert survived == complete[: len(survived)], "a prefix, in order"
     assert len(complete) - len(survived) <= 101, "only the last frame (0.1 s of records) is lost"
     assert len(survived) < len(complete)
@@ -58,65 +85,179 @@ def test_a_truncated_tail_of_the_last_segment_is_tolerated_once(
     assert info.truncated_segments == 1
     assert info.records == len(survived)
     last.write_bytes(data + b"\0" * 4096)  # a crash can also leave zeros the file system allocated
-    assert list(read_recording(directory)) == complete
+    assert read_all(directory) == (complete, [])
     last.write_bytes(b"")  # created, then killed before the first frame
     assert recording_info(directory).truncated_segments == 1
-    assert list(read_recording(directory)) == complete[: recording_info(directory).records]
+    assert read_all(directory) == (complete[: recording_info(directory).records], [])
     recorder.close()
 
 
-def test_truncation_anywhere_but_at_the_end_is_damage(tmp_path: Path) -> None:
+def test_a_closed_segment_cut_short_loses_its_tail_and_reading_goes_on(tmp_path: Path) -> None:
     directory = tmp_path / "rec"
+    records = numbered(2_000)
     with Recorder(directory, rotate_bytes=50_000) as recorder:
-        write_all(recorder, numbered(2_000))
+        write_all(recorder, records)
     middle = segment_files(directory)[1]
+    size = middle.stat().st_size
     middle.write_bytes(middle.read_bytes()[:-7])
-    with pytest.raises(RecordingFormatError, match=r"seg-000002\.pfr\.zst.*byte offset \d+.*closed segment"):
-        list(read_recording(directory))
+    survived, damages = read_all(directory)
+    (damage,) = damages
+    assert damage.segment == middle.name and damage.problem == "damaged" and damage.rest_skipped
+    assert damage.detail == "the file ends inside a zstd frame"
+    assert damage.offset is not None and damage.bytes_skipped == size - 7 - damage.offset
+    lines = index_lines(directory)
+    first, second = int(lines[0]["records"]), int(lines[1]["records"])
+    assert damage.records_lost == second, "the segment is one frame: all of it is lost"
+    assert without_gaps(survived) == records[:first] + records[first + second :]
+    gap = survived[first]
+    assert is_gap(gap) and gap.recv_ns == records[first - 1].recv_ns, "at the loss, in the last one's time"
+    assert "seg-000002.pfr.zst is damaged at byte" in json.loads(gap.payload)["reason"]
+    assert damage.describe() == (
+        f"seg-000002.pfr.zst is damaged at byte {damage.offset} (the file ends inside a zstd frame): "
+        f"the rest of the segment skipped ({damage.bytes_skipped:,} bytes), {second:,} records lost "
+        "(per the index)"
+    )
 
 
-def test_a_corrupted_byte_in_a_closed_middle_segment_is_reported_with_file_and_offset(tmp_path: Path) -> None:
+def test_sixteen_flipped_bytes_lose_one_frame_and_the_rest_of_the_segment_reads(tmp_path: Path) -> None:
+    """The frame's checksum (or its decoder) finds the damage; the reader skips to the next frame that
+    decodes whole and goes on in the same segment."""
     directory = tmp_path / "rec"
+    records = numbered(3_000)
     with Recorder(directory, rotate_bytes=50_000, flush_s=0.05) as recorder:
-        write_all(recorder, numbered(3_000))
+        write_all(recorder, records)
     files = segment_files(directory)
     assert len(files) >= 3
     middle = files[len(files) // 2]
-    for position in (len(middle.read_bytes()) // 2, 6):  # inside compressed data, then a frame header
-        original = middle.read_bytes()
-        damaged = bytearray(original)
-        damaged[position] ^= 0x5A
-        middle.write_bytes(bytes(damaged))
-        with pytest.raises(RecordingFormatError, match=rf"{middle.name}.*byte offset \d+"):
-            list(read_recording(directory))
-        middle.write_bytes(original)
-    assert len(list(read_recording(directory))) == 3_000
+    starts = frame_offsets(middle)
+    assert len(starts) >= 4, "several frames in the segment"
+    damaged_frame = len(starts) // 2
+    at = (starts[damaged_frame] + starts[damaged_frame + 1]) // 2 - 8
+    original = middle.read_bytes()
+    flip(middle, at)
+    survived, damages = read_all(directory)
+    (damage,) = damages
+    assert damage.segment == middle.name and damage.problem == "damaged" and not damage.rest_skipped
+    assert damage.offset == starts[damaged_frame] and damage.regions == 1
+    assert damage.bytes_skipped == starts[damaged_frame + 1] - starts[damaged_frame]
+    numbers = seqs(survived)
+    lost_from = next(i for i, n in enumerate(numbers) if n != i)
+    lost = int(numbers[lost_from]) - lost_from
+    assert lost > 0 and damage.records_lost == lost, "the index says how many the frame held"
+    assert numbers == list(range(lost_from)) + list(range(lost_from + lost, 3_000)), "only that frame"
+    assert is_gap(survived[lost_from]) and sum(map(is_gap, survived)) == 1
+    assert f"1 damaged stretch skipped ({damage.bytes_skipped:,} bytes), {lost:,} records lost" in (
+        damage.describe()
+    )
+
+    middle.write_bytes(original)
+    flip(middle, 6, 1)  # the first frame's header: the segment header goes with it
+    survived, damages = read_all(directory)
+    (damage,) = damages
+    assert damage.offset == 0 and damage.bytes_skipped == starts[1]
+    assert len(without_gaps(survived)) == 3_000 - (damage.records_lost or 0)
+    middle.write_bytes(original)
+    assert read_all(directory) == (records, [])
 
 
 def test_the_last_segment_is_checked_too_except_for_a_cut_tail(tmp_path: Path) -> None:
     """Damage that is not a cut-short end (a bad checksum in the last frame) is not forgiven."""
     directory = tmp_path / "rec"
+    records = numbered(1_000)
     with Recorder(directory, rotate_bytes=50_000, flush_s=0.05) as recorder:
-        write_all(recorder, numbered(1_000))
+        write_all(recorder, records)
     last = segment_files(directory)[-1]
     damaged = bytearray(last.read_bytes())
-    damaged[-6] ^= 0x01
+    damaged[-2] ^= 0x01  # in the checksum
     last.write_bytes(bytes(damaged))
-    with pytest.raises(RecordingFormatError, match=last.name):
-        list(read_recording(directory))
+    survived, damages = read_all(directory)
+    (damage,) = damages
+    assert damage.segment == last.name and "checksum" in damage.detail and damage.rest_skipped
+    assert without_gaps(survived) == records[: 1_000 - (damage.records_lost or 0)]
+    assert is_gap(survived[-1]), "a loss at the end is marked too"
 
 
-def test_an_index_that_disagrees_with_a_segment_is_damage(tmp_path: Path) -> None:
+def test_a_missing_segment_is_reported_with_what_the_index_says_it_held(tmp_path: Path) -> None:
     directory = tmp_path / "rec"
+    records = numbered(2_000)
     with Recorder(directory, rotate_bytes=50_000) as recorder:
-        write_all(recorder, numbered(1_000))
+        write_all(recorder, records)
+    lines = index_lines(directory)
+    first, second = int(lines[0]["records"]), int(lines[1]["records"])
+    segment_files(directory)[1].unlink()
+    survived, damages = read_all(directory)
+    (damage,) = damages
+    assert damage.problem == "missing" and damage.records_lost == second
+    assert (damage.first_ns, damage.last_ns) == (lines[1]["first_ns"], lines[1]["last_ns"])
+    assert damage.describe() == f"seg-000002.pfr.zst is missing: {second:,} records lost (per the index)"
+    assert without_gaps(survived) == records[:first] + records[first + second :]
+    assert is_gap(survived[first])
+    # Without its index line, the numbering still shows the gap; how much was lost is unknown.
+    (directory / "index.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines[2:]))
+    survived, damages = read_all(directory)
+    assert [(d.segment, d.problem, d.records_lost) for d in damages] == [
+        ("seg-000002.pfr.zst", "missing", None)
+    ]
+    assert without_gaps(survived) == records[:first] + records[first + second :]
+
+
+def test_an_index_that_disagrees_with_a_segment(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Fewer records than the index counts (a segment cut at a frame boundary) is a loss at its end;
+    more is an index that is wrong, logged."""
+    directory = tmp_path / "rec"
+    records = numbered(1_000)
+    with Recorder(directory, rotate_bytes=50_000) as recorder:
+        write_all(recorder, records)
     lines = (directory / "index.jsonl").read_text().splitlines()
     first = json.loads(lines[0])
+    count = first["records"]
     first["records"] += 1
     lines[0] = json.dumps(first)
     (directory / "index.jsonl").write_text("\n".join(lines) + "\n")
-    with pytest.raises(RecordingFormatError, match=r"index\.jsonl says"):
-        list(read_recording(directory))
+    survived, damages = read_all(directory)
+    assert [(d.segment, d.problem, d.records_lost) for d in damages] == [("seg-000001.pfr.zst", "short", 1)]
+    assert without_gaps(survived) == records and is_gap(survived[count])
+    first["records"] -= 2
+    lines[0] = json.dumps(first)
+    (directory / "index.jsonl").write_text("\n".join(lines) + "\n")
+    caplog.set_level(logging.WARNING, logger="polyfeed.record.reader")
+    assert read_all(directory) == (records, [])
+    assert any("index.jsonl says" in r.getMessage() for r in caplog.records)
+
+
+def test_damage_is_logged_when_nobody_asks_for_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    directory = tmp_path / "rec"
+    with Recorder(directory, rotate_bytes=50_000) as recorder:
+        write_all(recorder, numbered(1_000))
+    segment_files(directory)[0].unlink()
+    caplog.set_level(logging.WARNING, logger="polyfeed.record.reader")
+    list(read_recording(directory))
+    lost = int(index_lines(directory)[0]["records"])
+    assert [r.getMessage() for r in caplog.records if "missing" in r.getMessage()] == [
+        f"seg-000001.pfr.zst is missing: {lost:,} records lost (per the index)"
+    ]
+
+
+def test_new_frames_carry_checksums_and_old_ones_without_still_read(tmp_path: Path) -> None:
+    directory = tmp_path / "rec"
+    records = numbered(500)
+    with Recorder(directory, flush_s=0.05) as recorder:
+        write_all(recorder, records)
+    (segment,) = segment_files(directory)
+    data = segment.read_bytes()
+    assert all(
+        zstandard.get_frame_parameters(data[at : at + 18]).has_checksum for at in frame_offsets(segment)
+    )
+    old = tmp_path / "old"
+    with Recorder(old, flush_s=0.05) as recorder:
+        recorder._cctx = zstandard.ZstdCompressor(level=3)  # as a writer without checksums made them
+        write_all(recorder, records)
+    (segment,) = segment_files(old)
+    data = segment.read_bytes()
+    assert not any(
+        zstandard.get_frame_parameters(data[at : at + 18]).has_checksum for at in frame_offsets(segment)
+    )
+    assert read_all(old) == (records, [])
 
 
 def test_a_newer_format_version_is_refused(tmp_path: Path) -> None:

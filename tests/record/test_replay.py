@@ -1,39 +1,46 @@
-"""Record from the local exchange while keeping the live books, replay, and compare at every moment."""
+"""Record from the local exchange while keeping the live books, replay, and compare at every moment;
+an orderly stop replays to the books as they were; records lost to damage replay as a disconnect."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
+import shutil
 from pathlib import Path
+
+import pytest
 
 from polyfeed import MarketStream, UserStream
 from polyfeed.book import BookStatus, CheckKind
 from polyfeed.net import Backoff
 from polyfeed.record import Recorder, read_recording
-from polyfeed.record.format import Channel, RecordKind
+from polyfeed.record.format import Channel, Damage, RecordKind
 from polyfeed.record.replay import Replay, replay
-from polyfeed.session import Event, TradeUpdated
+from polyfeed.session import (
+    Disconnected,
+    Event,
+    MessageReceived,
+    Reconnected,
+    StatusChanged,
+    TradeUpdated,
+)
 from polyfeed.sim import Simulator
 from polyfeed.sim.account import SIM_ADDRESS, SIM_CREDENTIALS
-from polyfeed.wire import PriceLevel
+from polyfeed.wire import Book, PriceLevel
+from tests.record.recordings import flip, frame_offsets, is_gap
+from tests.waiting import BOUND_S, until
 
-BOUND_S = 60
 FAST = Backoff(initial_s=0.01, max_s=0.05)
 Moment = tuple[tuple[list[PriceLevel], list[PriceLevel]], BookStatus, str | None]
 
 
-async def until(condition: object, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + BOUND_S
-    while not condition():  # type: ignore[operator]
-        assert loop.time() < deadline, f"never happened: {what}"
-        await asyncio.sleep(0.02)
-
-
 def test_replay_rebuilds_the_live_books_at_every_moment_through_faults(tmp_path: Path) -> None:
+    """... up to the stream's close: that is recorded as a stop (``stopped``), which leaves the replayed
+    books as they were, where the live stream reports its connections closed by the client."""
     live: dict[tuple[int, int], Moment] = {}
     order: list[tuple[int, int, str]] = []
+    events_by_key: dict[tuple[int, int], Event] = {}
 
     async def main() -> None:
         async with Simulator(markets=4, seed=11, events_per_s=400) as sim:
@@ -50,6 +57,7 @@ def test_replay_rebuilds_the_live_books_at_every_moment_through_faults(tmp_path:
 
                 def keep(event: Event) -> None:
                     order.append((event.connection_id, event.seq, type(event).__name__))
+                    events_by_key[(event.connection_id, event.seq)] = event
                     asset = getattr(event, "asset_id", None)
                     if asset is not None:
                         book = stream.books[asset]
@@ -72,6 +80,9 @@ def test_replay_rebuilds_the_live_books_at_every_moment_through_faults(tmp_path:
                     await until(lambda: sum(e == "Reconnected" for *_, e in order) >= 2, "reconnects")
                     await sim.inject({"kind": "duplicate", "count": 5})
                     await asyncio.sleep(0.5)
+                    await until(
+                        lambda: all(b.status is BookStatus.LIVE for b in stream.books.values()), "live again"
+                    )
 
     asyncio.run(asyncio.wait_for(main(), BOUND_S * 2))
     assert len(live) > 500
@@ -90,10 +101,24 @@ def test_replay_rebuilds_the_live_books_at_every_moment_through_faults(tmp_path:
                     book.status_reason,
                 )
                 compared += 1
-    assert replayed == order, "the same events, in the same order, with the same sequence numbers"
-    assert compared == len(live)
-    assert state.skipped == 0
+    assert replayed == order[: len(replayed)], "the same events, in order, with the same sequence numbers"
+    closing = [events_by_key[key[:2]] for key in order[len(replayed) :]]
+    assert compared == len(live) - sum(isinstance(e, StatusChanged) for e in closing)
+    assert state.skipped == 0 and state.gaps == 0
     assert any(e == "Resynced" for *_, e in replayed) and any(e == "Reconnected" for *_, e in replayed)
+    # Live, the close turned every book stale and each connection reported it closed by the client;
+    # the replay ends with the books as they were at the stop.
+    disconnects = [e for e in closing if isinstance(e, Disconnected)]
+    assert len(disconnects) == len(state.sessions) == 2
+    assert all(e.reason == "closed by the client" for e in disconnects)
+    stale = {e.asset_id: e for e in closing if isinstance(e, StatusChanged)}
+    assert len(stale) == len(closing) - len(disconnects) == len(state.books) == 8
+    for asset, event in stale.items():
+        assert event.new is BookStatus.STALE and event.reason == "connection lost: closed by the client"
+        book = state.books[asset]
+        levels, _, timestamp = live[(event.connection_id, event.seq)]
+        assert (book.wire_levels(), book.status, book.timestamp) == (levels, event.old, timestamp)
+        assert book.status is BookStatus.LIVE
 
 
 def test_user_channel_recordings_hold_no_secret_and_replay_the_same_state(tmp_path: Path) -> None:
@@ -181,3 +206,88 @@ def test_a_recordings_metadata_marker_gives_the_tick_size_a_snapshot_lacked(tmp_
         else:
             assert book.checks.failed[CheckKind.HASH] == 1, "without the tick the hash cannot verify"
             assert book.last_failure is not None and "tick size unknown" in book.last_failure.detail
+
+
+@pytest.fixture(scope="module")
+def segmented(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A recording of the local exchange in small segments of several frames each."""
+    directory = tmp_path_factory.mktemp("segmented") / "rec"
+
+    async def main() -> None:
+        async with Simulator(markets=3, seed=5, events_per_s=400) as sim:
+            with Recorder(directory, rotate_bytes=60_000, flush_s=0.02) as recorder:
+                stream = MarketStream(
+                    sim.exchange.asset_ids(), ws_url=sim.ws_url + "/ws/market", rest_url=sim.rest_url
+                )
+                stream.recorder = recorder
+                async with stream:
+                    await until(
+                        lambda: all(b.status is BookStatus.LIVE for b in stream.books.values()), "live"
+                    )
+                    await until(lambda: recorder.segments >= 10, "ten segments")
+
+    asyncio.run(asyncio.wait_for(main(), BOUND_S * 2))
+    return directory
+
+
+@pytest.mark.parametrize("damage", ["missing", "flipped"])
+def test_records_lost_to_damage_replay_as_a_disconnect_and_books_resync_at_the_next_snapshot(
+    segmented: Path, tmp_path: Path, damage: str
+) -> None:
+    """A middle segment deleted, or 16 bytes flipped inside one of its frames: the replay goes on past
+    the loss as after a live disconnect (every book stale, the gap reported), and each book is, from
+    its next snapshot on, the book a replay of the intact recording has at the same record."""
+    directory = tmp_path / "rec"
+    shutil.copytree(segmented, directory)
+    target = directory / "seg-000004.pfr.zst"
+    if damage == "missing":
+        target.unlink()
+    else:
+        starts = frame_offsets(target)
+        assert len(starts) >= 3, "several frames in the segment"
+        middle = len(starts) // 2
+        flip(target, (starts[middle] + starts[middle + 1]) // 2 - 8)
+    losses: list[Damage] = []
+    clean, damaged = Replay(), Replay()
+    clean_records = replay(segmented, state=clean)
+    resynced: set[str] = set()
+    gaps = compared = 0
+    reconnected = False
+    for record, events in replay(directory, state=damaged, on_damage=losses.append):
+        if is_gap(record):
+            gaps += 1
+            disconnects = [e for e in events if isinstance(e, Disconnected)]
+            assert len(disconnects) == len(damaged.sessions) == 1
+            assert disconnects[0].reason.startswith(f"records lost: {target.name} is ")
+            assert all(b.status is BookStatus.STALE for b in damaged.books.values()), "as live: all stale"
+            continue
+        for seen, _ in clean_records:
+            if seen == record:
+                break
+        else:
+            pytest.fail("a record the intact recording does not hold")
+        if not gaps:
+            continue
+        reconnected = reconnected or any(isinstance(e, Reconnected) for e in events)
+        resynced.update(
+            e.message.asset_id
+            for e in events
+            if isinstance(e, MessageReceived) and isinstance(e.message, Book)
+        )
+        for asset in resynced:
+            book, intact = damaged.books[asset], clean.books[asset]
+            assert (book.wire_levels(), book.timestamp, book.status) == (
+                intact.wire_levels(),
+                intact.timestamp,
+                intact.status,
+            )
+            compared += 1
+    for _ in clean_records:
+        pass
+    (loss,) = losses
+    assert gaps == 1 and loss.segment == target.name and loss.problem == damage.replace("flipped", "damaged")
+    assert loss.records_lost == clean.records - (damaged.records - gaps) > 0
+    assert reconnected, "the sessions report the gap when data comes again"
+    assert resynced and compared, "books resynced at snapshots after the loss"
+    for asset, book in damaged.books.items():  # never live and wrong
+        assert book.status is BookStatus.STALE or book.wire_levels() == clean.books[asset].wire_levels()

@@ -66,6 +66,8 @@ _SENT = int(RecordKind.SENT)
 _MARKER = int(RecordKind.MARKER)
 _REST = int(RecordKind.REST)
 _TIMER_MARKER = b'{"marker":"timer"}'
+CLOSED_BY_CLIENT = "closed by the client"
+"""The reason of the last ``Disconnected`` of a connection the stream closed (``close``)."""
 
 
 class FrameSink(Protocol):
@@ -235,6 +237,7 @@ class SessionConnection(Generic[S]):
         self._rng = random.Random(seed)
         self._transport: picows.WSTransport | None = None
         self._stopping = False
+        self._stop_recorded = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.error: Exception | None = None
         """Why the connection gave up for good (bad credentials); :meth:`run` raises it."""
@@ -309,8 +312,13 @@ class SessionConnection(Generic[S]):
         return None
 
     async def close(self) -> None:
+        """Stop for good. An open connection is recorded as stopped by the client (a ``stopped``
+        marker, before it closes) rather than lost, so that a replay ends with its books as they were;
+        the live ``Disconnected`` says ``closed by the client``."""
         self._stopping = True
         if self._transport is not None:
+            self._record_marker({"marker": "stopped", "reason": CLOSED_BY_CLIENT}, time.time_ns())
+            self._stop_recorded = True
             self._transport.disconnect()
         for task in list(self._tasks):
             task.cancel()
@@ -334,10 +342,16 @@ class SessionConnection(Generic[S]):
 
     def _disconnected(self, broke: str | None) -> None:
         reason = broke or self._broken_reason or self.session.close_reason or "closed by the server"
+        if self._stopping:
+            reason = CLOSED_BY_CLIENT
         self._broken_reason = None
         self._transport = None
         now = time.time_ns()
-        self._record_marker({"marker": "disconnected", "reason": reason}, now)
+        if not self._stopping:
+            self._record_marker({"marker": "disconnected", "reason": reason}, now)
+        elif not self._stop_recorded:  # connected while stopping: still an orderly stop
+            self._record_marker({"marker": "stopped", "reason": reason}, now)
+            self._stop_recorded = True
         self._dispatch(self.session.connection_lost(now, reason))
 
     # -- recording ----------------------------------------------------------------------------------------

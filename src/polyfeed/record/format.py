@@ -8,8 +8,9 @@ A recording is a directory (the full specification is ``docs/recording-format.md
     index.jsonl          one line per closed segment: name, first_ns, last_ns, records, bytes_in, ...
 
 A record is an 18-byte little-endian header (payload length u32, kind u8, channel u8, connection u32,
-recv_ns u64) and the payload bytes, exactly as given. Each zstd frame holds whole records; the first
-frame of a segment starts with the segment header (magic ``PFRS``, format version u16, flags u16).
+recv_ns u64) and the payload bytes, exactly as given. Each zstd frame holds whole records and carries
+its content checksum; the first frame of a segment starts with the segment header (magic ``PFRS``,
+format version u16, flags u16).
 
 This module holds what the two sides share: the constants, the record and index types, segment names.
 :mod:`polyfeed.record.writer` writes recordings (:class:`~polyfeed.record.writer.Recorder`);
@@ -31,7 +32,9 @@ import msgspec
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "GAP_MARKER",
     "Channel",
+    "Damage",
     "Record",
     "RecordKind",
     "RecordingInfo",
@@ -50,6 +53,10 @@ SEGMENT_HEADER = struct.Struct("<4sHH")  # magic, format version, flags (0)
 RECORD_HEADER = struct.Struct("<IBBIQ")  # payload length, kind, channel, connection, recv_ns
 RECORD_HEADER_SIZE = RECORD_HEADER.size  # 18
 NEVER_NS = 1 << 64  # after every u64 recv_ns
+GAP_MARKER = "gap"
+"""The marker a reader yields where records were lost (a missing or damaged segment); never written."""
+STOPPED_MARKER = "stopped"
+"""The marker a connection writes when the stream closes it (an orderly stop, not a lost connection)."""
 
 
 class RecordKind(enum.IntEnum):
@@ -108,6 +115,64 @@ class RecordingInfo(msgspec.Struct, frozen=True):
     truncated_segments: int
     created_ns: int
     meta: dict[str, Any]
+
+
+class Damage(msgspec.Struct, frozen=True):
+    """A loss a reader found: a segment missing, or a stretch of one that cannot be read.
+
+    ``problem`` is ``"missing"`` (the index lists the segment, or the numbering skips it, and the file
+    is not there), ``"damaged"`` (a zstd frame that does not decode or whose checksum does not match, a
+    file cut short inside a frame, a frame whose records do not parse) or ``"short"`` (every frame reads,
+    but the segment holds fewer records than its index line says).
+
+    Attributes:
+        segment: the segment's file name (the first of ``segments`` missing ones in a row).
+        problem: ``"missing"``, ``"damaged"`` or ``"short"``.
+        records_lost: how many records are lost, from the index; ``None`` when it does not say.
+        offset: where the damage starts, in bytes from the start of the file (damaged only).
+        bytes_skipped: the bytes of the file not read (damaged only).
+        rest_skipped: no readable frame followed the damage: the rest of the segment was skipped.
+        regions: damaged stretches in the segment (each skipped to the next frame that reads).
+        segments: missing segments in a row (a gap in the numbering), this one the first.
+        first_ns: the lost records' first receive time, from the index (``None``: unknown).
+        last_ns: their last receive time, from the index.
+        detail: what was wrong (the decoder's words, say).
+    """
+
+    segment: str
+    problem: str
+    records_lost: int | None = None
+    offset: int | None = None
+    bytes_skipped: int = 0
+    rest_skipped: bool = False
+    regions: int = 0
+    segments: int = 1
+    first_ns: int | None = None
+    last_ns: int | None = None
+    detail: str = ""
+
+    def describe(self) -> str:
+        """One line for a person: ``seg-000002.pfr.zst is missing: 4,811 records lost (per the index)``."""
+        lost = (
+            f"{self.records_lost:,} records lost (per the index)"
+            if self.records_lost is not None
+            else "how many records were lost is unknown (the segment has no index line)"
+        )
+        if self.problem == "missing":
+            if self.segments > 1:
+                return (
+                    f"{self.segments} segments from {self.segment} on are missing (a gap in the "
+                    "numbering): how many records were lost is unknown"
+                )
+            return f"{self.segment} is missing: {lost}"
+        if self.problem == "short":
+            return f"{self.segment} ends early ({self.detail}): {lost}"
+        if self.rest_skipped and self.regions <= 1:
+            skipped = f"the rest of the segment skipped ({self.bytes_skipped:,} bytes)"
+        else:
+            regions = "1 damaged stretch" if self.regions == 1 else f"{self.regions} damaged stretches"
+            skipped = f"{regions} skipped ({self.bytes_skipped:,} bytes)"
+        return f"{self.segment} is damaged at byte {self.offset} ({self.detail}): {skipped}, {lost}"
 
 
 class MetaDocument(msgspec.Struct, frozen=True):

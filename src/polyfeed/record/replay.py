@@ -9,7 +9,13 @@ levels, statuses, checks and per-connection sequence numbers as live.
 - ``FRAME`` -> ``data_received``; the ``timer`` marker -> ``timer``; ``disconnected`` ->
   ``connection_lost``; a ``REST`` book -> ``resync_received``; ``resync_failed`` -> ``resync_failed``;
 - the ``metadata`` marker -> each book's ``min_order_size`` / ``neg_risk`` (they enter the hash);
-- the user channel likewise into a :class:`polyfeed.session.user.UserSession` and its ``reconcile``.
+- the user channel likewise into a :class:`polyfeed.session.user.UserSession` and its ``reconcile``;
+- the ``stopped`` marker (the stream closed the connection) leaves the books as they were: a recording
+  that ends with an orderly stop replays to live books, not stale ones;
+- the ``gap`` marker the reader yields where records were lost (a missing or damaged segment) is a
+  disconnect of every connected session, as live (``Disconnected``, every book stale), and the session
+  carries on as reconnected: each book is live again at its next snapshot (or verified hash), and its
+  next data reports the ``Reconnected`` gap.
 
 Unknown kinds and markers are skipped (and counted), as the format asks of readers.
 """
@@ -17,7 +23,7 @@ Unknown kinds and markers are skipped (and counted), as the format asks of reade
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +31,9 @@ import msgspec
 
 from polyfeed.book import OrderBook
 from polyfeed.errors import InvalidLevelError
+from polyfeed.net.connection import CLOSED_BY_CLIENT
 from polyfeed.net.user import REDACTED_API_KEY
-from polyfeed.record.format import Channel, Record, RecordKind
+from polyfeed.record.format import GAP_MARKER, STOPPED_MARKER, Channel, Damage, Record, RecordKind
 from polyfeed.record.reader import read_recording
 from polyfeed.session import Event, MarketSession, SessionConfig
 from polyfeed.session.user import UserSession, UserState
@@ -68,6 +75,10 @@ class Replay:
         self.user_sessions: dict[int, UserSession] = {}
         self.records = 0
         self.skipped = 0
+        self.gaps = 0
+        """``gap`` markers: places where the reader found records lost."""
+        self._connected: set[tuple[int, int]] = set()  # (channel, connection) connected at this point
+        self._stopped: dict[tuple[int, int], int] = {}  # ... stopped by the client, and when (ns)
 
     def feed(self, record: Record) -> list[Event]:
         """Apply one record; returns the events the live stream emitted for it."""
@@ -102,15 +113,19 @@ class Replay:
             return []
         session = self.sessions.get(record.connection)
         if body.get("type") == "market":
+            events: list[Event] = []
             assets = [str(a) for a in body.get("assets_ids") or []]
             if session is None:
                 session = MarketSession(record.connection, assets, self.books, self.config)
                 self.sessions[record.connection] = session
             else:  # (un)subscriptions made while disconnected travel in the next subscription frame
+                events = self._restarted(_MARKET, session)
                 session.subscribe(a for a in assets if a not in session.assets)
                 session.unsubscribe(session.assets - set(assets))
             session.connection_made(record.recv_ns)
-        elif session is not None and body.get("operation") == "subscribe":
+            self._connected.add((_MARKET, record.connection))
+            return events
+        if session is not None and body.get("operation") == "subscribe":
             session.subscribe(str(a) for a in body.get("assets_ids") or [])
         elif session is not None and body.get("operation") == "unsubscribe":
             session.unsubscribe(str(a) for a in body.get("assets_ids") or [])
@@ -123,9 +138,15 @@ class Replay:
         if marker == "timer" and session is not None:
             return session.timer(record.recv_ns)[1]
         if marker == "disconnected" and session is not None:
+            self._connected.discard((_MARKET, record.connection))
             return session.connection_lost(record.recv_ns, str(body.get("reason", "")))  # type: ignore[union-attr]
         if marker == "connect_failed" and session is not None:
             return session.connect_failed(record.recv_ns, str(body.get("reason", "")))  # type: ignore[union-attr]
+        if marker == STOPPED_MARKER and session is not None:
+            self._stop(_MARKET, record)
+            return []
+        if marker == GAP_MARKER and body is not None:
+            return self._gap(record.recv_ns, str(body.get("reason", "records lost")))
         if marker == "book_missing" and session is not None:
             return session.book_missing(str(body.get("asset_id")), record.recv_ns)  # type: ignore[union-attr]
         if marker == "resync_failed" and session is not None:
@@ -168,14 +189,18 @@ class Replay:
         session = self.user_sessions.get(record.connection)
         if kind == _SENT:
             body = _object(record.payload)
+            events: list[Event] = []
             if body is not None and body.get("type") == "user":
                 if session is None:
                     credentials = Credentials(REDACTED_API_KEY, "", "")
                     markets = [str(m) for m in body.get("markets") or []]
                     session = UserSession(record.connection, credentials, self.user, markets)
                     self.user_sessions[record.connection] = session
+                else:
+                    events = self._restarted(_USER, session)
                 session.connection_made(record.recv_ns)
-            return []
+                self._connected.add((_USER, record.connection))
+            return events
         if session is None:
             self.skipped += 1
             return []
@@ -187,9 +212,13 @@ class Replay:
             if marker == "timer":
                 return session.timer(record.recv_ns)[1]
             if marker == "disconnected":
+                self._connected.discard((_USER, record.connection))
                 return session.connection_lost(record.recv_ns, str(body.get("reason", "")))  # type: ignore[union-attr]
             if marker == "connect_failed":
                 return session.connect_failed(record.recv_ns, str(body.get("reason", "")))  # type: ignore[union-attr]
+            if marker == STOPPED_MARKER:
+                self._stop(_USER, record)
+                return []
         if kind == _REST:
             body = _object(record.payload)
             if body is not None and "reconcile" in body:
@@ -197,6 +226,38 @@ class Replay:
                 return session.reconcile(answer.open_orders, answer.looked_up, answer.trades, record.recv_ns)
         self.skipped += 1
         return []
+
+    # -- stops and gaps --------------------------------------------------------------------------------
+
+    def _stop(self, channel: int, record: Record) -> None:
+        """The stream closed the connection: its books stay as they were (a replay that ends here shows
+        them live). Should the recording go on with the same connection, the close counts from here."""
+        key = (channel, record.connection)
+        if key in self._connected:
+            self._connected.discard(key)
+            self._stopped[key] = record.recv_ns
+
+    def _restarted(self, channel: int, session: MarketSession | UserSession) -> list[Event]:
+        """A stopped connection subscribing again (a stream opened again on the same recorder): the
+        disconnect its stop was, before the new connection."""
+        stopped_ns = self._stopped.pop((channel, session.connection_id), None)
+        if stopped_ns is None:
+            return []
+        return session.connection_lost(stopped_ns, CLOSED_BY_CLIENT)
+
+    def _gap(self, recv_ns: int, reason: str) -> list[Event]:
+        """Records were lost here: every connected session disconnects, as live, and goes on as
+        reconnected (the subscription frame it would send is dropped: the recording goes on)."""
+        self.gaps += 1
+        events: list[Event] = []
+        sessions: list[MarketSession | UserSession] = [
+            *(s for c, s in sorted(self.sessions.items()) if (_MARKET, c) in self._connected),
+            *(s for c, s in sorted(self.user_sessions.items()) if (_USER, c) in self._connected),
+        ]
+        for session in sessions:
+            events += session.connection_lost(recv_ns, f"records lost: {reason}")
+            session.connection_made(recv_ns)
+        return events
 
 
 def _object(payload: bytes) -> dict[str, Any] | None:
@@ -213,15 +274,18 @@ def replay(
     from_ns: int | None = None,
     until_ns: int | None = None,
     state: Replay | None = None,
+    on_damage: Callable[[Damage], None] | None = None,
 ) -> Iterator[tuple[Record, list[Event]]]:
     """Each record of a recording with the events it produced.
 
     Records before ``from_ns`` are applied too (books need their snapshots), but yielded only from
     ``from_ns`` on; the replay stops after ``until_ns``. Pass ``state`` to read the books as they go.
+    Losses in the recording go to ``on_damage`` (:func:`~polyfeed.record.reader.read_recording`) and
+    come as ``gap`` marker records, which disconnect every session (:class:`Replay`).
     """
     state = state if state is not None else Replay()
     feed = state.feed
-    for record in read_recording(directory, until_ns=until_ns):
+    for record in read_recording(directory, until_ns=until_ns, on_damage=on_damage):
         events = feed(record)
         if from_ns is None or record.recv_ns >= from_ns:
             yield record, events

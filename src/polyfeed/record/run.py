@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from polyfeed.record.format import Record
+from polyfeed.record.format import Damage, Record
 from polyfeed.record.replay import Replay, replay
 from polyfeed.record.writer import Recorder
 from polyfeed.session import Event
@@ -61,16 +61,26 @@ async def record(
     ``user_credentials`` are given) into ``out`` until cancelled (Ctrl-C) or ``seconds`` pass.
 
     The recording is closed properly however the run ends; a process killed outright loses at most the
-    last second (see ``docs/recording-format.md``).
+    last second (see ``docs/recording-format.md``). The streams' orderly stop is recorded (a
+    ``stopped`` marker for each connection), so that a replay ends with the books as they were.
 
     ``meta`` is added to the recording's ``meta.json`` (the command line stores the books' names there);
     ``on_open`` is called with the recorder and the market stream once both channels are open (to show
     progress, say).
+
+    Raises:
+        RecordingError: the recording could not be created, or writing to it failed (a full disk): the
+            run ends at once, the recording closed as far as it was written, and the message names the
+            file, the error and what the recording holds.
     """
     started = time.monotonic()
     about: dict[str, object] = {"ws_url": ws_url, "rest_url": rest_url, "slugs": list(slugs)}
     about.update(meta or {})
-    with Recorder(out, rotate_bytes=rotate_bytes, rotate_s=rotate_s, meta=about) as recorder:
+    stop = asyncio.Event()  # set when writing fails: the run ends at once
+    recorder = Recorder(
+        out, rotate_bytes=rotate_bytes, rotate_s=rotate_s, meta=about, on_failure=lambda _: stop.set()
+    )
+    with recorder:
         market = MarketStream.from_slugs(
             list(slugs),
             ws_url=ws_url,
@@ -98,8 +108,8 @@ async def record(
                 await stack.enter_async_context(user)
             if on_open is not None:
                 on_open(recorder, market)
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.sleep(seconds if seconds is not None else float("inf"))
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(stop.wait(), seconds)
         assets = len(market.books)
         summary = RecordSummary(
             Path(out),
@@ -119,14 +129,16 @@ async def replay_paced(
     from_ns: int | None = None,
     until_ns: int | None = None,
     state: Replay | None = None,
+    on_damage: Callable[[Damage], None] | None = None,
 ) -> AsyncIterator[tuple[Record, list[Event]]]:
     """:func:`polyfeed.record.replay.replay` at ``speed`` times the recorded pace (``None``: as fast as
-    possible, yielding to the event loop now and then)."""
+    possible, yielding to the event loop now and then); losses in the recording go to ``on_damage``."""
     loop = asyncio.get_running_loop()
     start_wall = loop.time()
     start_ns: int | None = None
     count = 0
-    for record, events in replay(directory, from_ns=from_ns, until_ns=until_ns, state=state):
+    records = replay(directory, from_ns=from_ns, until_ns=until_ns, state=state, on_damage=on_damage)
+    for record, events in records:
         if speed:
             if start_ns is None:
                 start_ns = record.recv_ns
