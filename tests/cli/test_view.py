@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
+import time
 
 from rich.cells import cell_len
 from rich.console import Console
 
-from polyfeed.book import OrderBook
+from polyfeed.book import BookStatus, OrderBook
 from polyfeed.cli.terminal import abbreviate
-from polyfeed.cli.view import BookLabel, WatchState, render_screen
-from polyfeed.session import BookUpdated, Disconnected, MessageReceived, Reconnected, Resynced
+from polyfeed.cli.view import STATUS_STYLE, BookLabel, WatchState, render_screen
+from polyfeed.session import BookUpdated, Disconnected, MessageReceived, Reconnected, Resynced, StatusChanged
 from polyfeed.sim.engine import Exchange
-from polyfeed.wire import LastTradePrice
+from polyfeed.wire import LastTradePrice, MarketResolved
 
 NOW_NS = 10**12
 LADDER_LINE = re.compile(r"\d\.\d+ │ \d\.\d+")
@@ -160,3 +161,93 @@ def test_a_live_book_kept_open_past_its_usual_deadline_says_since_when_it_is_unc
     console.print(render_screen(books, order, {}, state, width=80, height=None, now_ns=NOW_NS))
     text = console.export_text()
     assert "LIVE" in text and "unconfirmed 20s" in text
+
+
+def closed_frame(winner: str | None, *, color: bool = False) -> str:
+    books, order = snapshot_books(1)
+    (asset,) = order
+    state = WatchState(started_ns=NOW_NS - 75 * 10**9)
+    state.on_event(BookUpdated(recv_ns=0, seq=1, connection_id=1, asset_id=asset))
+    if winner is not None:
+        resolved = MarketResolved(
+            market="0x1",
+            timestamp="1",
+            id="1",
+            assets_ids=[asset, "2"],
+            winning_asset_id=asset,
+            winning_outcome=winner,
+        )
+        state.on_event(MessageReceived(recv_ns=0, seq=2, connection_id=1, message=resolved))
+    reason = f"market resolved (winner {winner})" if winner else "the venue has no book for this token"
+    books[asset].mark_closed(reason, 0)
+    state.on_event(
+        StatusChanged(
+            recv_ns=0,
+            seq=3,
+            connection_id=1,
+            asset_id=asset,
+            old=BookStatus.LIVE,
+            new=BookStatus.CLOSED,
+            reason=reason,
+        )
+    )
+    state.closed_ns[asset] = NOW_NS - 12 * 10**9
+    state.updated_ns[asset] = NOW_NS - 52 * 10**9
+    console = Console(width=80, record=True, color_system="standard" if color else None, force_terminal=color)
+    console.print(render_screen(books, order, {}, state, width=80, height=None, now_ns=NOW_NS))
+    return console.export_text(styles=color)
+
+
+def test_a_resolved_market_says_so_with_its_winner_and_since_when_not_an_age() -> None:
+    text = closed_frame("No")
+    assert "RESOLVED 12s ago  No won  checks" in text
+    assert "LIVE" not in text and "52s ago" not in text, "not a live book whose feed seems to hang"
+    coloured = closed_frame("No", color=True)
+    resolved_style = coloured[: coloured.index("RESOLVED")].rsplit("\x1b[", 1)[1]
+    assert resolved_style == "1;34m", f"bold blue: {resolved_style!r}"
+    assert len(set(STATUS_STYLE.values())) == len(STATUS_STYLE), "a colour of its own, as every status"
+
+
+def test_a_book_closed_without_a_resolution_says_closed_and_why() -> None:
+    text = closed_frame(None)
+    assert "CLOSED 12s ago  checks" in text and "(the venue has no book for this token)" in text
+    assert "RESOLVED" not in text and "won" not in text
+
+
+def test_the_state_notes_when_a_book_closed_and_which_outcome_won() -> None:
+    state = WatchState()
+    state.on_event(
+        StatusChanged(
+            recv_ns=0,
+            seq=1,
+            connection_id=1,
+            asset_id="a",
+            old=BookStatus.LIVE,
+            new=BookStatus.STALE,
+            reason="x",
+        )
+    )
+    assert state.closed_ns == {}
+    before = time.monotonic_ns()
+    state.on_event(
+        StatusChanged(
+            recv_ns=0,
+            seq=2,
+            connection_id=1,
+            asset_id="a",
+            old=BookStatus.STALE,
+            new=BookStatus.CLOSED,
+            reason="x",
+        )
+    )
+    assert state.closed_ns["a"] >= before
+    message = MarketResolved(
+        market="0x1", timestamp="1", id="1", assets_ids=["a", "b"], winning_asset_id="b", winning_outcome="No"
+    )
+    state.on_event(MessageReceived(recv_ns=0, seq=3, connection_id=1, message=message))
+    assert state.winners == {"a": "No", "b": "No"}
+
+
+def test_a_label_s_text_names_the_market_and_outcome() -> None:
+    assert BookLabel("fed-decision-in-december", "Yes").text == "fed-decision-in-december · Yes"
+    assert BookLabel("7667…1111").text == "7667…1111"

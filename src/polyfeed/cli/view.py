@@ -4,7 +4,9 @@ Drawing is a pure function of the books, the counters and the screen size, so th
 frame to a console of any width and reads it. Each book is a panel: its two sides' top levels as a
 ladder (bid size, bid | ask, ask size), its status and age (time since its last update), the checks it
 passed and failed, spread, mid and the last trades. Panels sit side by side when the screen is wide
-enough (two at 80 columns), and only as many as fit the screen's height are drawn.
+enough (two at 80 columns), and only as many as fit the screen's height are drawn. A book whose market
+resolved says so (``RESOLVED``, the winning outcome and since when) in a colour of its own, instead of
+an age that grows as if the feed had hung.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from polyfeed.session import (
     MessageReceived,
     Reconnected,
     Resynced,
+    StatusChanged,
 )
-from polyfeed.wire import LastTradePrice
+from polyfeed.wire import LastTradePrice, MarketResolved
 
 __all__ = ["PANEL_WIDTH", "STATUS_STYLE", "BookLabel", "WatchState", "render_screen"]
 
@@ -47,7 +50,7 @@ STATUS_STYLE = {  # the watch screen's and the books tables' colours
     BookStatus.SYNCING: "yellow",
     BookStatus.SUSPECT: "bold red",
     BookStatus.STALE: "magenta",
-    BookStatus.CLOSED: "dim",
+    BookStatus.CLOSED: "bold blue",
 }
 
 
@@ -57,6 +60,11 @@ class BookLabel:
 
     name: str
     outcome: str = ""
+
+    @property
+    def text(self) -> str:
+        """``slug · outcome`` (the name alone without an outcome), as a log line on the screen names it."""
+        return f"{self.name} · {self.outcome}" if self.outcome else self.name
 
 
 @dataclass
@@ -72,6 +80,10 @@ class WatchState:
     updated_ns: dict[str, int] = field(default_factory=dict)
     """Monotonic time of each book's last update (what its age counts from)."""
     trades: dict[str, deque[LastTradePrice]] = field(default_factory=dict)
+    closed_ns: dict[str, int] = field(default_factory=dict)
+    """Monotonic time each book was closed (its market resolved, or the venue has no book for it)."""
+    winners: dict[str, str] = field(default_factory=dict)
+    """The winning outcome of each token whose ``market_resolved`` arrived, by token id."""
     books: dict[str, OrderBook] = field(default_factory=dict)
     """The stream's books (kept here so that a summary can be printed after the stream closed)."""
     _samples: deque[tuple[int, int]] = field(default_factory=deque)
@@ -87,6 +99,9 @@ class WatchState:
                 if kept is None:
                     kept = self.trades[message.asset_id] = deque(maxlen=_TRADES_KEPT)
                 kept.appendleft(message)
+            elif type(message) is MarketResolved:
+                for asset in message.assets_ids:
+                    self.winners[asset] = message.winning_outcome
         elif kind is BookUpdated:
             self.updated_ns[event.asset_id] = time.monotonic_ns()  # type: ignore[attr-defined]
         elif kind is Reconnected:
@@ -97,6 +112,8 @@ class WatchState:
             self.resyncs += 1
         elif kind is DecodeFailed:
             self.decode_failures += 1
+        elif kind is StatusChanged and event.new is BookStatus.CLOSED:  # type: ignore[attr-defined]
+            self.closed_ns[event.asset_id] = time.monotonic_ns()  # type: ignore[attr-defined]
 
     def rate(self, now_ns: int) -> float:
         """Messages a second over the last two seconds (call once a frame; it keeps the samples)."""
@@ -202,7 +219,11 @@ def _panel(
         )
     facts = Table.grid(expand=True)
     facts.add_column(no_wrap=True, overflow="ellipsis")
-    facts.add_row(_status_line(book, state.updated_ns.get(asset_id), now_ns))
+    facts.add_row(
+        _closed_line(book, state.closed_ns.get(asset_id), state.winners.get(asset_id), now_ns)
+        if book is not None and book.status is BookStatus.CLOSED
+        else _status_line(book, state.updated_ns.get(asset_id), now_ns)
+    )
     facts.add_row(_price_line(book))
     facts.add_row(_trades_line(state.trades.get(asset_id, ()), tick))
     return Panel(
@@ -228,6 +249,23 @@ def _status_line(book: OrderBook | None, updated_ns: int | None, now_ns: int) ->
             line.append(f" ({book.status_reason})", "dim")
         elif book.unconfirmed_since_ns is not None:  # quiet, or a zombie: the grown deadline will tell
             line.append(f" (unconfirmed {_duration((now_ns - book.unconfirmed_since_ns) / 1e9)})", "yellow")
+    return line
+
+
+def _closed_line(book: OrderBook, closed_ns: int | None, winner: str | None, now_ns: int) -> Text:
+    """A closed book: ``RESOLVED`` and the winner when its ``market_resolved`` came, else ``CLOSED`` and
+    why; since when; its checks. Its levels stay as they were when it closed."""
+    style = STATUS_STYLE[BookStatus.CLOSED]
+    line = Text("RESOLVED" if winner is not None else "CLOSED", style)
+    if closed_ns is not None:
+        line.append(f" {_duration((now_ns - closed_ns) / 1e9)} ago", "dim")
+    if winner is not None:
+        line.append(f"  {winner} won", style)
+    line.append(f"  checks {book.checks.total_passed}✓ ")
+    failed = book.checks.total_failed
+    line.append(f"{failed}✗", "bold red" if failed else "")
+    if winner is None and book.status_reason:
+        line.append(f" ({book.status_reason})", "dim")
     return line
 
 
