@@ -1,23 +1,30 @@
 """``polyfeed watch`` against the local exchange: plain frames when piped, one line when the venue is
-not there, a clean end on Ctrl-C."""
+not there, a clean end on Ctrl-C, a resolved market shown as resolved, and in a real terminal (tmux)
+``-v``'s log lines kept below the books instead of drawn through them."""
 
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
+import subprocess
 import time
+from collections.abc import Iterator
 
 import pytest
 
+from polyfeed.sim import Simulator
 from tests.cli.harness import (
     BOUND_S,
     Exchange,
     assert_one_line_failure,
+    exchange_in_thread,
     polyfeed,
     polyfeed_process,
     venue_args_at,
 )
+from tests.cli.tmux import EXIT_MARK, Tmux, tmux_server
 
 
 def test_watch_prints_live_books_by_market_and_a_summary(
@@ -52,14 +59,23 @@ def test_an_unreachable_venue_is_one_line_and_exit_1(
 
 
 def test_no_market_data_within_the_timeout_is_one_line_and_exit_1(
+    exchange: Exchange, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The venue ignores unknown token ids silently (spec 1.3): the view would wait for ever."""
+    result = polyfeed(capsys, "watch", "1234567890", "--timeout", "0.5", *exchange.venue_args())
+    line = assert_one_line_failure(result, "watch")
+    assert result.code == 1 and f"no market data from {exchange.ws_url} within 0.5 s" in line
+
+
+def test_a_market_channel_that_refuses_connections_is_one_line_naming_it(
     exchange: Exchange, closed_port: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """REST and Gamma answer, the market channel does not: the view would wait for ever without it."""
+    """REST and Gamma answer, the market channel refuses: said after its tries, even with no timeout."""
     ws_url = f"ws://127.0.0.1:{closed_port}/ws/market"
     args = exchange.venue_args(ws_url=ws_url)
-    result = polyfeed(capsys, "watch", "sim-market-0", "--timeout", "0.5", *args)
+    result = polyfeed(capsys, "watch", "sim-market-0", "--timeout", "0", *args)
     line = assert_one_line_failure(result, "watch")
-    assert result.code == 1 and f"no market data from {ws_url} within 0.5 s" in line
+    assert result.code == 1 and f"{ws_url}: connection refused" in line and "never connected" in line
 
 
 def test_ctrl_c_ends_watch_with_exit_0_a_summary_and_no_traceback(exchange: Exchange) -> None:
@@ -81,3 +97,69 @@ def test_ctrl_c_ends_watch_with_exit_0_a_summary_and_no_traceback(exchange: Exch
     assert process.returncode == 0
     assert b"Traceback" not in err and err == b"", err.decode()
     assert (seen + out).decode().splitlines()[-2].startswith("2 books for ")
+
+
+def read_until(process: subprocess.Popen[bytes], seen: bytes, wanted: bytes) -> bytes:
+    """Read the process's stdout until ``wanted`` appears in what comes after ``seen``; all of it."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + BOUND_S
+    start = len(seen)
+    while wanted not in seen[start:]:
+        assert time.monotonic() < deadline and process.poll() is None, seen.decode()
+        if select.select([process.stdout], [], [], 0.5)[0]:
+            seen += os.read(process.stdout.fileno(), 65536)
+    return seen
+
+
+def test_a_market_that_resolves_is_shown_resolved_with_its_winner() -> None:
+    with exchange_in_thread(markets=3) as own:
+        market = own.sim.exchange.markets[1]
+        process = polyfeed_process("watch", market.slug, *own.venue_args())
+        try:
+            seen = read_until(process, b"", b"LIVE")
+
+            async def resolve(sim: Simulator) -> None:
+                sim.resolve_market(1)
+
+            own.call(resolve(own.sim))
+            seen = read_until(process, seen, b"RESOLVED")
+            seen = read_until(process, seen, b"\npolyfeed ")  # the next frame, whole
+            process.send_signal(signal.SIGINT)
+            out, _ = process.communicate(timeout=BOUND_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 0
+    text = (seen + out).decode()
+    frame = text[text.rindex("\npolyfeed ") : text.rindex("\n2 books for")]
+    assert frame.count("RESOLVED") == 2 and "LIVE" not in frame, "both tokens' books, not live and ageing"
+    winner = "Yes" if market.yes_wins else "No"
+    assert frame.count(f"{winner} won") == 2
+
+
+@pytest.fixture
+def tmux() -> Iterator[Tmux]:
+    with tmux_server() as server:
+        yield server
+
+
+def test_with_v_log_lines_go_below_the_books_and_to_stderr_when_the_screen_closes(
+    exchange: Exchange, tmux: Tmux
+) -> None:
+    tmux.start("-v", "watch", "sim-market-2", *exchange.venue_args())
+    tmux.wait_for(lambda s: "LIVE" in s and "╰" in s, "the live books")
+    for _ in range(2):  # frames that do not decode: a warning each, while the screen is up
+        exchange.call(exchange.sim.inject({"kind": "malformed"}))
+    screen = tmux.wait_for(lambda s: s.count("skipped a frame") == 2, "the two warnings")
+    lines = screen.rstrip("\n").splitlines()
+    assert len([line for line in lines if line.startswith("polyfeed ")]) == 1, screen
+    last_border = max(i for i, line in enumerate(lines) if line.startswith("╰"))
+    logged = [i for i, line in enumerate(lines) if "skipped a frame" in line]
+    assert min(logged) > last_border, f"below the books, not between their borders:\n{screen}"
+    assert all(lines[i].startswith("WARNING connection") for i in logged), "the log prefix shortened"
+    assert not re.search(r"\d{20,}", screen), "no token id on the screen"
+    tmux.keys("C-c")
+    final = tmux.wait_for(lambda s: EXIT_MARK in s, "watch end on Ctrl-C", history=True)
+    assert f"{EXIT_MARK}0" in final
+    assert final.count("polyfeed: WARNING polyfeed.session: connection 1: skipped a frame") == 2, final

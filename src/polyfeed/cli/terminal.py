@@ -15,6 +15,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from typing import TextIO
 
 from rich.console import Console, Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
@@ -123,7 +124,9 @@ class ScreenLog(io.TextIOBase):
         kept: lines kept for :meth:`replay` (the oldest go first, counted in ``dropped``).
     """
 
-    def __init__(self, name: Callable[[str], str | None] | None = None, *, shown: int = 3, kept: int = 1000):
+    def __init__(
+        self, name: Callable[[str], str | None] | None = None, *, shown: int = 3, kept: int = 1000
+    ) -> None:
         super().__init__()
         self.name = name or (lambda _: None)
         self.shown = shown
@@ -169,10 +172,8 @@ class ScreenLog(io.TextIOBase):
             )
         )
 
-    def replay(self, stream: io.TextIOBase | None = None) -> None:
+    def replay(self, stream: TextIO) -> None:
         """Write every line kept (and any partial one) to ``stream``, as they were written."""
-        if stream is None:
-            return
         if self.dropped:
             stream.write(f"polyfeed: {self.dropped} earlier lines written while the screen was up are lost\n")
         for line in self.lines:
@@ -191,9 +192,9 @@ def stderr_to(log: ScreenLog) -> Iterator[bool]:
     if not real.isatty():
         yield False
         return
-    sys.stderr = log  # type: ignore[assignment]
+    sys.stderr = log
     try:
         yield True
     finally:
         sys.stderr = real
-        log.replay(real)  # type: ignore[arg-type]
+        log.replay(real)

@@ -1,8 +1,15 @@
 """``polyfeed watch``: live books in the terminal, redrawn four times a second.
 
-On a terminal the screen is a rich live view sized to the window (see :mod:`polyfeed.cli.view`); piped
-or in CI, the same frame is printed as plain text every two seconds and once at the end, so that a log
-shows what the books did. Ctrl-C ends it quietly with exit code 0, after a one-line summary.
+On a terminal the screen is a rich live view on the terminal's alternate screen, sized to the window
+and redrawn whole at each refresh, so that resizing the window leaves no old frame behind (see
+:mod:`polyfeed.cli.view`); when it ends, the last frame is printed on the normal screen. While it is up,
+what is written to stderr (``-v``'s log lines) is shown in a strip at its foot, books named by their
+labels, and written to stderr when it closes (:class:`polyfeed.cli.terminal.ScreenLog`). Piped or in CI,
+the same frame is printed as plain text every two seconds and once at the end, so that a log shows what
+the books did. Ctrl-C ends it quietly with exit code 0, after a one-line summary.
+
+The stream asks for the venue's custom features, so that ``market_resolved`` closes a resolved
+market's books at once: the screen shows them ``RESOLVED`` rather than live and ageing.
 """
 
 from __future__ import annotations
@@ -10,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 
 from polyfeed.cli.errors import CommandError, run_command
@@ -34,8 +41,9 @@ from polyfeed.cli.options import (
     WsUrl,
     open_venue,
 )
-from polyfeed.cli.terminal import out_console, spinner
+from polyfeed.cli.terminal import ScreenLog, out_console, spinner, stderr_to
 from polyfeed.cli.view import BookLabel, WatchState, render_screen
+from polyfeed.session import SessionConfig
 from polyfeed.stream import MarketStream
 
 __all__ = ["EPILOG", "Depth", "draw", "show_books", "summary", "watch_command"]
@@ -109,9 +117,13 @@ async def show_books(
     seconds: float | None = None,
     depth: int | None = None,
     timeout_s: float = 30.0,
+    tend: Callable[[MarketStream], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
     """Follow ``token_ids`` and draw them on ``console`` until ``seconds`` pass (``None`` or 0: until
     cancelled); ``state`` counts the events and keeps the books for the summary.
+
+    ``tend(stream)``, if given, runs while the screen is drawn (and is cancelled when it ends): it may
+    subscribe and unsubscribe, and change ``token_ids`` and ``labels`` in place, which each frame reads.
 
     Raises:
         CommandError: no answer from the venue's REST API, or no market data, within ``timeout_s``.
@@ -123,7 +135,9 @@ async def show_books(
         gamma_url=venue.gamma_url,
         on_event=state.on_event,
         max_queue=0,
+        config=SessionConfig(custom_feature_enabled=True),  # market_resolved closes a book at once
     )
+    log = ScreenLog(lambda token: labels[token].text if token in labels else None)
     async with contextlib.AsyncExitStack() as stack:
         with spinner(console, f"connecting to {venue.ws_url}"):
             try:
@@ -135,7 +149,11 @@ async def show_books(
         loop = asyncio.get_running_loop()
         started = loop.time()
 
+        tender = asyncio.create_task(tend(stream)) if tend is not None else None
+
         def frame() -> RenderableType:
+            if tender is not None and tender.done() and not tender.cancelled():
+                tender.result()  # its failure ends the command
             if stream.error is not None:  # the venue refused the WebSocket (a 404, say): say so now
                 raise stream.error
             if not state.messages and timeout_s and loop.time() - started > timeout_s:
@@ -151,14 +169,20 @@ async def show_books(
                 labels,
                 state,
                 width=console.width,
-                height=console.height - 1 if terminal else None,
+                height=console.height - 1 - log.rows if terminal else None,
                 depth=depth,
                 now_ns=now_ns,
                 rate=state.rate(now_ns),
                 interactive=terminal,
             )
 
-        await draw(console, frame, seconds=seconds)
+        try:
+            await draw(console, frame, seconds=seconds, log=log)
+        finally:
+            if tender is not None:
+                tender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await tender
 
 
 async def draw(
@@ -167,10 +191,16 @@ async def draw(
     *,
     seconds: float | None,
     stop: asyncio.Event | None = None,
+    log: ScreenLog | None = None,
 ) -> None:
     """Draw ``frame()`` until ``seconds`` pass or ``stop`` is set (neither: until cancelled): a live
     view redrawn four times a second on a terminal, a plain frame every two seconds otherwise; the
     last frame is drawn when it ends (not when it is cancelled).
+
+    On a terminal the view takes the alternate screen and is drawn whole at each refresh (a resized
+    window gets a clean frame); when it ends, or is cancelled, its last frame is printed on the normal
+    screen. Meanwhile stderr, if a terminal, goes to ``log``, whose last lines are drawn below the frame:
+    a frame that leaves ``log.rows`` rows free shows them.
 
     Anything that keeps books can be watched this way (a replay, say): ``frame`` renders them with
     :func:`polyfeed.cli.view.render_screen`.
@@ -184,11 +214,26 @@ async def draw(
             await asyncio.wait_for(stop.wait(), min(longest_s, max(0.0, end - loop.time())))
 
     if console.is_terminal:
-        with Live(console=console, auto_refresh=False, vertical_overflow="crop") as live:
-            while loop.time() < end and not stop.is_set():
-                live.update(frame(), refresh=True)
-                await pause(_REFRESH_S)
-            live.update(frame(), refresh=True)
+        log = log or ScreenLog()
+        last: RenderableType | None = None
+        try:
+            with (
+                stderr_to(log),
+                Live(console=console, screen=True, auto_refresh=False, redirect_stderr=False) as live,
+            ):
+
+                def show() -> RenderableType:
+                    shown = frame()
+                    live.update(Group(shown, log.strip()), refresh=True)
+                    return shown
+
+                while loop.time() < end and not stop.is_set():
+                    last = show()
+                    await pause(_REFRESH_S)
+                last = show()
+        finally:
+            if last is not None:  # the alternate screen is gone: the last frame stays on the normal one
+                console.print(last)
     else:
         while True:
             await pause(_PLAIN_EVERY_S)
