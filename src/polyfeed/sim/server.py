@@ -107,6 +107,7 @@ class Simulator:
     ) -> None:
         self.ssl_context = ssl_context
         self.exchange = Exchange(markets, seed=seed, median_lifetime_s=median_lifetime_s)
+        self.seed = seed
         self.host = host
         self.port = port
         self.events_per_s = events_per_s
