@@ -5,14 +5,26 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 
+from polyfeed.record import recording_info
 from tests.cli.conftest import Recorded
 from tests.cli.harness import assert_one_line_failure, polyfeed
 
 TABLES = ("book_snapshots", "level_changes", "trades", "top_of_book")
+
+
+def query(sql: str) -> list[tuple[Any, ...]]:
+    relation = duckdb.sql(sql)
+    assert relation is not None
+    return relation.fetchall()
+
+
+def dataset(out: Path, name: str) -> str:
+    return f"read_parquet('{out}/{name}/**/*.parquet', hive_partitioning = true)"
 
 
 def test_export_writes_the_rows_it_reports_partitioned_by_day_and_market(
@@ -26,13 +38,10 @@ def test_export_writes_the_rows_it_reports_partitioned_by_day_and_market(
     }
     assert set(reported) == set(TABLES)
     for table in TABLES:
-        rows = duckdb.sql(
-            f"select count(*) from read_parquet('{out}/{table}/**/*.parquet', hive_partitioning = true)"
-        )
-        assert rows.fetchall() == [(reported[table],)]
+        assert query(f"select count(*) from {dataset(out, table)}") == [(reported[table],)]
     assert reported["book_snapshots"] > 0 and reported["level_changes"] > 0
-    markets = duckdb.sql(f"select count(distinct market) from read_parquet('{out}/top_of_book/**/*.parquet')")
-    assert markets.fetchall() == [(len(recording.slugs),)]
+    markets = query(f"select count(distinct market) from {dataset(out, 'top_of_book')}")
+    assert markets == [(len(recording.slugs),)]
 
     again = polyfeed(capsys, "export", str(recording.directory), "--parquet", str(out))
     line = assert_one_line_failure(again, "export")
@@ -49,6 +58,60 @@ def test_from_and_until_narrow_the_export(
     assert whole.code == 0 and part.code == 0, whole.err + part.err
     counted = [int(re.match(r"exported ([\d,]+) records", r.out)[1].replace(",", "")) for r in (whole, part)]  # type: ignore[index]
     assert 0 < counted[1] < counted[0]
+
+
+def test_top_of_book_is_verified_at_burst_ends_unless_every_change_is_asked(
+    recording: Recorded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ends = polyfeed(capsys, "export", str(recording.directory), "--parquet", str(tmp_path / "ends"))
+    every = polyfeed(
+        capsys, "export", str(recording.directory), "--parquet", str(tmp_path / "every"), "--every-change"
+    )
+    assert ends.code == 0 and every.code == 0, ends.err + every.err
+    counts = {}
+    for name, result in (("ends", ends), ("every", every)):
+        tops = dataset(tmp_path / name, "top_of_book")
+        ((total, verified, crossed),) = query(
+            f"select count(*), count(*) filter (where verified), count(*) filter (where verified and "
+            f"best_bid::decimal(18, 6) >= best_ask::decimal(18, 6)) from {tops}"
+        )
+        assert crossed == 0, f"{name}: a verified row is a book the venue's hash vouched for"
+        assert f"{verified:,} of {total:,} top-of-book rows verified" in result.out
+        counts[name] = (total, verified)
+    assert counts["ends"][1] >= 0.9 * counts["ends"][0] > 0
+    assert counts["every"][0] >= counts["ends"][0]
+
+
+def test_a_window_holds_the_rows_the_whole_export_has_inside_it(
+    recording: Recorded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    whole = polyfeed(capsys, "export", str(recording.directory), "--parquet", str(tmp_path / "whole"))
+    part = polyfeed(
+        capsys,
+        "export",
+        str(recording.directory),
+        "--parquet",
+        str(tmp_path / "part"),
+        "--from",
+        "+0.5s",
+        "--until",
+        "+1.5s",
+    )
+    assert whole.code == 0 and part.code == 0, whole.err + part.err
+    first = recording_info(recording.directory).first_ns
+    assert first is not None
+    lo, hi = first + 500_000_000, first + 1_500_000_000
+    for name in TABLES:
+        window = f"where recv_ns >= {lo} and recv_ns < {hi}"
+        inside = query(f"select * from {dataset(tmp_path / 'whole', name)} {window} order by all")
+        got = (
+            query(f"select * from {dataset(tmp_path / 'part', name)} order by all")
+            if (tmp_path / "part" / name).exists()
+            else []
+        )
+        assert got == inside, name
+    assert query(f"select count(*) from {dataset(tmp_path / 'part', 'top_of_book')}") != [(0,)]
+    assert "read in all, the books being built from the start" in part.out
 
 
 def test_not_a_recording_is_one_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

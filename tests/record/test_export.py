@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,13 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Exchange, Writte
     written = record_exchange(base / "rec", exchange, 8_000)
     summary = export_parquet(base / "rec", base / "out")
     return exchange, written, base / "out", summary
+
+
+@pytest.fixture(scope="module")
+def every_change(exported: tuple[Exchange, Written, Path, Any]) -> tuple[Path, Any]:
+    """The same recording exported with a top-of-book row at every change."""
+    out = exported[2].parent / "every"
+    return out, export_parquet(exported[2].parent / "rec", out, every_change=True)
 
 
 def test_the_tables_hold_exactly_the_messages_written(exported: tuple[Exchange, Written, Path, Any]) -> None:
@@ -254,3 +262,122 @@ def test_a_market_id_is_never_a_path_outside_the_export(tmp_path: Path) -> None:
         "trades/date=2026-09-22/market=unknown/part-00000.parquet",
     ]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x"]
+
+
+def crossed_rows(out: Path, where: str = "true") -> int:
+    ((count,),) = rows(
+        f"select count(*) from {table(out, 'top_of_book')} where {where} and best_bid is not null "
+        f"and best_ask is not null and best_bid::decimal(18, 6) >= best_ask::decimal(18, 6)"
+    )
+    return int(count)
+
+
+def test_top_of_book_is_at_burst_ends_verified_by_the_hash_and_never_crossed(
+    exported: tuple[Exchange, Written, Path, Any], every_change: tuple[Path, Any]
+) -> None:
+    _, _, out, summary = exported
+    ((total, verified, kind),) = rows(
+        f"select count(*), count(*) filter (where verified), any_value(typeof(verified)) "
+        f"from {table(out, 'top_of_book')}"
+    )
+    assert kind == "BOOLEAN"
+    assert summary.tops_verified == verified
+    assert verified >= 0.9 * total, "the exchange's hashes match the books at the ends of its bursts"
+    assert crossed_rows(out, "verified") == 0
+    every_out, every_summary = every_change
+    assert crossed_rows(every_out) > 0, "the exchange's trades cross the book inside their bursts"
+    assert crossed_rows(every_out, "verified") == 0, "only a burst's last state can be verified"
+    assert 0 < every_summary.tops_verified < every_summary.rows["top_of_book"]
+    assert total < every_summary.rows["top_of_book"]
+
+
+def every_change_rows(out: Path) -> list[tuple[Any, ...]]:
+    """The top-of-book rows the export wrote before it knew of bursts, rebuilt from its own
+    ``book_snapshots`` and ``level_changes`` tables (one message a frame in these recordings): after
+    each snapshot, and after each message's changes to a token (one its book accepts: sizes are
+    non-negative), a row when the best bid or ask (price or size) changed."""
+    events = rows(
+        f"select recv_ns, ts_ms, asset_id, market, 0 as snapshot, side, price, size "
+        f"from {table(out, 'level_changes')} union all "
+        f"select recv_ns, ts_ms, asset_id, market, 1, side, price, size from {table(out, 'book_snapshots')}"
+    )
+    groups: dict[tuple[int, int, str, str, int], list[tuple[str, str, str]]] = {}
+    for recv_ns, ts, asset, market, snapshot, side, price, size in sorted(events, key=lambda e: e[0]):
+        groups.setdefault((recv_ns, ts, asset, market, snapshot), []).append((side, price, size))
+    books: dict[str, dict[str, dict[Decimal, Decimal]]] = {}
+    last: dict[str, tuple[Any, ...]] = {}
+    result = []
+    for (recv_ns, ts, asset, market, snapshot), levels in groups.items():
+        try:
+            parsed = [(side, Decimal(price), Decimal(size)) for side, price, size in levels]
+        except InvalidOperation:
+            continue
+        if any(size < 0 for _, _, size in parsed):
+            continue  # refused by the book
+        if snapshot:
+            books[asset] = {"bid": {}, "ask": {}}
+        elif asset not in books:
+            continue  # no snapshot yet
+        for side, price, size in parsed:
+            if size:
+                books[asset][side][price] = size
+            else:
+                books[asset][side].pop(price, None)
+        bids, asks = books[asset]["bid"], books[asset]["ask"]
+        top = (
+            *((format(max(bids), "f"), format(bids[max(bids)], "f")) if bids else (None, None)),
+            *((format(min(asks), "f"), format(asks[min(asks)], "f")) if asks else (None, None)),
+        )
+        if last.get(asset) != top:
+            last[asset] = top
+            result.append((recv_ns, ts, asset, market, *top))
+    return result
+
+
+def test_every_change_writes_the_rows_of_every_change_of_the_top(every_change: tuple[Path, Any]) -> None:
+    out, _ = every_change
+    written = rows(
+        f"select recv_ns, ts_ms, asset_id, market, best_bid, best_bid_size, best_ask, best_ask_size "
+        f"from {table(out, 'top_of_book')}"
+    )
+    assert sorted(written) == sorted(every_change_rows(out))
+
+
+def table_rows(out: Path, name: str, lo: int | None = None, hi: int | None = None) -> list[tuple[Any, ...]]:
+    if not (out / name).exists():
+        return []
+    where = "" if lo is None else f" where recv_ns >= {lo} and recv_ns < {hi}"
+    return sorted(rows(f"select * exclude (date) from {table(out, name)}{where}"))
+
+
+@pytest.mark.parametrize("mode", ["bursts", "every change"])
+def test_a_window_holds_exactly_the_rows_of_the_whole_export_inside_it(
+    exported: tuple[Exchange, Written, Path, Any],
+    every_change: tuple[Path, Any],
+    mode: str,
+    tmp_path: Path,
+) -> None:
+    whole = exported[2] if mode == "bursts" else every_change[0]
+    recording = exported[2].parent / "rec"
+    # A trade's burst of several messages, about the middle: windows that end inside it, and after it
+    # but before the snapshot and print that follow (its hash waits for them).
+    bursts = rows(
+        f"select t.recv_ns, list(distinct c.recv_ns order by c.recv_ns) from {table(whole, 'trades')} t "
+        f"join {table(whole, 'level_changes')} c on c.ts_ms = t.ts_ms and c.market = t.market "
+        f"group by all having count(distinct c.recv_ns) > 1 order by t.recv_ns"
+    )
+    burst = bursts[len(bursts) // 2][1]
+    windows = [
+        (MIDNIGHT_NS - 300 * STEP_NS, MIDNIGHT_NS - 200 * STEP_NS),  # 10 ms in the middle
+        (MIDNIGHT_NS - 2_000 * STEP_NS, MIDNIGHT_NS + 2_000 * STEP_NS),  # across midnight
+        (MIDNIGHT_NS + 2_000 * STEP_NS, MIDNIGHT_NS + 2_000 * STEP_NS + 1),  # one frame
+        (burst[0] - 100 * STEP_NS, burst[0] + 1),
+        (burst[0] - 100 * STEP_NS, burst[-1] + 1),
+    ]
+    for n, (lo, hi) in enumerate(windows):
+        out = tmp_path / str(n)
+        summary = export_parquet(recording, out, from_ns=lo, until_ns=hi, every_change=mode != "bursts")
+        for name in TABLES:
+            assert table_rows(out, name) == table_rows(whole, name, lo, hi), (name, n)
+        assert summary.records < summary.records_read
+    assert table_rows(tmp_path / "0", "top_of_book"), "the books were built before the window"

@@ -25,6 +25,7 @@ EPILOG = """**Examples**
 
 * `polyfeed export rec/fed --parquet pq/fed`
 * `polyfeed export rec/fed --parquet pq/fed-hour --from +0s --until +1h`
+* `polyfeed export rec/fed --parquet pq/fed-all-states --every-change`
 * `duckdb -c "select * from 'pq/fed/trades/**/*.parquet' order by recv_ns"`
 """
 
@@ -43,11 +44,28 @@ def export_command(
     ],
     from_time: FromTime = None,
     until_time: UntilTime = None,
+    every_change: Annotated[
+        bool,
+        typer.Option(
+            "--every-change",
+            help="top_of_book: a row at every change of a best bid or ask, the crossed states inside a "
+            "trade's burst included (their verified is false), instead of at burst ends.",
+        ),
+    ] = False,
 ) -> None:
     """Export a recording as Parquet tables: book snapshots, level changes, trades, top of book.
 
     Each table sits under OUT/TABLE/date=YYYY-MM-DD/market=CONDITION_ID/, prices and sizes as the
     venue's exact text. Needs pyarrow (`pip install 'polyfeed[parquet]'`).
+
+    top_of_book has recv_ns, ts_ms, asset_id, market, best_bid, best_bid_size, best_ask,
+    best_ask_size (null for an empty side) and verified. A trade sends a burst of price changes in
+    which the book is briefly crossed; only the burst's end carries the venue's book hash. So a row is
+    written at each burst end and snapshot (when the top or verified changes), and verified says
+    whether the venue's hash matched that book: filter on it to leave out states nothing vouches for.
+
+    With --from/--until the books are still built from the recording's start (the rows are those a
+    whole export has in the window).
     """
     try:
         from polyfeed.record.export import export_parquet
@@ -59,17 +77,29 @@ def export_command(
         info = recording_info(directory)
         from_ns, until_ns = resolve_window("export", info, from_time, until_time)
         with progress_to(console, f"exporting {directory}", info.records) as done:
-            summary = export_parquet(directory, parquet, from_ns=from_ns, until_ns=until_ns, on_progress=done)
+            summary = export_parquet(
+                directory,
+                parquet,
+                from_ns=from_ns,
+                until_ns=until_ns,
+                every_change=every_change,
+                on_progress=done,
+            )
     except (PolyfeedError, OSError) as exc:
         raise fail("export", describe(exc)) from None
     except KeyboardInterrupt:
         sys.stderr.write(f"polyfeed export: interrupted; {parquet} holds part of the export\n")
         raise typer.Exit(130) from None
     elapsed = time.perf_counter() - started
-    rate = summary.records / elapsed if elapsed else 0.0
+    rate = summary.records_read / elapsed if elapsed else 0.0
+    built = (
+        f"; {summary.records_read:,} read in all, the books being built from the start"
+        if summary.records_read != summary.records
+        else ""
+    )
     console.print(
         f"exported {summary.records:,} records ({summary.messages:,} messages) into {summary.files} files "
-        f"under {parquet} in {elapsed:.1f} s ({rate:,.0f} records/s)",
+        f"under {parquet} in {elapsed:.1f} s ({rate:,.0f} records/s{built})",
         soft_wrap=True,
     )
     table = Table(box=None, pad_edge=False, header_style="dim")
@@ -78,6 +108,13 @@ def export_command(
     for name, rows in summary.rows.items():
         table.add_row(name, f"{rows:,}")
     console.print(table)
+    tops = summary.rows["top_of_book"]
+    if tops:
+        console.print(
+            f"{summary.tops_verified:,} of {tops:,} top-of-book rows verified by the venue's book hash "
+            f"({summary.tops_verified / tops:.0%})",
+            soft_wrap=True,
+        )
     skipped = summary.frames_skipped + summary.rest_skipped
     if skipped or summary.messages_rejected:
         console.print(
