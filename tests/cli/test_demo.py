@@ -99,31 +99,34 @@ def documented_screen() -> list[str]:
     return block
 
 
-def drawn_at(width: int) -> Callable[[str], bool]:
-    """A frame drawn for this width: a row of panels spans it exactly (a stale frame that the terminal
-    cut at a narrower width does not end in a corner)."""
+def one_clean_frame(width: int) -> Callable[[str], bool]:
+    """The screen holds one whole frame drawn for this width: one header, at the top; a row of panels
+    spanning the width exactly (a stale frame the terminal cut at a narrower width does not end in a
+    corner); every panel closed; nothing wider than the window."""
 
-    def drawn(screen: str) -> bool:
-        rows = [line for line in screen.splitlines() if line.startswith("╭") and line.endswith("╮")]
-        return showing_a_live_book(screen) and any(cell_len(line) == width for line in rows)
+    def clean(screen: str) -> bool:
+        lines = screen.splitlines()
+        headers = [line for line in lines if line.startswith("polyfeed ")]
+        rows = [line for line in lines if line.startswith("╭") and line.endswith("╮")]
+        return (
+            showing_a_live_book(screen)
+            and len(headers) == 1
+            and lines[0] == headers[0]
+            and any(cell_len(line) == width for line in rows)
+            and sum(line.count("╭") for line in lines) == sum(line.count("╰") for line in lines)
+            and all(cell_len(line) <= width for line in lines)
+        )
 
-    return drawn
+    return clean
 
 
 def test_resizing_the_window_redraws_one_clean_frame(tmux: Tmux) -> None:
+    """Before the alternate screen, frames of the old size stayed on screen above and within the new."""
     start_demo(tmux)
     tmux.wait_for(showing_a_live_book, "a live book")
     for width, height in ((100, 30), (60, 20), (80, 24)):
         tmux.resize(width, height)
-        screen = tmux.wait_for(drawn_at(width), f"a frame {width} columns wide")
-        lines = screen.splitlines()
-        headers = [line for line in lines if line.startswith("polyfeed ")]
-        assert len(headers) == 1, f"one frame, no old one left behind:\n{screen}"
-        assert lines[0] == headers[0], "the frame starts at the top"
-        assert all(cell_len(line) <= width for line in lines)
-        tops = sum(line.count("╭") for line in lines)
-        bottoms = sum(line.count("╰") for line in lines)
-        assert tops == bottoms > 0, f"every panel whole:\n{screen}"
+        tmux.wait_for(one_clean_frame(width), f"one clean frame {width} columns wide")
     tmux.keys("C-c")
     final = tmux.wait_for(lambda s: EXIT_MARK in s, "the demo end on Ctrl-C")
     assert f"{EXIT_MARK}0" in final
