@@ -1,12 +1,16 @@
 """``polyfeed record`` against the local exchange: the books it ends with are the books ``polyfeed replay``
-rebuilds; a recorder killed outright or stopped with Ctrl-C leaves a readable recording; the user channel
-is recorded without its secrets; bad arguments and an absent venue are one line."""
+rebuilds, live as they were at the stop; a recorder killed outright or stopped with Ctrl-C leaves a
+readable recording; a full disk ends it at once in one line; the user channel is recorded without its
+secrets; bad arguments and an absent venue are one line."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,8 +25,10 @@ from tests.cli.harness import (
     assert_one_line_failure,
     polyfeed,
     polyfeed_process,
+    subprocess_env,
     venue_args_at,
 )
+from tests.record.recordings import index_lines
 
 ROW = re.compile(r"^(\S+ · (?:Yes|No))\s+(\w+)\s+\S+\s+\S+\s+\d+/\d+\s+(\d+)\s+([0-9a-f]{12})\s*$")
 
@@ -48,6 +54,8 @@ def test_replay_lists_the_books_the_recorder_ended_with(
     replayed = polyfeed(capsys, "replay", str(directory))
     assert replayed.code == 0, replayed.err
     assert digests(replayed.out) == books, "the replay rebuilt other books than the recorder had"
+    statuses = re.findall(r"^\S+ · (?:Yes|No)\s+(\w+)\s", replayed.out, re.M)
+    assert statuses == ["live"] * 4, "the recording ends with a stop, not a lost connection"
     info = recording_info(directory)
     assert info.truncated_segments == 0 and info.records > 4
     assert info.meta["targets"] == [m.slug for m in markets]
@@ -110,6 +118,57 @@ def test_ctrl_c_closes_the_recording_and_prints_the_books(exchange: Exchange, tm
     index = (directory / "index.jsonl").read_bytes().splitlines()
     assert len(index) == 1, "the segment was closed and indexed"
     assert recording_info(directory).truncated_segments == 0
+
+
+FILE_SIZE_LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so that a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+from polyfeed.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs RLIMIT_FSIZE")
+def test_a_full_disk_ends_the_recording_at_once_in_one_line(
+    exchange: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file size limit makes the segment's write fail with a real OSError, as a full disk does: the
+    command ends at once (long before --seconds), says so in one line, and what it wrote reads back."""
+    directory = tmp_path / "rec"
+    slugs = [m.slug for m in exchange.sim.exchange.markets[4:6]]
+    args = ["record", *slugs, "--seconds", "600", "--out", str(directory), *exchange.venue_args()]
+    process = subprocess.Popen(
+        [sys.executable, "-c", FILE_SIZE_LIMITED, str(16 * 1024), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=subprocess_env(PYTHONDONTWRITEBYTECODE="1"),
+    )
+    try:
+        out, err = process.communicate(timeout=BOUND_S)  # it ends on its own, 600 s early
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1 and not out, err.decode()
+    (line,) = err.decode().splitlines()
+    segment = directory / "seg-000001.pfr.zst"
+    said = re.fullmatch(
+        rf"polyfeed record: cannot write {re.escape(str(segment))}: \[Errno 27\] File too large; the "
+        r"recording holds ([\d,]+) records up to (\S+)",
+        line,
+    )
+    assert said, line
+    records = list(read_recording(directory, on_damage=pytest.fail))
+    assert len(records) == int(said[1].replace(",", "")) > 0
+    last = dt.datetime.fromtimestamp(max(r.recv_ns for r in records) / 1e9, dt.UTC)
+    assert said[2] == last.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert segment.stat().st_size <= 16 * 1024
+    assert [entry["name"] for entry in index_lines(directory)] == [segment.name], "closed and indexed"
+    verified = polyfeed(capsys, "verify", str(directory))
+    assert verified.code == 0, verified.out
+    replayed = polyfeed(capsys, "replay", str(directory))
+    assert replayed.code == 0 and f"replayed {len(records):,} records" in replayed.out
 
 
 def test_the_user_channel_is_recorded_without_its_secrets(

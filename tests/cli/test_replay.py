@@ -1,21 +1,28 @@
 """``polyfeed replay``: a window of a recording, its events as JSON lines, the watch screen, and the
-recording served over Polymarket's protocol to a client; bad arguments are one line and exit 2."""
+recording served over Polymarket's protocol to a client; a damaged recording replayed past its losses,
+each named; bad arguments are one line and exit 2."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import re
+import shutil
 import signal
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from polyfeed.record import Channel, RecordKind, read_recording, recording_info
+from polyfeed.cli.recording import LABELS_META
+from polyfeed.record import Channel, Recorder, RecordKind, read_recording, recording_info
 from polyfeed.record.replay import replay
+from polyfeed.record.run import record
 from tests.cli.conftest import Recorded
-from tests.cli.harness import BOUND_S, assert_one_line_failure, polyfeed, polyfeed_process
+from tests.cli.harness import BOUND_S, Exchange, assert_one_line_failure, polyfeed, polyfeed_process
+from tests.cli.test_record import digests
+from tests.record.recordings import flip, index_lines
+from tests.waiting import until
 
 S = 1_000_000_000
 
@@ -68,7 +75,8 @@ def test_the_watch_view_draws_the_recorded_books(
         assert f"{slug} · Yes" in result.out and f"{slug} · No" in result.out
     assert "│" in result.out, "the ladder was drawn"
     last_frame = result.out[result.out.rindex("polyfeed 4 books") : result.out.index("replayed ")]
-    assert last_frame.count("STALE") == 4, "the last frame shows the books as the replay left them"
+    assert last_frame.count("LIVE") == 4, "the last frame shows the books as the recorder stopped them"
+    assert "STALE" not in last_frame
 
 
 def test_serve_sends_every_recorded_frame_to_a_client_then_stops_on_ctrl_c(recording: Recorded) -> None:
@@ -154,3 +162,73 @@ def test_a_missing_directory_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFix
     result = polyfeed(capsys, "replay", str(tmp_path / "nothing"))
     line = assert_one_line_failure(result, "replay")
     assert result.code == 2 and "does not exist" in line
+
+
+@pytest.fixture(scope="module")
+def segmented(exchange: Exchange, tmp_path_factory: pytest.TempPathFactory) -> Recorded:
+    """Two markets of the module's exchange recorded in segments of about a second each."""
+    directory = tmp_path_factory.mktemp("segmented") / "rec"
+    markets = exchange.sim.exchange.markets[2:4]
+    labels = {t: [m.slug, o] for m in markets for t, o in ((m.yes, "Yes"), (m.no, "No"))}
+    opened: list[Recorder] = []
+
+    async def main() -> None:
+        job = asyncio.create_task(
+            record(
+                directory,
+                list(labels),
+                ws_url=exchange.ws_url,
+                rest_url=exchange.rest_url,
+                rotate_bytes=4_000,
+                meta={LABELS_META: labels},
+                on_open=lambda recorder, _: opened.append(recorder),
+            )
+        )
+        await until(lambda: bool(opened) and opened[0].segments >= 6, "six segments")
+        job.cancel()
+        await job
+
+    asyncio.run(asyncio.wait_for(main(), BOUND_S * 2))
+    return Recorded(directory, [m.slug for m in markets])
+
+
+@pytest.mark.parametrize("damage", ["missing", "flipped"])
+def test_a_damaged_recording_is_replayed_past_each_loss_named_on_stderr_and_exits_3(
+    segmented: Recorded, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    intact = polyfeed(capsys, "replay", str(segmented.directory))
+    assert intact.code == 0 and not intact.err, intact.err
+    directory = tmp_path / "rec"
+    shutil.copytree(segmented.directory, directory)
+    target = directory / "seg-000003.pfr.zst"
+    lost = int(index_lines(directory)[2]["records"])
+    if damage == "missing":
+        target.unlink()
+        expected = f"polyfeed replay: seg-000003.pfr.zst is missing: {lost:,} records lost (per the index)"
+    else:
+        flip(target, target.stat().st_size // 2)
+        expected = "polyfeed replay: seg-000003.pfr.zst is damaged at byte 0 ("  # one frame a segment here
+    result = polyfeed(capsys, "replay", str(directory))
+    assert result.code == 3, result.err
+    (line,) = result.err.splitlines()
+    assert line.startswith(expected), line
+    assert line.endswith(f"{lost:,} records lost (per the index)")
+    assert (
+        f"1 loss in the recording: {lost:,} records lost (per the index), each named on stderr" in result.out
+    )
+    replayed = (
+        re.search(r"^replayed ([\d,]+) records", intact.out, re.M),
+        re.search(r"^replayed ([\d,]+) records", result.out, re.M),
+    )
+    assert replayed[0] and replayed[1]
+    counts = [int(m[1].replace(",", "")) for m in replayed if m]
+    assert counts[0] - counts[1] == lost
+    books, whole = digests(result.out), digests(intact.out)
+    assert books.keys() == whole.keys() and len(books) == 4
+    statuses = dict(re.findall(r"^(\S+ · (?:Yes|No))\s+(\w+)\s", result.out, re.M))
+    for name, (_, digest) in books.items():  # live again since a snapshot, or stale: never live and wrong
+        assert statuses[name] == "stale" or digest == whole[name][1], name
+    jsonl = polyfeed(capsys, "replay", str(directory), "--view", "jsonl")
+    assert jsonl.code == 3 and jsonl.err.splitlines() == [line]
+    disconnects = [json.loads(x) for x in jsonl.out.splitlines() if '"Disconnected"' in x]
+    assert any(d["reason"].startswith("records lost: seg-000003.pfr.zst") for d in disconnects)

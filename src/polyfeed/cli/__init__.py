@@ -40,7 +40,7 @@ from typing import Annotated, Any
 import typer
 
 import polyfeed
-from polyfeed.cli import capture, demo, export, markets, record, replay, sim, stream, watch
+from polyfeed.cli import capture, demo, export, markets, record, replay, sim, stream, verify, watch
 from polyfeed.cli.errors import EXIT_USAGE, discard_stdout, stop_signals_as_ctrl_c
 
 __all__ = ["COMMANDS", "app", "main"]
@@ -53,6 +53,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None], str], ...] = (
     ("record", record.record_command, record.EPILOG),
     ("replay", replay.replay_command, replay.EPILOG),
     ("export", export.export_command, export.EPILOG),
+    ("verify", verify.verify_command, verify.EPILOG),
     ("sim", sim.sim_command, sim.EPILOG),
     ("capture", capture.capture_command, capture.EPILOG),
 )

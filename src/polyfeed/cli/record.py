@@ -7,6 +7,10 @@ what polyfeed sent, the REST answers it used and the stream's markers (disconnec
 last second. On a terminal a spinner counts records and bytes; piped, a line every ten seconds on
 stderr. At the end the books are listed with a digest of their levels: ``polyfeed replay`` of the
 recording lists the same digests.
+
+A write that fails (a full disk, a file size limit) ends the command at once rather than streaming on
+unrecorded: the segment is closed and indexed as far as it was written, one line names the file, the
+error and what the recording holds, and the exit status is 1 (:class:`polyfeed.record.Recorder`).
 """
 
 from __future__ import annotations
@@ -116,6 +120,9 @@ def record_command(
     resyncs, in zstd segments rotated by size and time. Runs until Ctrl-C or --seconds; a recorder
     killed outright loses at most the last second. Ends by listing the books with a digest of their
     levels, which `polyfeed replay DIR` shows again.
+
+    A write that fails (a full disk) stops the recording at once: the segment is closed and indexed as
+    far as it was written, one line names the file and the error, and the exit status is 1.
     """
     credentials: Credentials | None = None
     if user and local:

@@ -9,6 +9,11 @@ Polymarket's own WebSocket protocol.
   ``ws://HOST:PORT/ws/market`` to any client (the quickstart's included) and the book REST calls on
   ``http://HOST:PORT`` (``/book``, ``/books``, ``/price``, ``/midpoint``, ``/tick-size``), both from one
   shared timeline (:mod:`polyfeed.record.serve`).
+
+A damaged recording (a segment missing, a frame that fails its checksum) is replayed past the damage:
+each loss is a line on stderr, the books go stale there as after a live disconnect and are live again
+at their next snapshot, the summary counts the records lost, and the exit status is 3
+(:mod:`polyfeed.cli.verify`).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from polyfeed.cli.recording import (
 )
 from polyfeed.cli.stream import discard_stdout, event_record
 from polyfeed.cli.terminal import out_console, progress_to
+from polyfeed.cli.verify import DamageReport
 from polyfeed.cli.view import BookLabel, WatchState, render_screen
 from polyfeed.cli.watch import Depth, draw
 from polyfeed.errors import PolyfeedError
@@ -143,6 +149,10 @@ def replay_command(
     printed; `--view watch` draws them as they change; `--serve` serves the market channel on
     ws://HOST:PORT/ws/market, byte for byte at the recorded pace (or --speed), and the book REST calls
     on http://HOST:PORT, to unmodified clients.
+
+    A damaged recording is replayed past the damage: each missing or damaged segment is a line on
+    stderr, the books go stale there as after a disconnect and are live again at their next snapshot,
+    and the exit status is 3 (`polyfeed verify DIR` checks a recording).
     """
     try:
         info = recording_info(directory)
@@ -158,10 +168,12 @@ def replay_command(
     console = out_console()
     if view is ReplayView.JSONL:
         run_command("replay", job.jsonl())
+        job.damage.exit()
         return
     coro = job.watch(console, depth) if view is ReplayView.WATCH else job.run(console)
     run_command("replay", coro)
     job.print_summary(console)
+    job.damage.exit()
 
 
 class _Replay:
@@ -181,6 +193,7 @@ class _Replay:
         self.until_ns = until_ns
         self.speed = speed
         self.replay = Replay()
+        self.damage = DamageReport("replay")
         self.state = WatchState()
         self.labels: dict[str, BookLabel] = labels_from_meta(info.meta)
         self.first_ns: int | None = None
@@ -200,6 +213,7 @@ class _Replay:
                 from_ns=self.from_ns,
                 until_ns=self.until_ns,
                 state=self.replay,
+                on_damage=self.damage,
             ):
                 for event in events:
                     on_event(event)
@@ -279,9 +293,10 @@ class _Replay:
     def print_summary(self, console: Console) -> None:
         state, replay = self.state, self.replay
         span = (self.last_ns - self.first_ns) / 1e9 if self.first_ns and self.last_ns else 0.0
-        rate = replay.records / self.elapsed if self.elapsed else 0.0
+        records = replay.records - replay.gaps  # the gap markers are the reader's, not the recording's
+        rate = records / self.elapsed if self.elapsed else 0.0
         console.print(
-            f"replayed {replay.records:,} records ({span:.1f} s recorded) in {self.elapsed:.2f} s: "
+            f"replayed {records:,} records ({span:.1f} s recorded) in {self.elapsed:.2f} s: "
             f"{rate:,.0f} records/s",
             soft_wrap=True,
         )
@@ -290,6 +305,8 @@ class _Replay:
             f"{state.decode_failures} frames not decoded, {replay.skipped} records skipped",
             soft_wrap=True,
         )
+        if self.damage.losses:
+            console.print(f"{self.damage.summary()}, each named on stderr", markup=False, soft_wrap=True)
         books = replay.books
         if books:
             console.print(books_table(books, self.order(), self.labels))
