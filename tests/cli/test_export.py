@@ -3,7 +3,9 @@ export into the same place, a missing option or a directory that is no recording
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +128,18 @@ def test_without_parquet_is_one_line_and_exit_2(
     result = polyfeed(capsys, "export", str(recording.directory))
     line = assert_one_line_failure(result, "export")
     assert result.code == 2 and "--parquet" in line
+
+
+def test_a_damaged_recording_is_exported_past_its_losses_each_named_and_exits_3(
+    recording: Recorded, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "rec"
+    shutil.copytree(recording.directory, directory)
+    (segment,) = directory.glob("seg-*.pfr.zst")
+    segment.unlink()  # the index still lists it
+    (line,) = [json.loads(x) for x in (directory / "index.jsonl").read_text().splitlines()]
+    result = polyfeed(capsys, "export", str(directory), "--parquet", str(tmp_path / "out"))
+    lost = f"{line['records']:,} records lost (per the index)"
+    assert result.code == 3
+    assert result.err.splitlines() == [f"polyfeed export: seg-000001.pfr.zst is missing: {lost}"]
+    assert f"1 loss in the recording: {lost}, each named on stderr" in result.out

@@ -16,6 +16,7 @@ from rich.table import Table
 from polyfeed.cli.errors import EXIT_FAILURE, describe, fail
 from polyfeed.cli.recording import FromTime, RecordingDir, UntilTime, resolve_window
 from polyfeed.cli.terminal import out_console, progress_to
+from polyfeed.cli.verify import DamageReport
 from polyfeed.errors import PolyfeedError
 from polyfeed.record import recording_info
 
@@ -66,12 +67,16 @@ def export_command(
 
     With --from/--until the books are still built from the recording's start (the rows are those a
     whole export has in the window).
+
+    A damaged recording is exported past the damage: each missing or damaged segment is a line on
+    stderr, and the exit status is 3 (`polyfeed verify DIR` checks a recording).
     """
     try:
         from polyfeed.record.export import export_parquet
     except ImportError as exc:
         raise fail("export", str(exc), EXIT_FAILURE) from None
     console = out_console()
+    damage = DamageReport("export")  # a loss is a line on stderr; the export goes on, and exits 3
     started = time.perf_counter()
     try:
         info = recording_info(directory)
@@ -84,6 +89,7 @@ def export_command(
                 until_ns=until_ns,
                 every_change=every_change,
                 on_progress=done,
+                on_damage=damage,
             )
     except (PolyfeedError, OSError) as exc:
         raise fail("export", describe(exc)) from None
@@ -123,3 +129,6 @@ def export_command(
             "level changes are in the table as the wire had them)",
             soft_wrap=True,
         )
+    if damage.losses:
+        console.print(f"{damage.summary()}, each named on stderr", markup=False, soft_wrap=True)
+    damage.exit()

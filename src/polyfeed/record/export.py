@@ -26,7 +26,7 @@ import msgspec
 
 from polyfeed.book import price_key
 from polyfeed.errors import FrameDecodeError, RecordingError
-from polyfeed.record.format import Channel, RecordKind
+from polyfeed.record.format import Channel, Damage, RecordKind
 from polyfeed.record.reader import read_recording
 from polyfeed.record.top_of_book import Row, TopOfBook
 from polyfeed.wire import Book, LastTradePrice, PriceChange, PriceLevel, TickSizeChange, decode_market
@@ -369,6 +369,7 @@ def export_parquet(
     until_ns: int | None = None,
     every_change: bool = False,
     on_progress: Callable[[int], None] | None = None,
+    on_damage: Callable[[Damage], None] | None = None,
 ) -> ExportSummary:
     """Export a recording's market channel as four Parquet tables under ``out_dir``.
 
@@ -381,19 +382,21 @@ def export_parquet(
         every_change: a ``top_of_book`` row at every change of a best bid or ask, the states inside a
             burst included, instead of at the burst ends the venue's hash vouches for.
         on_progress: called with the number of records read so far, every few thousand records.
+        on_damage: called with each loss in a damaged recording, which is read past
+            (:func:`~polyfeed.record.reader.read_recording`; ``None``: logged).
 
     Returns:
         Rows per table, and what was skipped.
 
     Raises:
         RecordingError: ``out_dir`` already holds a table, or the recording cannot be read
-            (:class:`polyfeed.errors.RecordingFormatError` for a damaged one).
+            (:class:`polyfeed.errors.RecordingFormatError`: not a recording, or a newer version).
     """
     out = Path(out_dir)
     taken = [name for name in _NAMES if (out / name).exists()]
     if taken:
         raise RecordingError(f"{out} already holds an export ({', '.join(taken)}); export into a new one")
-    records = read_recording(recording_dir)
+    records = read_recording(recording_dir, on_damage=on_damage)
     out.mkdir(parents=True, exist_ok=True)
     lo = -1 if from_ns is None else from_ns
     hi = _NEVER_NS if until_ns is None else until_ns
