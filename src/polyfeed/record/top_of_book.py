@@ -15,7 +15,7 @@ best bid or ask (price or size), as the export always wrote them, the intermedia
 included; there ``verified`` is true only on the last row of a burst whose hash matched.
 
 A state is decided a bounded time after it was received (a change of its token, or at most
-``SETTLE_NS + FINAL_NS`` of receive time later), which lets an export of a time window read a little past
+``FINAL_NS`` of receive time later), which lets an export of a time window read a little past
 its end and write exactly the rows a whole export writes inside the window.
 """
 
@@ -128,8 +128,11 @@ class TopOfBook:
         ts = message.timestamp
         market = message.market
         rejected = 0
+        books = self.books
         for asset in dict.fromkeys(e.asset_id for e in message.price_changes):
-            book = self.book(asset, market)
+            book = books.get(asset)
+            if book is None or book.market != market:
+                book = self.book(asset, market)
             burst = book.open_burst
             if (burst is not None and burst != ts) or book.awaiting_print is not None:
                 # The book would close its burst here, and fail a hash still awaiting its print.
