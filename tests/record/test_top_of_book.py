@@ -201,3 +201,27 @@ def test_a_state_is_decided_by_quiet_then_by_the_final_wait() -> None:
     assert not tops.undecided_before(last_ns + 1)
     assert {row[0] for row in rows[decided:]} == {last_ns}, "the burst's end, for both tokens"
     assert not any(row[8] for row in rows[decided:])
+
+
+@pytest.mark.parametrize("before_the_books", [True, False])
+def test_the_metadata_marker_gives_the_books_what_the_hash_covers(
+    timeline: Timeline, before_the_books: bool
+) -> None:
+    # The exchange hashes min_order_size "5": a marker saying "10" for one token makes its hashes fail.
+    token = next(m.asset_id for _, m in timeline if isinstance(m, Book))
+    marker = msgspec.json.encode(
+        {"marker": "metadata", "books": [{"asset_id": token, "min_order_size": "10", "neg_risk": False}]}
+    )
+    rows: list[Row] = []
+    tops = TopOfBook(rows.append)
+    if before_the_books:
+        tops.metadata_marker(marker)
+        feed(tops, timeline)
+    else:
+        feed(tops, timeline[:8])
+        tops.metadata_marker(marker)
+        feed(tops, timeline[8:])
+    tops.finish()
+    later = [row for row in rows if row[2] == token and row[0] > timeline[8][0]]
+    assert later and not any(row[8] for row in later)
+    assert all(row[8] for row in rows if row[2] != token)
