@@ -23,7 +23,7 @@ def test_an_intact_recording_is_listed_segment_by_segment_and_exits_0(
     (line,) = index_lines(recording.directory)
     assert len(segments) == 1
     assert re.fullmatch(
-        rf"seg-000001\.pfr\.zst  intact   \d+ frames, {line['records']:,} records, [\d.]+ MiB, "
+        rf"seg-000001\.pfr\.zst  intact   \d+ frames?, {line['records']:,} records, [\d.]+ [KM]iB, "
         r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} to \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}",
         segments[0],
     ), segments[0]
@@ -52,7 +52,7 @@ def test_a_damaged_recording_names_each_segment_and_why_and_exits_1(
     )
     damaged = segments[2]
     assert f"DAMAGED  damaged at byte {starts[1]} (zstd frame does not decode" in damaged
-    assert f"{starts[2] - starts[1]:,} bytes skipped; {len(starts) - 1} frames and " in damaged
+    assert f"{starts[2] - starts[1]:,} bytes skipped; {len(starts) - 1:,} frames and " in damaged
     lost = re.search(r"; ([\d,]+) records lost \(per the index\)$", damaged)
     assert lost, damaged
     total = int(lines[1]["records"]) + int(lost[1].replace(",", ""))

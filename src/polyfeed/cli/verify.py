@@ -89,16 +89,21 @@ def _details(check: SegmentCheck) -> str:
     if not check.present:
         return "; ".join(check.problems)
     span = f", {_utc(check.first_ns)} to {_utc(check.last_ns)}" if check.first_ns and check.last_ns else ""
+    frames = "1 frame" if check.frames == 1 else f"{check.frames:,} frames"
     read = (
-        f"{check.frames:,} frames, {check.records:,} records, {check.size / _MIB:.2f} MiB{span}"
+        f"{frames}, {check.records:,} records, {_size(check.size)}{span}"
         if check.intact
-        else f"{check.frames:,} frames and {check.records:,} records read"
+        else f"{frames} and {check.records:,} records read"
     )
     parts = [*check.problems, read]
     if not check.intact and check.records_lost:
         parts.append(f"{check.records_lost:,} records lost (per the index)")
     parts += check.notes
     return "; ".join(parts)
+
+
+def _size(size: int) -> str:
+    return f"{size / _MIB:.1f} MiB" if size >= _MIB else f"{size / 1024:.1f} KiB"
 
 
 def _utc(ns: int) -> str:
