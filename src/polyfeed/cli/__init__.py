@@ -177,8 +177,9 @@ def _usage_error(exc: Exception) -> int:
 
 
 class _StderrHandler(logging.Handler):
-    """Writes to ``sys.stderr`` as it is at each record, so that rich's live view, which redirects
-    stderr while it draws, prints log lines above the view instead of through it."""
+    """Writes to ``sys.stderr`` as it is at each record: while the live ``watch`` screen is up, that is
+    its :class:`polyfeed.cli.terminal.ScreenLog` (a strip at the screen's foot, replayed on stderr when
+    it closes), so log lines never tear the screen."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
