@@ -247,3 +247,37 @@ def test_bad_arguments_are_one_line_and_exit_2(
     result = polyfeed(capsys, "record", *args)
     line = assert_one_line_failure(result, "record")
     assert result.code == 2 and says in line
+
+
+def test_rejected_credentials_end_the_recording_with_one_line_and_exit_1(
+    exchange: Exchange,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 13, item 6: it exited 0 saying "user channel recorded", with no user data in the recording."""
+    monkeypatch.setenv("POLYMARKET_API_KEY", "00000000-0000-0000-0000-000000000000")
+    monkeypatch.setenv("POLYMARKET_API_SECRET", SIM_CREDENTIALS.secret)
+    monkeypatch.setenv("POLYMARKET_API_PASSPHRASE", "not-the-passphrase")
+    directory = tmp_path / "rec"
+    market = exchange.sim.exchange.markets[1]
+    args = ["record", market.slug, "--user", "--seconds", "600", "--out", str(directory)]
+    result = polyfeed(capsys, *args, *exchange.venue_args())
+    assert result.code == 1, result.err
+    line = assert_one_line_failure(result, "record")
+    assert "refused" in line or "credentials" in line, line
+    assert "user channel recorded" not in result.out
+    assert "not-the-passphrase" not in result.err and SIM_CREDENTIALS.secret not in result.err
+    assert recording_info(directory).records > 0, "what was recorded until then is kept, closed"
+
+
+def test_a_websocket_url_the_venue_rejects_ends_the_recording_naming_it(
+    exchange: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = exchange.sim.ws_url + "/ws/nothing"
+    market = exchange.sim.exchange.markets[1]
+    args = ["record", market.slug, "--seconds", "600", "--out", str(tmp_path / "rec")]
+    result = polyfeed(capsys, *args, *exchange.venue_args(ws_url=wrong))
+    assert result.code == 1, result.err
+    line = assert_one_line_failure(result, "record")
+    assert line.endswith(f"{wrong}: the WebSocket handshake was answered HTTP 404 Not Found"), line

@@ -72,6 +72,9 @@ async def record(
         RecordingError: the recording could not be created, or writing to it failed (a full disk): the
             run ends at once, the recording closed as far as it was written, and the message names the
             file, the error and what the recording holds.
+        AuthenticationError: the user channel refused the credentials (the run ends at once, the
+            recording closed).
+        ConnectError: the venue refused a channel's WebSocket (see :class:`polyfeed.stream.MarketStream`).
     """
     started = time.monotonic()
     about: dict[str, object] = {"ws_url": ws_url, "rest_url": rest_url, "slugs": list(slugs)}
@@ -108,8 +111,21 @@ async def record(
                 await stack.enter_async_context(user)
             if on_open is not None:
                 on_open(recorder, market)
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(stop.wait(), seconds)
+            streams: list[MarketStream | UserStream] = [market]
+            if user_credentials is not None:
+                streams.append(user)
+            watchers = [asyncio.ensure_future(s.failed()) for s in streams]
+            for watcher in watchers:
+                watcher.add_done_callback(lambda _: stop.set())
+            try:
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(stop.wait(), seconds)
+            finally:
+                for watcher in watchers:
+                    watcher.cancel()
+            for stream in streams:  # a stream that gave up (credentials refused, a URL rejected)
+                if stream.error is not None:
+                    raise stream.error
         assets = len(market.books)
         summary = RecordSummary(
             Path(out),
