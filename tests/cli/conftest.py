@@ -3,6 +3,7 @@ recording of the exchange made by ``polyfeed record``."""
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,17 @@ from tests.cli.harness import Exchange, exchange_in_thread
 class Recorded:
     directory: Path
     slugs: list[str]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_log() -> Iterator[None]:
+    """A command run in-process with ``-v`` turns polyfeed's log on for the process: turn it off again,
+    so that the next test's stderr holds only what its own command wrote."""
+    logger = logging.getLogger("polyfeed")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
 
 
 @pytest.fixture(scope="module")
