@@ -56,6 +56,8 @@ def test_replay_lists_the_books_the_recorder_ended_with(
     assert digests(replayed.out) == books, "the replay rebuilt other books than the recorder had"
     statuses = re.findall(r"^\S+ · (?:Yes|No)\s+(\w+)\s", replayed.out, re.M)
     assert statuses == ["live"] * 4, "the recording ends with a stop, not a lost connection"
+    recorded_statuses = re.findall(r"^\S+ · (?:Yes|No)\s+(\w+)\s", recorded.out, re.M)
+    assert recorded_statuses == statuses, "the recorder shows its books as they were when it stopped"
     info = recording_info(directory)
     assert info.truncated_segments == 0 and info.records > 4
     assert info.meta["targets"] == [m.slug for m in markets]

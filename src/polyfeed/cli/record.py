@@ -169,6 +169,8 @@ class _Recording:
         self.labels: dict[str, BookLabel] = {}
         self.recorder: Recorder | None = None
         self.stream: MarketStream | None = None
+        self.final_statuses: dict[str, BookStatus] = {}
+        """The books' statuses when the recording stopped (closing the stream turns them stale)."""
         self.started = time.monotonic()
 
     async def run(self, options: VenueOptions, seconds: float | None, timeout_s: float) -> None:
@@ -206,6 +208,7 @@ class _Recording:
                     on_event=self.state.on_event,
                     meta={LABELS_META: labels_to_meta(self.labels), "targets": self.targets},
                     on_open=on_open,
+                    on_stop=self._stopped,
                 )
             )
             try:
@@ -229,6 +232,10 @@ class _Recording:
                         await job
                 if self.recorder is None and not existed:  # failed to open: leave no empty recording
                     _remove_if_empty(self.out)
+
+    def _stopped(self) -> None:
+        if self.stream is not None:
+            self.final_statuses = {a: b.status for a, b in self.stream.books.items()}
 
     async def _data(self) -> None:
         while not self.state.messages:
@@ -299,6 +306,6 @@ def _print_summary(console: Console, job: _Recording) -> None:
         soft_wrap=True,
     )
     if books:
-        console.print(books_table(books, book_order(books, job.labels), job.labels))
+        console.print(books_table(books, book_order(books, job.labels), job.labels, job.final_statuses))
     if job.credentials is not None:
         console.print(f"user channel recorded (its API key stored as {REDACTED_API_KEY})", soft_wrap=True)

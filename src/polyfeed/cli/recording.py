@@ -23,7 +23,7 @@ import msgspec
 import typer
 from rich.table import Table
 
-from polyfeed.book import OrderBook
+from polyfeed.book import BookStatus, OrderBook
 from polyfeed.cli.errors import EXIT_USAGE, fail
 from polyfeed.cli.terminal import abbreviate
 from polyfeed.cli.view import STATUS_STYLE, BookLabel
@@ -182,9 +182,13 @@ def book_digest(book: OrderBook) -> str:
 
 
 def books_table(
-    books: Mapping[str, OrderBook], order: Iterable[str], labels: Mapping[str, BookLabel]
+    books: Mapping[str, OrderBook],
+    order: Iterable[str],
+    labels: Mapping[str, BookLabel],
+    statuses: Mapping[str, BookStatus] | None = None,
 ) -> Table:
-    """One row a book: name, status, best bid and ask, levels a side, failed checks and the digest."""
+    """One row a book: name, status, best bid and ask, levels a side, failed checks and the digest;
+    ``statuses`` overrides the books' own (a recorder shows them as they were when it stopped)."""
     table = Table(box=None, pad_edge=False, header_style="dim")
     table.add_column("book", no_wrap=True, overflow="ellipsis", max_width=34)
     table.add_column("status", no_wrap=True)
@@ -202,9 +206,10 @@ def books_table(
         bid, ask = book.best_bid, book.best_ask
         bids, asks = book.depth
         failed = book.checks.total_failed
+        status = statuses.get(token, book.status) if statuses is not None else book.status
         table.add_row(
             name,
-            f"[{STATUS_STYLE[book.status]}]{book.status.value}[/]",
+            f"[{STATUS_STYLE[status]}]{status.value}[/]",
             str(bid.price) if bid else "-",
             str(ask.price) if ask else "-",
             f"{bids}/{asks}",

@@ -56,6 +56,7 @@ async def record(
     on_event: Callable[[Event], None] | None = None,
     meta: Mapping[str, object] | None = None,
     on_open: Callable[[Recorder, MarketStream], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
 ) -> RecordSummary:
     """Record the market channel of ``asset_ids`` and ``slugs`` (and the user channel when
     ``user_credentials`` are given) into ``out`` until cancelled (Ctrl-C) or ``seconds`` pass.
@@ -66,7 +67,8 @@ async def record(
 
     ``meta`` is added to the recording's ``meta.json`` (the command line stores the books' names there);
     ``on_open`` is called with the recorder and the market stream once both channels are open (to show
-    progress, say).
+    progress, say); ``on_stop`` once the run ends, before the streams close (their books as they were:
+    closing turns them stale).
 
     Raises:
         RecordingError: the recording could not be created, or writing to it failed (a full disk): the
@@ -123,6 +125,8 @@ async def record(
             finally:
                 for watcher in watchers:
                     watcher.cancel()
+                if on_stop is not None:
+                    on_stop()
             for stream in streams:  # a stream that gave up (credentials refused, a URL rejected)
                 if stream.error is not None:
                     raise stream.error
