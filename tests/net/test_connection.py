@@ -216,10 +216,12 @@ _SNAPSHOT = (
 )
 
 
-def against_raw_server(hostile: Callable[[ServerConnection], Awaitable[None]]) -> tuple[list[Event], int]:
+def against_raw_server(
+    hostile: Callable[[ServerConnection], Awaitable[None]], *, replaced: bool
+) -> tuple[list[Event], int]:
     """A market connection to a server that sends a snapshot, then ``hostile`` on the first connection
-    only; returns the events once the book is live again on a later connection (or on the same one),
-    and how many connections were made."""
+    only; returns the events once the book is live again on a later connection (``replaced``) or on
+    the same one, and how many connections were made."""
     connects = 0
 
     async def handler(ws: ServerConnection) -> None:
@@ -248,7 +250,13 @@ def against_raw_server(hostile: Callable[[ServerConnection], Awaitable[None]]) -
             )
             runner = asyncio.create_task(connection.run())
             try:
-                await until(lambda: books["a"].timestamp == "2" or connects >= 2, "the hostile part sent")
+                if replaced:
+                    await until(
+                        lambda: connects >= 2 and any(isinstance(e, Disconnected) for e in events),
+                        "the connection replaced",
+                    )
+                else:
+                    await until(lambda: books["a"].timestamp == "2", "the hostile part sent and read past")
                 await until(lambda: books["a"].status is BookStatus.LIVE, "the book live again")
             finally:
                 await connection.close()
@@ -263,7 +271,7 @@ def test_a_deeply_nested_frame_is_counted_and_skipped_on_the_same_connection() -
     async def nested(ws: ServerConnection) -> None:
         await ws.send("[" * 1200 + "]" * 1200)
 
-    events, connects = against_raw_server(nested)
+    events, connects = against_raw_server(nested, replaced=False)
     assert connects == 1
     (failed,) = [e for e in events if isinstance(e, DecodeFailed)]
     assert "too deeply" in failed.error
@@ -275,10 +283,15 @@ def test_a_frame_over_the_limit_replaces_the_connection_and_says_why(monkeypatch
     async def huge(ws: ServerConnection) -> None:
         await ws.send('{"x":"' + "y" * 200_000 + '"}')
 
-    events, connects = against_raw_server(huge)
+    events, connects = against_raw_server(huge, replaced=True)
     assert connects == 2
     gone = next(e for e in events if isinstance(e, Disconnected))  # then the close at the end
-    assert "protocol error" in gone.reason and "exceeding max allowed size" in gone.reason
+    # picows refuses it (its parser error), or hands it over whole from its buffer, seen under load,
+    # and the listener refuses it: either way the connection is replaced and the frame never decoded.
+    assert ("protocol error" in gone.reason and "exceeding max allowed size" in gone.reason) or (
+        "a frame over 100000 bytes" in gone.reason
+    ), gone.reason
+    assert not [e for e in events if isinstance(e, DecodeFailed)], "the frame reached the session"
 
 
 def test_a_fragmented_message_over_the_limit_replaces_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -287,7 +300,7 @@ def test_a_fragmented_message_over_the_limit_replaces_the_connection(monkeypatch
     async def fragments(ws: ServerConnection) -> None:
         await ws.send("y" * 30_000 for _ in range(5))  # five fragments of one message, 150 KB in all
 
-    events, connects = against_raw_server(fragments)
+    events, connects = against_raw_server(fragments, replaced=True)
     assert connects == 2
     gone = next(e for e in events if isinstance(e, Disconnected))
     assert "fragmented message over 100000 bytes" in gone.reason

@@ -44,7 +44,19 @@ import msgspec
 import picows
 
 from polyfeed.errors import ConnectError, FrameDecodeError, InvalidURLError
-from polyfeed.record.format import Channel, RecordKind
+from polyfeed.record.format import (
+    TIMER_MARKER,
+    BookMissingMarker,
+    Channel,
+    ConnectFailedMarker,
+    DisconnectedMarker,
+    Marker,
+    RecordKind,
+    ResyncedMarker,
+    ResyncFailedMarker,
+    StoppedMarker,
+    encode_marker,
+)
 from polyfeed.session import Event, MarketSession
 from polyfeed.wire import Book, decode_market
 
@@ -65,7 +77,6 @@ _FRAME = int(RecordKind.FRAME)
 _SENT = int(RecordKind.SENT)
 _MARKER = int(RecordKind.MARKER)
 _REST = int(RecordKind.REST)
-_TIMER_MARKER = b'{"marker":"timer"}'
 CLOSED_BY_CLIENT = "closed by the client"
 """The reason of the last ``Disconnected`` of a connection the stream closed (``close``)."""
 
@@ -166,10 +177,18 @@ class _Listener(picows.WSListener):
 
     def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
         kind = frame.msg_type
-        if kind is _TEXT and frame.fin and not self.fragments:  # nearly every frame
+        size = frame.payload_size
+        if kind is _TEXT and frame.fin and not self.fragments and size <= MAX_MESSAGE_BYTES:  # nearly all
             self.owner._frame(frame.get_payload_as_bytes())
             return
         if kind == picows.WSMsgType.CLOSE:
+            transport.disconnect()
+            return
+        if size > MAX_MESSAGE_BYTES:
+            # picows refuses such a frame (its max_frame_size) but, when the whole frame is already in
+            # its buffer, may hand it over all the same (seen under load): it is never decoded.
+            self.fragments.clear()
+            self.owner._broken_reason = f"a frame over {MAX_MESSAGE_BYTES} bytes (1009)"
             transport.disconnect()
             return
         if kind not in (picows.WSMsgType.TEXT, picows.WSMsgType.BINARY, picows.WSMsgType.CONTINUATION):
@@ -263,7 +282,7 @@ class SessionConnection(Generic[S]):
                 self.failed_connects += 1
                 now = time.time_ns()
                 failure = _connect_failure(exc)
-                self._record_marker({"marker": "connect_failed", "reason": failure}, now)
+                self._record_marker(ConnectFailedMarker(failure), now)
                 self._dispatch(self.session.connect_failed(now, failure))
                 fatal = self._give_up_connecting(exc, failure)
                 if fatal is not None:
@@ -317,7 +336,7 @@ class SessionConnection(Generic[S]):
         the live ``Disconnected`` says ``closed by the client``."""
         self._stopping = True
         if self._transport is not None:
-            self._record_marker({"marker": "stopped", "reason": CLOSED_BY_CLIENT}, time.time_ns())
+            self._record_marker(StoppedMarker(CLOSED_BY_CLIENT), time.time_ns())
             self._stop_recorded = True
             self._transport.disconnect()
         for task in list(self._tasks):
@@ -348,9 +367,9 @@ class SessionConnection(Generic[S]):
         self._transport = None
         now = time.time_ns()
         if not self._stopping:
-            self._record_marker({"marker": "disconnected", "reason": reason}, now)
+            self._record_marker(DisconnectedMarker(reason), now)
         elif not self._stop_recorded:  # connected while stopping: still an orderly stop
-            self._record_marker({"marker": "stopped", "reason": reason}, now)
+            self._record_marker(StoppedMarker(reason), now)
             self._stop_recorded = True
         self._dispatch(self.session.connection_lost(now, reason))
 
@@ -371,9 +390,9 @@ class SessionConnection(Generic[S]):
                 if safe is not None:
                     self.recorder.write(_SENT, self.channel, self.session.connection_id, now_ns, safe)
 
-    def _record_marker(self, marker: dict[str, object], now_ns: int) -> None:
+    def _record_marker(self, marker: Marker, now_ns: int) -> None:
         if self.recorder is not None:
-            payload = msgspec.json.encode(marker)
+            payload = encode_marker(marker)
             self.recorder.write(_MARKER, self.channel, self.session.connection_id, now_ns, payload)
 
     def _record_rest(self, answer: dict[str, object], now_ns: int) -> None:
@@ -411,7 +430,7 @@ class SessionConnection(Generic[S]):
             now = time.time_ns()
             recorder = self.recorder
             if recorder is not None:  # a replay calls the timer where the live driver did
-                recorder.write(_MARKER, self.channel, self.session.connection_id, now, _TIMER_MARKER)
+                recorder.write(_MARKER, self.channel, self.session.connection_id, now, TIMER_MARKER)
                 recorder.tick(now)
             frames, events = self.session.timer(now)
             for frame in frames:
@@ -485,7 +504,7 @@ class MarketConnection(SessionConnection[MarketSession]):
             async with self.http.get(url, params={"token_id": asset_id}) as response:
                 if response.status == 404:  # "No orderbook exists for the requested token id" (spec 8.1)
                     now = time.time_ns()
-                    self._record_marker({"marker": "book_missing", "asset_id": asset_id}, now)
+                    self._record_marker(BookMissingMarker(asset_id), now)
                     self._dispatch(self.session.book_missing(asset_id, now))
                     return
                 if response.status != 200:
@@ -497,10 +516,10 @@ class MarketConnection(SessionConnection[MarketSession]):
         except (aiohttp.ClientError, TimeoutError, FrameDecodeError, ValueError) as exc:
             log.warning("connection %d: resync of %s failed: %s", self.session.connection_id, asset_id, exc)
             now = time.time_ns()
-            self._record_marker({"marker": "resync_failed", "asset_id": asset_id}, now)
+            self._record_marker(ResyncFailedMarker(asset_id), now)
             self.session.resync_failed(asset_id, now)
             return
         now = time.time_ns()
         self._record_rest({"asset_id": asset_id, "body": body.decode()}, now)
         self._dispatch(self.session.resync_received(snapshot, now))
-        self._record_marker({"marker": "resynced", "asset_id": asset_id}, now)
+        self._record_marker(ResyncedMarker(asset_id), now)

@@ -33,12 +33,27 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "GAP_MARKER",
+    "TIMER_MARKER",
+    "AnyMarker",
+    "BookMetadata",
+    "BookMissingMarker",
     "Channel",
+    "ConnectFailedMarker",
     "Damage",
+    "DisconnectedMarker",
+    "GapMarker",
+    "Marker",
+    "MetadataMarker",
     "Record",
     "RecordKind",
     "RecordingInfo",
+    "ResyncFailedMarker",
+    "ResyncedMarker",
     "SegmentIndex",
+    "StoppedMarker",
+    "TimerMarker",
+    "decode_marker",
+    "encode_marker",
 ]
 
 FORMAT_NAME = "polyfeed-recording"
@@ -70,6 +85,113 @@ class RecordKind(enum.IntEnum):
     """A JSON object the stream writes about itself: ``{"marker": "disconnected", ...}``."""
     REST = 4
     """A REST answer the stream used, as JSON ``{"asset_id": ..., "body": "<the answer's text>"}``."""
+
+
+# -- markers: what the stream writes about itself (``RecordKind.MARKER`` payloads) ----------------------
+#
+# One tagged struct a marker kind, the tag in ``"marker"``: ``msgspec.json.encode(TimerMarker())`` is
+# ``{"marker":"timer"}``, byte for byte what earlier versions wrote as hand-built JSON objects, so old
+# recordings read with these types and new ones read in old readers. Adding a kind: a struct here with
+# its tag, added to ``AnyMarker``; a reader that meets a tag it does not know gets ``None`` from
+# :func:`decode_marker` and skips the record (counted).
+
+
+class Marker(msgspec.Struct, frozen=True, tag_field="marker"):
+    """Base of every marker."""
+
+
+class TimerMarker(Marker, frozen=True, tag="timer"):
+    """The driver ran the session's timer here (a replay runs it at the same moment)."""
+
+
+class DisconnectedMarker(Marker, frozen=True, tag="disconnected"):
+    """The connection was lost (closed by the venue, reset, a zombie, a protocol error)."""
+
+    reason: str = ""
+
+
+class StoppedMarker(Marker, frozen=True, tag="stopped"):
+    """The stream closed the connection itself: an orderly stop, the books left as they were."""
+
+    reason: str = ""
+
+
+class ConnectFailedMarker(Marker, frozen=True, tag="connect_failed"):
+    """A connection could not be made (refused, a handshake rejected)."""
+
+    reason: str = ""
+
+
+class GapMarker(Marker, frozen=True, tag="gap"):
+    """Records were lost here (a missing or damaged segment): yielded by the reader, never written."""
+
+    reason: str = "records lost"
+
+
+class BookMissingMarker(Marker, frozen=True, tag="book_missing"):
+    """``GET /book`` answered 404 for this token: the venue has no book for it (resolved)."""
+
+    asset_id: str
+
+
+class ResyncFailedMarker(Marker, frozen=True, tag="resync_failed"):
+    """A ``GET /book`` for this token failed (it is retried later)."""
+
+    asset_id: str
+
+
+class ResyncedMarker(Marker, frozen=True, tag="resynced"):
+    """A REST book was handed to the session (the answer itself is the ``REST`` record before it)."""
+
+    asset_id: str
+
+
+class BookMetadata(msgspec.Struct, frozen=True):
+    """What the venue's hash covers and the WebSocket never sends, from ``POST /books``."""
+
+    asset_id: str
+    min_order_size: str | None = None
+    tick_size: str | None = None  # since 2026-12; older metadata markers lack it
+    neg_risk: bool | None = None
+
+
+class MetadataMarker(Marker, frozen=True, tag="metadata"):
+    """The books' metadata as the stream loaded it, before their subscription."""
+
+    books: list[BookMetadata] = msgspec.field(default_factory=list)
+
+
+AnyMarker = (
+    TimerMarker
+    | DisconnectedMarker
+    | StoppedMarker
+    | ConnectFailedMarker
+    | GapMarker
+    | BookMissingMarker
+    | ResyncFailedMarker
+    | ResyncedMarker
+    | MetadataMarker
+)
+"""Every marker kind, for :func:`decode_marker`."""
+
+_MARKER_DECODER = msgspec.json.Decoder(AnyMarker)
+_MARKER_ENCODER = msgspec.json.Encoder()
+TIMER_MARKER = _MARKER_ENCODER.encode(TimerMarker())
+"""The timer marker's payload, encoded once (the driver writes one at every timer run)."""
+
+
+def encode_marker(marker: Marker) -> bytes:
+    """A marker as the payload of a ``MARKER`` record."""
+    return _MARKER_ENCODER.encode(marker)
+
+
+def decode_marker(payload: bytes) -> AnyMarker | None:
+    """A ``MARKER`` record's payload as its struct; ``None`` for one this polyfeed does not know (a
+    newer kind, or a damaged payload): readers skip it, counted."""
+    try:
+        return _MARKER_DECODER.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
 
 
 class Channel(enum.IntEnum):

@@ -19,18 +19,17 @@ import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import msgspec
-
 from polyfeed.record.format import (
-    GAP_MARKER,
     INDEX_FILE,
     NEVER_NS,
     Channel,
     Damage,
+    GapMarker,
     Record,
     RecordingInfo,
     RecordKind,
     SegmentIndex,
+    encode_marker,
 )
 from polyfeed.record.segments import Recording, SegmentReader, Slot, Stretch
 
@@ -78,7 +77,7 @@ def _log_damage(damage: Damage) -> None:
 
 def _gap_marker(losses: list[str], recv_ns: int) -> Record:
     """The record a reader yields where records were lost."""
-    payload = msgspec.json.encode({"marker": GAP_MARKER, "reason": "; ".join(losses)})
+    payload = encode_marker(GapMarker("; ".join(losses)))
     return Record(_MARKER, _MARKET, 0, recv_ns, payload)
 
 

@@ -33,7 +33,22 @@ from polyfeed.book import OrderBook
 from polyfeed.errors import InvalidLevelError
 from polyfeed.net.connection import CLOSED_BY_CLIENT
 from polyfeed.net.user import REDACTED_API_KEY
-from polyfeed.record.format import GAP_MARKER, STOPPED_MARKER, Channel, Damage, Record, RecordKind
+from polyfeed.record.format import (
+    BookMissingMarker,
+    Channel,
+    ConnectFailedMarker,
+    Damage,
+    DisconnectedMarker,
+    GapMarker,
+    MetadataMarker,
+    Record,
+    RecordKind,
+    ResyncedMarker,
+    ResyncFailedMarker,
+    StoppedMarker,
+    TimerMarker,
+    decode_marker,
+)
 from polyfeed.record.reader import read_recording
 from polyfeed.session import Event, MarketSession, SessionConfig
 from polyfeed.session.user import UserSession, UserState
@@ -132,41 +147,38 @@ class Replay:
         return []
 
     def _market_marker(self, record: Record) -> list[Event]:
-        body = _object(record.payload)
-        marker = body.get("marker") if body is not None else None
+        marker = decode_marker(record.payload)
         session = self.sessions.get(record.connection)
-        if marker == "timer" and session is not None:
-            return session.timer(record.recv_ns)[1]
-        if marker == "disconnected" and session is not None:
-            self._connected.discard((_MARKET, record.connection))
-            return session.connection_lost(record.recv_ns, str(body.get("reason", "")))  # type: ignore[union-attr]
-        if marker == "connect_failed" and session is not None:
-            return session.connect_failed(record.recv_ns, str(body.get("reason", "")))  # type: ignore[union-attr]
-        if marker == STOPPED_MARKER and session is not None:
-            self._stop(_MARKET, record)
-            return []
-        if marker == GAP_MARKER and body is not None:
-            return self._gap(record.recv_ns, str(body.get("reason", "records lost")))
-        if marker == "book_missing" and session is not None:
-            return session.book_missing(str(body.get("asset_id")), record.recv_ns)  # type: ignore[union-attr]
-        if marker == "resync_failed" and session is not None:
-            session.resync_failed(str(body.get("asset_id")), record.recv_ns)  # type: ignore[union-attr]
-            return []
-        if marker == "metadata" and body is not None:
-            for item in body.get("books") or []:
-                asset = str(item.get("asset_id"))
-                book = self.books.setdefault(asset, OrderBook(asset))
+        if isinstance(marker, GapMarker):
+            return self._gap(record.recv_ns, marker.reason)
+        if isinstance(marker, MetadataMarker):
+            for item in marker.books:
+                book = self.books.setdefault(item.asset_id, OrderBook(item.asset_id))
                 try:
                     book.set_metadata(
-                        min_order_size=item.get("min_order_size"),
-                        tick_size=item.get("tick_size"),  # since 2026-12; older markers lack it
-                        neg_risk=item.get("neg_risk"),
+                        min_order_size=item.min_order_size, tick_size=item.tick_size, neg_risk=item.neg_risk
                     )
                 except InvalidLevelError:
                     self.skipped += 1
-                    log.warning("recording's metadata marker has an unusable tick size for %s", asset)
+                    log.warning("recording's metadata marker has an unusable tick size for %s", item.asset_id)
             return []
-        if marker != "resynced":
+        if session is not None:
+            if isinstance(marker, TimerMarker):
+                return session.timer(record.recv_ns)[1]
+            if isinstance(marker, DisconnectedMarker):
+                self._connected.discard((_MARKET, record.connection))
+                return session.connection_lost(record.recv_ns, marker.reason)
+            if isinstance(marker, ConnectFailedMarker):
+                return session.connect_failed(record.recv_ns, marker.reason)
+            if isinstance(marker, StoppedMarker):
+                self._stop(_MARKET, record)
+                return []
+            if isinstance(marker, BookMissingMarker):
+                return session.book_missing(marker.asset_id, record.recv_ns)
+            if isinstance(marker, ResyncFailedMarker):
+                session.resync_failed(marker.asset_id, record.recv_ns)
+                return []
+        if not isinstance(marker, ResyncedMarker):  # resynced: the REST record before it did the work
             self.skipped += 1
         return []
 
@@ -207,16 +219,15 @@ class Replay:
         if kind == _FRAME:
             return session.data_received(record.payload, record.recv_ns)
         if kind == _MARKER:
-            body = _object(record.payload)
-            marker = body.get("marker") if body is not None else None
-            if marker == "timer":
+            marker = decode_marker(record.payload)
+            if isinstance(marker, TimerMarker):
                 return session.timer(record.recv_ns)[1]
-            if marker == "disconnected":
+            if isinstance(marker, DisconnectedMarker):
                 self._connected.discard((_USER, record.connection))
-                return session.connection_lost(record.recv_ns, str(body.get("reason", "")))  # type: ignore[union-attr]
-            if marker == "connect_failed":
-                return session.connect_failed(record.recv_ns, str(body.get("reason", "")))  # type: ignore[union-attr]
-            if marker == STOPPED_MARKER:
+                return session.connection_lost(record.recv_ns, marker.reason)
+            if isinstance(marker, ConnectFailedMarker):
+                return session.connect_failed(record.recv_ns, marker.reason)
+            if isinstance(marker, StoppedMarker):
                 self._stop(_USER, record)
                 return []
         if kind == _REST:

@@ -19,7 +19,7 @@ from typing import Any
 
 from polyfeed.book import BookStatus, OrderBook
 from polyfeed.errors import FrameDecodeError, PolyfeedError
-from polyfeed.record.format import Channel, Record, RecordKind
+from polyfeed.record.format import Channel, MetadataMarker, Record, RecordKind, decode_marker
 from polyfeed.record.reader import read_recording
 from polyfeed.wire import (
     Book,
@@ -78,17 +78,10 @@ class TimelineBooks:
 
     def marker(self, payload: bytes) -> None:
         """Take the metadata of a ``metadata`` marker (docs/recording-format.md); ignore other markers."""
-        body = _object(payload)
-        if body is None or body.get("marker") != "metadata":
-            return
-        for item in body.get("books") or []:
-            if isinstance(item, dict) and isinstance(item.get("asset_id"), str):
-                size = item.get("min_order_size")
-                neg = item.get("neg_risk")
-                self.metadata[item["asset_id"]] = (
-                    str(size) if size is not None else None,
-                    neg if isinstance(neg, bool) else None,
-                )
+        marker = decode_marker(payload)
+        if isinstance(marker, MetadataMarker):
+            for item in marker.books:
+                self.metadata[item.asset_id] = (item.min_order_size, item.neg_risk)
 
     def learn(self, messages: Iterable[MarketMessage]) -> None:
         """Remember which market each token named belongs to."""

@@ -24,12 +24,12 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from polyfeed.book import Level, OrderBook
 from polyfeed.book.status import CHECK_INDEX, CheckKind
-from polyfeed.errors import BookError, FrameDecodeError
-from polyfeed.wire import Book, LastTradePrice, PriceChange, TickSizeChange, decode_json
+from polyfeed.errors import BookError
+from polyfeed.record.format import BookMetadata, MetadataMarker, decode_marker
+from polyfeed.wire import Book, LastTradePrice, PriceChange, TickSizeChange
 
 __all__ = ["FINAL_NS", "SETTLE_NS", "Row", "TopOfBook"]
 
@@ -75,7 +75,7 @@ class TopOfBook:
         self.every_change = every_change
         self.books: dict[str, OrderBook] = {}
         self.assets_of: dict[str, list[str]] = {}
-        self.metadata: dict[str, dict[str, Any]] = {}
+        self.metadata: dict[str, BookMetadata] = {}
         self.pending: dict[str, _State] = {}
         self.last: dict[str, tuple[_Top, bool]] = {}
         """The token's last row: its top and verdict (``every_change``: the last row emitted or pending)."""
@@ -98,28 +98,19 @@ class TopOfBook:
     def metadata_marker(self, payload: bytes) -> None:
         """Take the ``metadata`` marker's ``min_order_size``, ``tick_size`` and ``neg_risk`` (the hash
         needs them; the WebSocket never sends the first two); other markers are ignored."""
-        try:
-            body = decode_json(payload)
-        except FrameDecodeError:
-            return
-        if not isinstance(body, dict) or body.get("marker") != "metadata":
-            return
-        for item in body.get("books") or []:
-            if isinstance(item, dict) and isinstance(item.get("asset_id"), str):
-                self.metadata[item["asset_id"]] = item
-                self._set_metadata(self.books.get(item["asset_id"]), item)
+        marker = decode_marker(payload)
+        if isinstance(marker, MetadataMarker):
+            for item in marker.books:
+                self.metadata[item.asset_id] = item
+                self._set_metadata(self.books.get(item.asset_id), item)
 
     @staticmethod
-    def _set_metadata(book: OrderBook | None, item: dict[str, Any] | None) -> None:
+    def _set_metadata(book: OrderBook | None, item: BookMetadata | None) -> None:
         if book is None or item is None:
             return
-        size, tick, neg = item.get("min_order_size"), item.get("tick_size"), item.get("neg_risk")
+        size, tick, neg = item.min_order_size, item.tick_size, item.neg_risk
         with contextlib.suppress(BookError):  # an unusable tick size: the book learns it from its snapshot
-            book.set_metadata(
-                min_order_size=str(size) if size is not None else None,
-                tick_size=tick if isinstance(tick, str) else None,
-                neg_risk=neg if isinstance(neg, bool) else None,
-            )
+            book.set_metadata(min_order_size=size, tick_size=tick, neg_risk=neg)
 
     # -- messages ------------------------------------------------------------------------------------
 

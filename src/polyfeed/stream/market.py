@@ -3,6 +3,9 @@
 >>> async with MarketStream(["7667...1111"]) as stream:          # doctest: +SKIP
 ...     async for event in stream:                               # books, trades, status changes, gaps
 ...         book = stream.books.get(getattr(event, "asset_id", ""))
+
+Polymarket's venue by default; ``venue=Venue.local("ws://127.0.0.1:8765")`` (or a
+:class:`polyfeed.sim.Simulator`'s ``sim.venue``) for the local exchange.
 """
 
 from __future__ import annotations
@@ -14,24 +17,22 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 
 import aiohttp
-import msgspec
 
 from polyfeed.book import OrderBook
 from polyfeed.errors import InvalidLevelError
-from polyfeed.net.connection import HTTP_SCHEMES, WS_SCHEMES, Backoff, FrameSink, check_url
+from polyfeed.net.connection import WS_SCHEMES, Backoff, FrameSink, check_url
+from polyfeed.net.gamma import resolve_slugs
 from polyfeed.net.pool import MarketPool
-from polyfeed.net.rest import fetch_books, resolve_slugs
-from polyfeed.record.format import Channel, RecordKind
+from polyfeed.net.rest import fetch_books
+from polyfeed.net.transport import http_session
+from polyfeed.net.venue import Venue
+from polyfeed.record.format import BookMetadata, Channel, MetadataMarker, RecordKind, encode_marker
 from polyfeed.session import Event, MarketSession, SessionConfig
 from polyfeed.stream.queue import EventQueue, QueuedStream
 
-__all__ = ["DEFAULT_GAMMA_URL", "DEFAULT_REST_URL", "DEFAULT_WS_URL", "MarketStream"]
+__all__ = ["MarketStream"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
-DEFAULT_REST_URL = "https://clob.polymarket.com"
-DEFAULT_GAMMA_URL = "https://gamma-api.polymarket.com"
 
 
 class MarketStream(QueuedStream):
@@ -39,9 +40,11 @@ class MarketStream(QueuedStream):
 
     Args:
         asset_ids: token ids to follow.
-        ws_url: the market channel (``.../ws/market``).
-        rest_url: the CLOB REST API, for metadata and resyncs.
-        gamma_url: Gamma, for :meth:`from_slugs`.
+        venue: where to connect (:class:`polyfeed.net.venue.Venue`; ``None``: Polymarket): its market
+            channel, its CLOB REST API (metadata and resyncs) and Gamma (for :meth:`from_slugs`).
+        ws_url: the market channel (``.../ws/market``) instead of the venue's.
+        rest_url: the CLOB REST API instead of the venue's.
+        gamma_url: Gamma instead of the venue's.
         per_connection: assets a connection carries (at most 500).
         connect_interval_s: pause between opening two connections (the venue answers bursts with 429).
         on_event: called with every event as well, in order, on the event loop; an exception it raises
@@ -60,6 +63,11 @@ class MarketStream(QueuedStream):
             for`` raises :class:`polyfeed.errors.ConnectError`. Once connected, a connection is
             retried for as long as the stream runs.
 
+    Entering the stream fetches the books' metadata from REST (and resolves the slugs through Gamma):
+    a venue that answers with an error raises :class:`polyfeed.errors.VenueError` (its HTTP ``status``
+    an attribute), one that cannot be reached :class:`polyfeed.errors.VenueUnreachableError`; a slug
+    Gamma does not know, :class:`polyfeed.errors.SubscriptionError`.
+
     Raises:
         InvalidURLError: ``ws_url`` not ``ws://``/``wss://``, or ``rest_url``/``gamma_url`` not
             ``http://``/``https://``.
@@ -69,9 +77,10 @@ class MarketStream(QueuedStream):
         self,
         asset_ids: Iterable[str] = (),
         *,
-        ws_url: str = DEFAULT_WS_URL,
-        rest_url: str = DEFAULT_REST_URL,
-        gamma_url: str = DEFAULT_GAMMA_URL,
+        venue: Venue | None = None,
+        ws_url: str | None = None,
+        rest_url: str | None = None,
+        gamma_url: str | None = None,
         per_connection: int = 200,
         connect_interval_s: float = 0.1,
         on_event: Callable[[Event], None] | None = None,
@@ -85,9 +94,14 @@ class MarketStream(QueuedStream):
         self.recorder = recorder
         self.ssl_context = ssl_context
         self.asset_ids = list(dict.fromkeys(asset_ids))
-        self.ws_url = check_url(ws_url, WS_SCHEMES, "ws_url")
-        self.rest_url = check_url(rest_url, HTTP_SCHEMES, "rest_url")
-        self.gamma_url = check_url(gamma_url, HTTP_SCHEMES, "gamma_url")
+        if ws_url is not None:
+            check_url(ws_url, WS_SCHEMES, "ws_url")
+        self.venue = (venue or Venue.polymarket()).with_urls(
+            market_url=ws_url, rest_url=rest_url, gamma_url=gamma_url
+        )
+        self.ws_url = self.venue.market_url
+        self.rest_url = self.venue.rest_url
+        self.gamma_url = self.venue.gamma_url
         self.max_connect_attempts = max_connect_attempts
         self.per_connection = per_connection
         self.connect_interval_s = connect_interval_s
@@ -100,10 +114,42 @@ class MarketStream(QueuedStream):
         self._pool: MarketPool | None = None
 
     @classmethod
-    def from_slugs(cls, slugs: Iterable[str], **kwargs: object) -> MarketStream:
-        """A stream of the tokens behind event or market slugs or polymarket.com URLs (resolved through
-        Gamma when the stream starts)."""
-        stream = cls((), **kwargs)  # type: ignore[arg-type]
+    def from_slugs(
+        cls,
+        slugs: Iterable[str],
+        *,
+        venue: Venue | None = None,
+        ws_url: str | None = None,
+        rest_url: str | None = None,
+        gamma_url: str | None = None,
+        per_connection: int = 200,
+        connect_interval_s: float = 0.1,
+        on_event: Callable[[Event], None] | None = None,
+        config: SessionConfig | None = None,
+        backoff: Backoff | None = None,
+        max_queue: int = 100_000,
+        ssl_context: ssl.SSLContext | None = None,
+        recorder: FrameSink | None = None,
+        max_connect_attempts: int | None = 5,
+    ) -> MarketStream:
+        """A stream of the tokens behind event or market slugs or polymarket.com URLs, resolved through
+        the venue's Gamma when the stream starts; the other arguments are the constructor's."""
+        stream = cls(
+            (),
+            venue=venue,
+            ws_url=ws_url,
+            rest_url=rest_url,
+            gamma_url=gamma_url,
+            per_connection=per_connection,
+            connect_interval_s=connect_interval_s,
+            on_event=on_event,
+            config=config,
+            backoff=backoff,
+            max_queue=max_queue,
+            ssl_context=ssl_context,
+            recorder=recorder,
+            max_connect_attempts=max_connect_attempts,
+        )
         stream._slugs = list(slugs)
         return stream
 
@@ -120,8 +166,7 @@ class MarketStream(QueuedStream):
         return [c.session for c in self._pool.connections] if self._pool is not None else []
 
     async def __aenter__(self) -> MarketStream:
-        connector = aiohttp.TCPConnector(ssl=self.ssl_context) if self.ssl_context is not None else None
-        self._http = aiohttp.ClientSession(connector=connector)
+        self._http = http_session(ssl_context=self.ssl_context)
         try:
             if self._slugs:
                 self.asset_ids = list(
@@ -162,7 +207,7 @@ class MarketStream(QueuedStream):
         """min_order_size and neg_risk enter the venue's hash but never come over the WebSocket; tick_size
         does too and was missing from December 2025's snapshots (spec 7.3)."""
         assert self._http is not None and self._pool is not None
-        metadata = []
+        metadata: list[BookMetadata] = []
         for snapshot in await fetch_books(self._http, self.rest_url, assets):
             book = self._pool.books.setdefault(snapshot.asset_id, OrderBook(snapshot.asset_id))
             try:
@@ -174,15 +219,10 @@ class MarketStream(QueuedStream):
             except InvalidLevelError as exc:  # the book's hash checks will say it cannot verify
                 log.warning("REST /books gave %s a tick size it cannot use: %s", snapshot.asset_id, exc)
             metadata.append(
-                {
-                    "asset_id": snapshot.asset_id,
-                    "min_order_size": book.min_order_size,
-                    "tick_size": book.tick_size,
-                    "neg_risk": book.neg_risk,
-                }
+                BookMetadata(snapshot.asset_id, book.min_order_size, book.tick_size, book.neg_risk)
             )
         if self.recorder is not None and metadata:
-            marker = msgspec.json.encode({"marker": "metadata", "books": metadata})
+            marker = encode_marker(MetadataMarker(metadata))
             self.recorder.write(int(RecordKind.MARKER), int(Channel.MARKET), 0, time.time_ns(), marker)
 
     async def subscribe(self, asset_ids: Iterable[str]) -> None:
