@@ -1,8 +1,9 @@
-"""Shared test fixtures: where Polymarket's captured messages live."""
+"""Shared test fixtures: where Polymarket's captured messages live, a port nothing listens on."""
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -20,3 +21,12 @@ def polymarket_fixtures() -> Path:
             "need the shared folder beside the checkout (or POLYFEED_SHARED)"
         )
     return FIXTURES
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released: connections to it are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

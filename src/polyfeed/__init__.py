@@ -21,7 +21,10 @@ if TYPE_CHECKING:
         FrameDecodeError,
         PolyfeedError,
         RecordingError,
+        VenueError,
+        VenueUnreachableError,
     )
+    from polyfeed.net.venue import Venue
     from polyfeed.record.writer import Recorder
     from polyfeed.sim import Simulator
     from polyfeed.stream import MarketStream, SyncMarketStream, UserStream
@@ -41,6 +44,9 @@ __all__ = [
     "Simulator",
     "SyncMarketStream",
     "UserStream",
+    "Venue",
+    "VenueError",
+    "VenueUnreachableError",
     "__version__",
 ]
 __version__ = "0.1.0.dev0"
@@ -49,6 +55,7 @@ _HOMES = {
     "MarketStream": "polyfeed.stream",
     "SyncMarketStream": "polyfeed.stream",
     "UserStream": "polyfeed.stream",
+    "Venue": "polyfeed.net.venue",
     "OrderBook": "polyfeed.book",
     "BookStatus": "polyfeed.book",
     "Credentials": "polyfeed.wire",
@@ -59,6 +66,8 @@ _HOMES = {
     "ConnectError": "polyfeed.errors",
     "FrameDecodeError": "polyfeed.errors",
     "RecordingError": "polyfeed.errors",
+    "VenueError": "polyfeed.errors",
+    "VenueUnreachableError": "polyfeed.errors",
 }
 
 

@@ -8,6 +8,8 @@
     │   └── SubscriptionLimitError  more assets on one connection than the venue serves (500)
     ├── AuthenticationError         the user channel or an L2 REST call rejected the credentials
     ├── ConnectError                the venue refused the WebSocket (HTTP 4xx, or no connection at all)
+    ├── VenueError                  a REST or Gamma call answered with an error (keeps url and status)
+    │   └── VenueUnreachableError   a REST or Gamma call got no answer (refused, unresolved, timed out)
     ├── InvalidURLError             a URL of the wrong scheme for its use (also a ValueError)
     ├── BookError                   a message that cannot be applied to an order book
     │   ├── InvalidLevelError       a price or size that is not a valid decimal (also a ValueError)
@@ -35,6 +37,8 @@ __all__ = [
     "RecordingFormatError",
     "SubscriptionError",
     "SubscriptionLimitError",
+    "VenueError",
+    "VenueUnreachableError",
 ]
 
 _RAW_PREVIEW_CHARS = 200
@@ -90,6 +94,34 @@ class ConnectError(PolyfeedError):
         self.status = status
         self.reason = reason
         super().__init__(f"{url}: {reason}")
+
+
+class VenueError(PolyfeedError):
+    """A call to the venue's CLOB REST API or Gamma failed: it answered with an error (an HTTP status
+    other than the call expects, or a body that is not JSON), or, as :class:`VenueUnreachableError`,
+    gave no answer at all. Raised by :class:`polyfeed.stream.MarketStream` (book metadata, slugs) and
+    by the REST and Gamma helpers of :mod:`polyfeed.net`; no aiohttp exception leaves them.
+
+    Attributes:
+        url: the URL called, without its query string.
+        status: the HTTP status of the answer (``None``: no answer).
+        reason: what happened, as one line (``answered HTTP 503 Service Unavailable``).
+    """
+
+    def __init__(self, url: str, reason: str, status: int | None = None) -> None:
+        self.url = url
+        self.status = status
+        self.reason = reason
+        super().__init__(f"{url}: {reason}")
+
+
+class VenueUnreachableError(VenueError):
+    """A call to the venue's CLOB REST API or Gamma got no answer: the connection was refused or reset,
+    the host name did not resolve, TLS failed, the answer was cut off, or none came in time. ``status``
+    is ``None``; ``reason`` says which (``connection refused``)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(url, reason)
 
 
 class InvalidURLError(PolyfeedError, ValueError):

@@ -14,19 +14,27 @@ import pytest
 import typer
 
 from polyfeed.cli.errors import CommandError, describe, run_command
-from polyfeed.errors import SubscriptionError
+from polyfeed.errors import SubscriptionError, VenueError, VenueUnreachableError
+from polyfeed.net.gamma import lookup
 from polyfeed.record import recording_info
 from tests.cli.harness import BOUND_S, Exchange, polyfeed_process
 
 
 def test_a_refused_connection_says_which_address_and_why(closed_port: int) -> None:
     async def connect() -> None:
-        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{closed_port}/markets"):
-            pass
+        async with aiohttp.ClientSession() as http:
+            await lookup(http, f"http://127.0.0.1:{closed_port}", "sim-market-0")
 
-    with pytest.raises(aiohttp.ClientConnectorError) as caught:
+    with pytest.raises(VenueUnreachableError) as caught:
         asyncio.run(connect())
     assert describe(caught.value) == f"cannot reach 127.0.0.1:{closed_port}: connection refused"
+    https = VenueUnreachableError("https://gamma-api.polymarket.com/markets", "no answer within 30 s")
+    assert describe(https) == "cannot reach gamma-api.polymarket.com:443: no answer within 30 s"
+
+
+def test_an_error_answer_is_the_url_and_its_status() -> None:
+    error = VenueError("http://127.0.0.1:8765/books", "answered HTTP 503 Service Unavailable", 503)
+    assert describe(error) == "http://127.0.0.1:8765/books: answered HTTP 503 Service Unavailable"
 
 
 def test_a_polyfeed_error_is_its_message_on_one_line() -> None:

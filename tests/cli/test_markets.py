@@ -7,8 +7,8 @@ import json
 import pytest
 from rich.console import Console
 
-from polyfeed.cli.gamma import TokenInfo
 from polyfeed.cli.markets import render_markets
+from polyfeed.net.gamma import TokenInfo
 from tests.cli.harness import Exchange, assert_one_line_failure, polyfeed
 
 

@@ -188,7 +188,7 @@ def test_the_user_channel_is_recorded_without_its_secrets(
     directory = tmp_path / "rec"
     market = exchange.sim.exchange.markets[1]
     args = ["record", market.slug, "--user", "--seconds", "2", "--out", str(directory)]
-    result = polyfeed(capsys, *args, *exchange.venue_args())
+    result = polyfeed(capsys, *args, *exchange.venue_args(), "--user-ws-url", exchange.sim.user_url)
     assert result.code == 0, result.err
     assert "user channel recorded" in result.out
     records = list(read_recording(directory))
@@ -209,6 +209,17 @@ def test_user_without_credentials_is_one_line_and_exit_2(
     result = polyfeed(capsys, "record", "sim-market-0", "--user", "--out", str(tmp_path / "rec"))
     line = assert_one_line_failure(result, "record")
     assert result.code == 2 and "POLYMARKET_API_KEY is not set" in line
+    assert not (tmp_path / "rec").exists()
+
+
+def test_user_with_another_market_channel_needs_its_user_channel_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The user channel's URL was made from --ws-url's by string surgery; it is asked for instead."""
+    args = ["record", "sim-market-0", "--user", "--ws-url", "ws://127.0.0.1:1/ws/market"]
+    result = polyfeed(capsys, *args, "--out", str(tmp_path / "rec"))
+    line = assert_one_line_failure(result, "record")
+    assert result.code == 2 and "--user with --ws-url needs --user-ws-url" in line
     assert not (tmp_path / "rec").exists()
 
 
@@ -264,7 +275,7 @@ def test_rejected_credentials_end_the_recording_with_one_line_and_exit_1(
     directory = tmp_path / "rec"
     market = exchange.sim.exchange.markets[1]
     args = ["record", market.slug, "--user", "--seconds", "600", "--out", str(directory)]
-    result = polyfeed(capsys, *args, *exchange.venue_args())
+    result = polyfeed(capsys, *args, *exchange.venue_args(), "--user-ws-url", exchange.sim.user_url)
     assert result.code == 1, result.err
     line = assert_one_line_failure(result, "record")
     assert "refused" in line or "credentials" in line, line

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from polyfeed.errors import AuthenticationError, PolyfeedError
-from polyfeed.net.rest import END_CURSOR, fetch_open_orders, fetch_order, fetch_trades, rest_row
+from polyfeed.errors import AuthenticationError, PolyfeedError, VenueError, VenueUnreachableError
+from polyfeed.net.rest import END_CURSOR, fetch_books, fetch_open_orders, fetch_order, fetch_trades, rest_row
 from polyfeed.sim import Simulator
 from polyfeed.sim.account import SIM_ADDRESS, SIM_CREDENTIALS
 from polyfeed.wire import Credentials, Order, Trade
@@ -126,7 +126,45 @@ def test_a_200_whose_body_is_not_json_is_a_polyfeed_error_not_a_decode_error() -
         routes = {"/data/trades": html, "/data/orders": html}
         async with serving(routes) as url, aiohttp.ClientSession() as http:
             for call in (fetch_trades, fetch_open_orders):
-                with pytest.raises(PolyfeedError, match="not JSON"):
+                with pytest.raises(VenueError, match="not JSON") as caught:
                     await call(http, url, SIM_CREDENTIALS)
+                assert caught.value.status == 200
+
+    run(main)
+
+
+def test_an_error_answer_is_a_venue_error_with_its_status_and_url() -> None:
+    async def main() -> None:
+        async with Simulator(markets=1, seed=1) as sim, aiohttp.ClientSession() as http:
+            assets = sim.exchange.asset_ids()
+            await sim.inject({"kind": "rest_error", "status": 500, "count": 2})
+            with pytest.raises(VenueError) as books:
+                await fetch_books(http, sim.rest_url, assets)
+            with pytest.raises(VenueError) as orders:
+                await fetch_open_orders(http, sim.rest_url + "/", SIM_CREDENTIALS, SIM_ADDRESS)
+            for caught, path in ((books, "/books"), (orders, "/data/orders")):
+                assert type(caught.value) is VenueError
+                assert (caught.value.url, caught.value.status) == (sim.rest_url + path, 500)
+                assert caught.value.reason == "answered HTTP 500 Internal Server Error"
+            assert [b.asset_id for b in await fetch_books(http, sim.rest_url, assets)] == assets
+
+    run(main)
+
+
+def test_a_refused_port_is_a_venue_unreachable_error_naming_the_url(closed_port: int) -> None:
+    async def main() -> None:
+        base = f"http://127.0.0.1:{closed_port}"
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(VenueUnreachableError) as books:
+                await fetch_books(http, base, ["1"])
+            with pytest.raises(VenueUnreachableError) as trades:
+                await fetch_trades(http, base, SIM_CREDENTIALS)
+        for caught, path in ((books, "/books"), (trades, "/data/trades")):
+            assert (caught.value.url, caught.value.status, caught.value.reason) == (
+                base + path,
+                None,
+                "connection refused",
+            )
+            assert isinstance(caught.value.__cause__, aiohttp.ClientConnectorError), "the cause is kept"
 
     run(main)

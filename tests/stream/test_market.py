@@ -14,12 +14,13 @@ from polyfeed.book import BookStatus, CheckKind
 from polyfeed.errors import (
     ConnectError,
     InvalidURLError,
-    PolyfeedError,
     SubscriptionError,
     SubscriptionLimitError,
+    VenueError,
+    VenueUnreachableError,
 )
 from polyfeed.net import Backoff, MarketPool
-from polyfeed.net.rest import slug_of
+from polyfeed.net.venue import Venue
 from polyfeed.session import BookUpdated, Event
 from polyfeed.sim import Simulator
 from polyfeed.wire import Book, decode_market
@@ -151,9 +152,50 @@ def test_slugs_and_polymarket_urls_resolve_through_gamma() -> None:
     run(main)
 
 
-def test_slug_parsing_and_the_asset_cap() -> None:
-    assert slug_of("https://polymarket.com/event/fed-decision?tid=1") == ("fed-decision", "event")
-    assert slug_of("will-it-rain") == ("will-it-rain", None)
+def test_a_stream_built_from_a_simulators_venue_resolves_its_slugs_and_goes_live() -> None:
+    async def main() -> None:
+        async with Simulator(markets=2, seed=3, events_per_s=400) as sim:
+            slugs = [m.slug for m in sim.exchange.markets]
+            stream = MarketStream.from_slugs(slugs, venue=sim.venue, backoff=FAST, max_connect_attempts=1)
+            assert stream.venue == sim.venue
+            async with stream:
+                assert stream.asset_ids == sim.exchange.asset_ids(), "resolved on the venue's Gamma"
+                await until(lambda: all(b.status is BookStatus.LIVE for b in stream.books.values()), "live")
+
+    run(main)
+
+
+def test_a_venue_given_and_single_urls_in_place_of_its_own() -> None:
+    local = Venue.local("ws://127.0.0.1:8765")
+    assert MarketStream(["1"]).venue == Venue.polymarket()
+    stream = MarketStream(["1"], venue=local, rest_url="http://127.0.0.1:9")
+    assert stream.venue == local.with_urls(rest_url="http://127.0.0.1:9")
+    assert (stream.ws_url, stream.rest_url, stream.gamma_url) == (
+        local.market_url,
+        "http://127.0.0.1:9",
+        local.gamma_url,
+    )
+    assert MarketStream.from_slugs(["x"], ws_url="ws://127.0.0.1:9/ws/market").venue == (
+        Venue.polymarket().with_urls(market_url="ws://127.0.0.1:9/ws/market")
+    )
+
+
+def test_a_venue_that_cannot_be_reached_is_a_venue_unreachable_error(closed_port: int) -> None:
+    async def main() -> None:
+        venue = Venue.local(f"http://127.0.0.1:{closed_port}")
+        for stream in (
+            MarketStream(["1"], venue=venue),
+            MarketStream.from_slugs(["sim-market-0"], venue=venue),
+        ):
+            with pytest.raises(VenueUnreachableError, match="connection refused") as caught:
+                async with stream:
+                    pass
+            assert caught.value.url.startswith(venue.rest_url) and caught.value.status is None
+
+    run(main)
+
+
+def test_the_asset_cap() -> None:
     with pytest.raises(SubscriptionLimitError, match="500"):
         MarketPool("ws://127.0.0.1:1/ws/market", lambda events: None, http=None, per_connection=501)
 
@@ -256,9 +298,11 @@ def test_a_stream_that_cannot_read_the_books_metadata_says_so_at_once() -> None:
             stream = MarketStream(
                 sim.exchange.asset_ids(), ws_url=sim.ws_url + "/ws/market", rest_url=sim.rest_url
             )
-            with pytest.raises(PolyfeedError, match="POST /books answered HTTP 503"):
+            with pytest.raises(VenueError) as caught:
                 async with stream:
                     pass
+            assert (caught.value.url, caught.value.status) == (sim.rest_url + "/books", 503)
+            assert str(caught.value) == f"{sim.rest_url}/books: answered HTTP 503 Service Unavailable"
 
     run(main)
 

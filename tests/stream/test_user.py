@@ -11,8 +11,9 @@ from decimal import Decimal
 import pytest
 
 from polyfeed import UserStream
-from polyfeed.errors import AuthenticationError
+from polyfeed.errors import AuthenticationError, InvalidURLError
 from polyfeed.net import Backoff
+from polyfeed.net.venue import Venue
 from polyfeed.session import Event, Reconciled
 from polyfeed.session.user import UserState
 from polyfeed.sim import Simulator
@@ -192,3 +193,29 @@ def test_secrets_never_reach_a_log_line_a_repr_or_an_error(caplog: pytest.LogCap
     for text in texts:
         for secret in secrets:
             assert secret not in text
+
+
+def test_a_stream_built_from_a_simulators_venue_connects_and_reconciles() -> None:
+    async def main() -> None:
+        async with Simulator(markets=2, seed=3, events_per_s=300) as sim:
+            stream = UserStream(SIM_CREDENTIALS, address=SIM_ADDRESS, venue=sim.venue, backoff=FAST)
+            assert (stream.ws_url, stream.rest_url) == (sim.user_url, sim.rest_url)
+            async with stream:
+                async for event in stream:  # the user channel confirmed, then the venue's REST answered
+                    if isinstance(event, Reconciled):
+                        break
+                assert stream.connection is not None and stream.connection.reconciliations >= 1
+
+    run(main)
+
+
+def test_a_venue_given_and_single_urls_in_place_of_its_own() -> None:
+    local = Venue.local("ws://127.0.0.1:8765")
+    assert UserStream(SIM_CREDENTIALS).venue == Venue.polymarket()
+    stream = UserStream(SIM_CREDENTIALS, venue=local, ws_url="ws://127.0.0.1:9/ws/user")
+    assert stream.venue == local.with_urls(user_url="ws://127.0.0.1:9/ws/user")
+    assert (stream.ws_url, stream.rest_url) == ("ws://127.0.0.1:9/ws/user", local.rest_url)
+    with pytest.raises(InvalidURLError, match="ws_url must be a ws:// or wss:// URL"):
+        UserStream(SIM_CREDENTIALS, venue=local, ws_url="http://127.0.0.1:9/ws/user")
+    with pytest.raises(InvalidURLError, match="rest_url must be a http:// or https:// URL"):
+        UserStream(SIM_CREDENTIALS, rest_url="ws://127.0.0.1:9")

@@ -14,13 +14,15 @@ Adding a command (``record``, ``replay``, ``export``): write ``src/polyfeed/cli/
 - ``EPILOG``: markdown examples (``**Examples**`` then ``* `polyfeed record ...` `` lines);
 - ``record_command(...) -> None``: its parameters are ``Annotated`` typer arguments and options, the
   shared ones from :mod:`polyfeed.cli.options` (``Targets``, ``Seconds``, ``Timeout``, ``WsUrl``,
-  ``RestUrl``, ``GammaUrl``, ``Local``); its docstring is the help (first line: the short help);
+  ``RestUrl``, ``GammaUrl``, ``Local``, and ``VenueOptions`` to gather them); its docstring is the help
+  (first line: the short help);
 - the work as a coroutine run by :func:`polyfeed.cli.errors.run_command`, which ends quietly on
   Ctrl-C (returning ``None``, after the coroutine's clean-up ran) and turns an unreachable venue, a
   :class:`polyfeed.errors.PolyfeedError` (a bad recording too) or a
   :class:`polyfeed.cli.errors.CommandError` into one line and exit 1. Inside it, ``open_venue`` gives
-  the URLs (and starts the local exchange for ``--local``), :func:`polyfeed.cli.gamma.resolve_targets`
-  turns slugs and URLs into token ids, and :func:`polyfeed.cli.watch.draw` with
+  the :class:`polyfeed.net.venue.Venue` (and starts the local exchange for ``--local``),
+  :func:`polyfeed.cli.options.resolve_for_console` turns slugs and URLs into token ids through
+  :mod:`polyfeed.net.gamma`, and :func:`polyfeed.cli.watch.draw` with
   :func:`polyfeed.cli.view.render_screen` draws any books (a replay's) as ``watch`` does;
 
 then import the module below and add ``("record", record.record_command, record.EPILOG)`` to

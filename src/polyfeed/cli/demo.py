@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 
 from polyfeed.cli.errors import run_command
-from polyfeed.cli.options import Seconds, local_venue
+from polyfeed.cli.options import Seconds
 from polyfeed.cli.terminal import out_console
 from polyfeed.cli.view import BookLabel, WatchState
 from polyfeed.cli.watch import Depth, show_books, summary
@@ -102,9 +102,9 @@ async def watch_busiest(
     """Draw the YES books of the exchange's ``books`` busiest markets, each resolved one replaced by
     the busiest live market not yet watched after ``resolved_shown_s`` (:func:`follow_busiest`)."""
     chosen = busiest(sim.exchange, books)
-    venue = local_venue(sim)
+    venue = sim.venue
     console.print(
-        f"local exchange at {venue.ws_url} ({len(sim.exchange.markets)} markets, seed "
+        f"local exchange at {venue.market_url} ({len(sim.exchange.markets)} markets, seed "
         f"{sim.seed}); watching the YES books of its {len(chosen)} busiest markets",
         soft_wrap=True,
     )

@@ -15,11 +15,11 @@ import sys
 import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-import aiohttp
 import typer
 
-from polyfeed.errors import PolyfeedError
+from polyfeed.errors import PolyfeedError, VenueUnreachableError
 from polyfeed.stream.loop import run
 
 __all__ = [
@@ -51,24 +51,25 @@ class CommandError(Exception):
 
 
 def describe(exc: BaseException) -> str:
-    """One line saying what went wrong, for the failures a person can act on."""
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        error = exc.os_error
-        # uvloop's and asyncio's strerror is "Connect call failed (...)"; the errno says why
-        code = error.errno or 0  # negative for resolver errors (gaierror), whose strerror is right
-        reason = os.strerror(code) if code > 0 else error.strerror or str(error)
-        return f"cannot reach {exc.host}:{exc.port}: {(reason or type(error).__name__).lower()}"
-    if isinstance(exc, aiohttp.InvalidURL):
-        return f"not a URL: {exc.url}"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return f"{exc.request_info.real_url} answered HTTP {exc.status} {exc.message}".rstrip()
-    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
-        return f"the venue closed the connection mid-answer ({exc})"
+    """One line saying what went wrong, for the failures a person can act on: a venue that cannot be
+    reached is ``cannot reach HOST:PORT: REASON``; an error answer is the URL and its status
+    (:class:`polyfeed.errors.VenueError`); any other polyfeed error its message on one line."""
+    if isinstance(exc, VenueUnreachableError):
+        return f"cannot reach {_host_port(exc.url)}: {exc.reason}"
     if isinstance(exc, TimeoutError):
         return str(exc) or "the venue did not answer in time"
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _host_port(url: str) -> str:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme in ("https", "wss") else 80)
+    except ValueError:  # a port out of range: the URL as given
+        return parts.netloc
+    return f"{parts.hostname}:{port}"
 
 
 def fail(command: str, message: str, exit_code: int = EXIT_FAILURE) -> typer.Exit:
@@ -140,7 +141,7 @@ def run_command(command: str, coro: Coroutine[Any, Any, T]) -> T | None:
         return None
     except CommandError as exc:
         raise fail(command, str(exc), exc.exit_code) from None
-    except (aiohttp.ClientError, OSError, TimeoutError, PolyfeedError) as exc:
+    except (OSError, TimeoutError, PolyfeedError) as exc:
         raise fail(command, describe(exc)) from None
     except asyncio.CancelledError:  # a second Ctrl-C during the clean-up
         return None

@@ -15,11 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from polyfeed.cli.errors import run_command
-from polyfeed.cli.gamma import TokenInfo, complete_from_books, http_session, lookup
 from polyfeed.cli.options import (
-    DEFAULT_GAMMA_URL,
-    DEFAULT_REST_URL,
-    DEFAULT_WS_URL,
     GammaUrl,
     Local,
     RestUrl,
@@ -29,6 +25,8 @@ from polyfeed.cli.options import (
     open_venue,
 )
 from polyfeed.cli.terminal import abbreviate, err_console, out_console, spinner
+from polyfeed.net.gamma import TokenInfo, complete_from_books, lookup
+from polyfeed.net.transport import http_session
 
 __all__ = ["EPILOG", "find_tokens", "markets_command", "render_markets"]
 
@@ -53,9 +51,9 @@ def markets_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON array of tokens on stdout, for programs.")
     ] = False,
-    ws_url: WsUrl = DEFAULT_WS_URL,
-    rest_url: RestUrl = DEFAULT_REST_URL,
-    gamma_url: GammaUrl = DEFAULT_GAMMA_URL,
+    ws_url: WsUrl = None,
+    rest_url: RestUrl = None,
+    gamma_url: GammaUrl = None,
     local: Local = False,
     timeout: Timeout = 30.0,
 ) -> None:

@@ -1,19 +1,20 @@
 """Options the network commands share, and the venue they point at.
 
-Every network command takes ``--ws-url``, ``--rest-url`` and ``--gamma-url`` (Polymarket's by default)
-and ``--local``, which starts the local exchange in-process and points all three at it. A new command
-takes them by adding these parameters to its signature::
+Every network command takes ``--ws-url``, ``--rest-url`` and ``--gamma-url`` (each in place of
+Polymarket's, :meth:`polyfeed.net.venue.Venue.polymarket`) and ``--local``, which starts the local
+exchange in-process and uses its venue instead. A new command takes them by adding these parameters to
+its signature (``polyfeed record`` adds ``--user-ws-url``, ``UserWsUrl``)::
 
-    def record_command(
+    def watch_command(
         targets: Targets,
-        ws_url: WsUrl = DEFAULT_WS_URL,
-        rest_url: RestUrl = DEFAULT_REST_URL,
-        gamma_url: GammaUrl = DEFAULT_GAMMA_URL,
+        ws_url: WsUrl = None,
+        rest_url: RestUrl = None,
+        gamma_url: GammaUrl = None,
         local: Local = False,
     ) -> None:
-        venue = VenueOptions(ws_url, rest_url, gamma_url, local)
+        options = VenueOptions(ws_url, rest_url, gamma_url, local)
         ...
-        async with open_venue(venue) as urls: ...
+        async with open_venue(options) as venue: ...   # a polyfeed.net.venue.Venue
 """
 
 from __future__ import annotations
@@ -25,14 +26,15 @@ from typing import Annotated
 from urllib.parse import urlparse
 
 import typer
+from rich.console import Console
 
+from polyfeed.cli.terminal import progress, spinner
+from polyfeed.net.gamma import TokenInfo, is_token_id, label_tokens, resolve_targets
+from polyfeed.net.transport import http_session
+from polyfeed.net.venue import Venue
 from polyfeed.sim import Simulator
-from polyfeed.stream.market import DEFAULT_GAMMA_URL, DEFAULT_REST_URL, DEFAULT_WS_URL
 
 __all__ = [
-    "DEFAULT_GAMMA_URL",
-    "DEFAULT_REST_URL",
-    "DEFAULT_WS_URL",
     "LOCAL_MARKETS",
     "GammaUrl",
     "Local",
@@ -40,19 +42,23 @@ __all__ = [
     "Seconds",
     "Targets",
     "Timeout",
-    "Venue",
+    "UserWsUrl",
     "VenueOptions",
-    "local_venue",
+    "WsUrl",
     "open_venue",
+    "resolve_for_console",
 ]
 
 LOCAL_MARKETS = 20
 """Markets of the exchange ``--local`` starts (seed 1: slugs ``sim-market-0`` to ``sim-market-19``)."""
 _VENUE_PANEL = "Venue"
+_POLYMARKET = Venue.polymarket()
 
 
-def _url_check(schemes: tuple[str, ...]) -> Callable[[str], str]:
-    def check(value: str) -> str:
+def _url_check(schemes: tuple[str, ...]) -> Callable[[str | None], str | None]:
+    def check(value: str | None) -> str | None:
+        if value is None:  # not given: the venue's own
+            return None
         parsed = urlparse(value)
         if parsed.scheme not in schemes or not parsed.hostname:
             raise typer.BadParameter(f"{value!r} is not a {' or '.join(s + '://' for s in schemes)} URL")
@@ -66,29 +72,42 @@ def _url_check(schemes: tuple[str, ...]) -> Callable[[str], str]:
 
 
 WsUrl = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--ws-url",
         help="The market channel's WebSocket URL.",
         callback=_url_check(("ws", "wss")),
+        show_default=_POLYMARKET.market_url,
+        rich_help_panel=_VENUE_PANEL,
+    ),
+]
+UserWsUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--user-ws-url",
+        help="The user channel's WebSocket URL (needed with --user when --ws-url is given).",
+        callback=_url_check(("ws", "wss")),
+        show_default=_POLYMARKET.user_url,
         rich_help_panel=_VENUE_PANEL,
     ),
 ]
 RestUrl = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--rest-url",
         help="The CLOB REST API (book metadata, resyncs).",
         callback=_url_check(("http", "https")),
+        show_default=_POLYMARKET.rest_url,
         rich_help_panel=_VENUE_PANEL,
     ),
 ]
 GammaUrl = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--gamma-url",
         help="Gamma, for slugs and URLs.",
         callback=_url_check(("http", "https")),
+        show_default=_POLYMARKET.gamma_url,
         rich_help_panel=_VENUE_PANEL,
     ),
 ]
@@ -127,33 +146,47 @@ Timeout = Annotated[
 
 @dataclass(frozen=True)
 class VenueOptions:
-    """The venue options as given on the command line."""
+    """The venue options as given on the command line (``None``: not given, Polymarket's)."""
 
-    ws_url: str = DEFAULT_WS_URL
-    rest_url: str = DEFAULT_REST_URL
-    gamma_url: str = DEFAULT_GAMMA_URL
+    ws_url: str | None = None
+    rest_url: str | None = None
+    gamma_url: str | None = None
     local: bool = False
+    user_ws_url: str | None = None
 
-
-@dataclass(frozen=True)
-class Venue:
-    """Where a command connects: the market channel, the CLOB REST API and Gamma."""
-
-    ws_url: str
-    rest_url: str
-    gamma_url: str
+    def venue(self) -> Venue:
+        """Polymarket's venue with the URLs given in place of its own (``--local`` aside)."""
+        return _POLYMARKET.with_urls(
+            market_url=self.ws_url,
+            user_url=self.user_ws_url,
+            rest_url=self.rest_url,
+            gamma_url=self.gamma_url,
+        )
 
 
 @contextlib.asynccontextmanager
 async def open_venue(options: VenueOptions, *, markets: int = LOCAL_MARKETS) -> AsyncIterator[Venue]:
-    """The venue's URLs; with ``--local``, a local exchange started for the block and stopped after."""
+    """The venue the options point at; with ``--local``, a local exchange's, started for the block and
+    stopped after (the URL options are then ignored)."""
     if not options.local:
-        yield Venue(options.ws_url, options.rest_url, options.gamma_url)
+        yield options.venue()
         return
     async with Simulator(markets, seed=1, events_per_s=400) as sim:
-        yield local_venue(sim)
+        yield sim.venue
 
 
-def local_venue(sim: Simulator) -> Venue:
-    """The URLs of a local exchange (Gamma is served on the same port)."""
-    return Venue(sim.ws_url + "/ws/market", sim.rest_url, sim.rest_url)
+async def resolve_for_console(
+    console: Console, gamma_url: str, targets: list[str], timeout_s: float, *, name_tokens: bool = True
+) -> tuple[list[str], dict[str, TokenInfo]]:
+    """:func:`polyfeed.net.gamma.resolve_targets` with a progress bar on ``console`` (on a terminal),
+    and, when ``name_tokens``, Gamma's description of the token ids given as such
+    (:func:`polyfeed.net.gamma.label_tokens`)."""
+    async with http_session(timeout_s) as http:
+        slugs = sum(1 for t in targets if not is_token_id(t))
+        with progress(console, "resolving slugs on Gamma", slugs) as step:
+            token_ids, infos = await resolve_targets(http, gamma_url, targets, step)
+        unnamed = [t for t in token_ids if t not in infos] if name_tokens else []
+        if unnamed:
+            with spinner(console, "asking Gamma for the tokens' markets"):
+                infos.update(await label_tokens(http, gamma_url, unnamed))
+    return token_ids, infos

@@ -28,20 +28,18 @@ from rich.console import Console
 
 from polyfeed.book import BookStatus
 from polyfeed.cli.errors import EXIT_USAGE, CommandError, fail, run_command
-from polyfeed.cli.gamma import resolve_for_console
 from polyfeed.cli.options import (
-    DEFAULT_GAMMA_URL,
-    DEFAULT_REST_URL,
-    DEFAULT_WS_URL,
     GammaUrl,
     Local,
     RestUrl,
     Seconds,
     Targets,
     Timeout,
+    UserWsUrl,
     VenueOptions,
     WsUrl,
     open_venue,
+    resolve_for_console,
 )
 from polyfeed.cli.recording import LABELS_META, book_order, books_table, labels_to_meta
 from polyfeed.cli.terminal import err_console, out_console, spinner
@@ -54,7 +52,7 @@ from polyfeed.sim.account import SIM_ADDRESS, SIM_CREDENTIALS
 from polyfeed.stream import MarketStream
 from polyfeed.wire import Credentials
 
-__all__ = ["EPILOG", "record_command", "user_ws_url"]
+__all__ = ["EPILOG", "record_command"]
 
 EPILOG = """**Examples**
 
@@ -108,9 +106,10 @@ def record_command(
             show_default=False,
         ),
     ] = "",
-    ws_url: WsUrl = DEFAULT_WS_URL,
-    rest_url: RestUrl = DEFAULT_REST_URL,
-    gamma_url: GammaUrl = DEFAULT_GAMMA_URL,
+    ws_url: WsUrl = None,
+    user_ws_url: UserWsUrl = None,
+    rest_url: RestUrl = None,
+    gamma_url: GammaUrl = None,
     local: Local = False,
     timeout: Timeout = 30.0,
 ) -> None:
@@ -125,6 +124,11 @@ def record_command(
     far as it was written, one line names the file and the error, and the exit status is 1.
     """
     credentials: Credentials | None = None
+    if user and not local and ws_url is not None and user_ws_url is None:
+        # the user channel of another venue than --ws-url's would be recorded beside its market channel
+        raise fail(
+            "record", "--user with --ws-url needs --user-ws-url, the same venue's user channel", EXIT_USAGE
+        )
     if user and local:
         credentials, address = SIM_CREDENTIALS, address or SIM_ADDRESS
     elif user:
@@ -132,19 +136,11 @@ def record_command(
             credentials = Credentials.from_env()
         except KeyError as exc:
             raise fail("record", f"--user needs your API credentials: {exc.args[0]}", EXIT_USAGE) from None
-    venue = VenueOptions(ws_url, rest_url, gamma_url, local)
+    venue = VenueOptions(ws_url, rest_url, gamma_url, local, user_ws_url)
     job = _Recording(out, targets, credentials, address, rotate_mb * _MIB, rotate_minutes * 60.0)
     run_command("record", job.run(venue, seconds, timeout))
     if job.recorder is not None:  # also after Ctrl-C: the recording was closed properly
         _print_summary(out_console(), job)
-
-
-def user_ws_url(market_ws_url: str) -> str:
-    """The user channel's URL beside a market channel's (``.../ws/market`` -> ``.../ws/user``)."""
-    base, found, _ = market_ws_url.rstrip("/").rpartition("/market")
-    if not found:
-        raise CommandError(f"cannot tell the user channel's URL from {market_ws_url} (no /market in it)")
-    return base + "/user"
 
 
 class _Recording:
@@ -196,11 +192,8 @@ class _Recording:
                 record(
                     self.out,
                     token_ids,
-                    ws_url=venue.ws_url,
-                    rest_url=venue.rest_url,
-                    gamma_url=venue.gamma_url,
+                    venue=venue,
                     user_credentials=self.credentials,
-                    user_ws_url=user_ws_url(venue.ws_url) if self.credentials else "",
                     address=self.address,
                     seconds=seconds or None,  # 0: until Ctrl-C
                     rotate_bytes=self.rotate_bytes,
@@ -212,12 +205,12 @@ class _Recording:
                 )
             )
             try:
-                with spinner(console, f"connecting to {venue.ws_url}"):
+                with spinner(console, f"connecting to {venue.market_url}"):
                     if not await _first(job, opened.wait(), timeout_s):
                         raise CommandError(f"{venue.rest_url} did not answer within {timeout_s:g} s")
                     if not await _first(job, self._data(), timeout_s):
                         raise CommandError(
-                            f"no market data from {venue.ws_url} within {timeout_s:g} s (unreachable, or "
+                            f"no market data from {venue.market_url} within {timeout_s:g} s (unreachable, or "
                             f"the venue knows none of these tokens); {self.out} holds what was sent"
                         )
                 reporter = asyncio.create_task(self._report(console))

@@ -23,11 +23,7 @@ import typer
 
 from polyfeed.book import BookStatus
 from polyfeed.cli.errors import CommandError, discard_stdout, run_command
-from polyfeed.cli.gamma import resolve_for_console
 from polyfeed.cli.options import (
-    DEFAULT_GAMMA_URL,
-    DEFAULT_REST_URL,
-    DEFAULT_WS_URL,
     GammaUrl,
     Local,
     RestUrl,
@@ -37,6 +33,7 @@ from polyfeed.cli.options import (
     VenueOptions,
     WsUrl,
     open_venue,
+    resolve_for_console,
 )
 from polyfeed.cli.terminal import err_console, spinner
 from polyfeed.session import DecodeFailed, Event, MessageReceived
@@ -68,9 +65,9 @@ def stream_command(
     ] = OutputFormat.JSONL,
     count: Annotated[int | None, typer.Option(min=1, help="Stop after this many events.")] = None,
     seconds: Seconds = None,
-    ws_url: WsUrl = DEFAULT_WS_URL,
-    rest_url: RestUrl = DEFAULT_REST_URL,
-    gamma_url: GammaUrl = DEFAULT_GAMMA_URL,
+    ws_url: WsUrl = None,
+    rest_url: RestUrl = None,
+    gamma_url: GammaUrl = None,
     local: Local = False,
     timeout: Timeout = 30.0,
 ) -> None:
@@ -106,9 +103,9 @@ async def _stream(
         def count(_: Event) -> None:
             received[0] += 1
 
-        stream = MarketStream(token_ids, ws_url=venue.ws_url, rest_url=venue.rest_url, on_event=count)
+        stream = MarketStream(token_ids, venue=venue, on_event=count)
         async with contextlib.AsyncExitStack() as stack:
-            with spinner(console, f"connecting to {venue.ws_url}"):
+            with spinner(console, f"connecting to {venue.market_url}"):
                 try:
                     async with asyncio.timeout(timeout_s or None):
                         await stack.enter_async_context(stream)

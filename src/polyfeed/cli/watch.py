@@ -25,24 +25,21 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 
 from polyfeed.cli.errors import CommandError, run_command
-from polyfeed.cli.gamma import resolve_for_console
 from polyfeed.cli.options import (
-    DEFAULT_GAMMA_URL,
-    DEFAULT_REST_URL,
-    DEFAULT_WS_URL,
     GammaUrl,
     Local,
     RestUrl,
     Seconds,
     Targets,
     Timeout,
-    Venue,
     VenueOptions,
     WsUrl,
     open_venue,
+    resolve_for_console,
 )
 from polyfeed.cli.terminal import ScreenLog, out_console, spinner, stderr_to
 from polyfeed.cli.view import BookLabel, WatchState, render_screen
+from polyfeed.net.venue import Venue
 from polyfeed.session import SessionConfig
 from polyfeed.stream import MarketStream
 
@@ -70,9 +67,9 @@ def watch_command(
     targets: Targets,
     depth: Depth = None,
     seconds: Seconds = None,
-    ws_url: WsUrl = DEFAULT_WS_URL,
-    rest_url: RestUrl = DEFAULT_REST_URL,
-    gamma_url: GammaUrl = DEFAULT_GAMMA_URL,
+    ws_url: WsUrl = None,
+    rest_url: RestUrl = None,
+    gamma_url: GammaUrl = None,
     local: Local = False,
     timeout: Timeout = 30.0,
 ) -> None:
@@ -130,16 +127,14 @@ async def show_books(
     """
     stream = MarketStream(
         token_ids,
-        ws_url=venue.ws_url,
-        rest_url=venue.rest_url,
-        gamma_url=venue.gamma_url,
+        venue=venue,
         on_event=state.on_event,
         max_queue=0,
         config=SessionConfig(custom_feature_enabled=True),  # market_resolved closes a book at once
     )
     log = ScreenLog(lambda token: labels[token].text if token in labels else None)
     async with contextlib.AsyncExitStack() as stack:
-        with spinner(console, f"connecting to {venue.ws_url}"):
+        with spinner(console, f"connecting to {venue.market_url}"):
             try:
                 async with asyncio.timeout(timeout_s or None):
                     await stack.enter_async_context(stream)
@@ -158,7 +153,7 @@ async def show_books(
                 raise stream.error
             if not state.messages and timeout_s and loop.time() - started > timeout_s:
                 raise CommandError(
-                    f"no market data from {venue.ws_url} within {timeout_s:g} s: the venue knows "
+                    f"no market data from {venue.market_url} within {timeout_s:g} s: the venue knows "
                     "none of these tokens, or sends nothing yet (--timeout 0 waits for ever)"
                 )
             now_ns = time.monotonic_ns()

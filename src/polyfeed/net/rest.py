@@ -1,20 +1,26 @@
-"""REST and Gamma calls the streams need: book metadata for the hash, and slugs to token ids."""
+"""CLOB REST calls: book metadata for the hash (``POST /books``), and the L2-signed account calls the
+user channel's reconciliation needs. Gamma's calls are in :mod:`polyfeed.net.gamma`.
+
+Failures are polyfeed's errors, never aiohttp's: :class:`polyfeed.errors.VenueUnreachableError` when
+the API cannot be reached, :class:`polyfeed.errors.VenueError` with the HTTP ``status`` for an error
+answer, :class:`polyfeed.errors.AuthenticationError` for refused credentials.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
 from typing import Any, TypeVar
-from urllib.parse import urlparse
 
 import aiohttp
 import msgspec
 
-from polyfeed.errors import AuthenticationError, FrameDecodeError, PolyfeedError, SubscriptionError
-from polyfeed.wire import Book, Credentials, Order, Trade, decode_json, decode_market
+from polyfeed.errors import AuthenticationError, PolyfeedError
+from polyfeed.net.transport import call, error_answer, read_json
+from polyfeed.wire import Book, Credentials, Order, Trade, decode_market
 from polyfeed.wire.signing import l2_headers
 
-__all__ = ["fetch_books", "fetch_open_orders", "fetch_order", "fetch_trades", "resolve_slugs", "slug_of"]
+__all__ = ["END_CURSOR", "fetch_books", "fetch_open_orders", "fetch_order", "fetch_trades", "rest_row"]
 
 END_CURSOR = "LTE="
 """``next_cursor`` of the last page (py-clob-client)."""
@@ -29,74 +35,20 @@ async def fetch_books(http: aiohttp.ClientSession, rest_url: str, assets: Iterab
     the hash needs and the WebSocket never sends (spec 7.3). Unknown tokens are left out.
 
     Raises:
-        PolyfeedError: the venue answered with an error.
+        VenueError: the venue answered with an error (``status``), or could not be reached
+            (:class:`polyfeed.errors.VenueUnreachableError`).
     """
     ids = list(assets)
     books: list[Book] = []
+    url = rest_url.rstrip("/") + "/books"
     for start in range(0, len(ids), _BOOKS_PER_CALL):
         body = [{"token_id": a} for a in ids[start : start + _BOOKS_PER_CALL]]
-        async with http.post(rest_url.rstrip("/") + "/books", json=body) as response:
+        async with call(http, "POST", url, json=body) as response:
             if response.status != 200:
-                raise PolyfeedError(f"POST /books answered HTTP {response.status}")
+                raise error_answer(response, url)
             data = await response.read()
         books.extend(m for m in decode_market(data) if isinstance(m, Book))
     return books
-
-
-def slug_of(text: str) -> tuple[str, str | None]:
-    """A slug from a slug or a polymarket.com URL; the second item says ``event`` or ``market`` when the
-    URL tells (``https://polymarket.com/event/<slug>``)."""
-    if "://" not in text:
-        return text.strip("/"), None
-    parts = [p for p in urlparse(text).path.split("/") if p]
-    if len(parts) >= 2 and parts[0] in ("event", "market"):
-        return parts[1], parts[0]
-    if parts:
-        return parts[-1], None
-    raise SubscriptionError(f"no slug in {text!r}")
-
-
-async def resolve_slugs(http: aiohttp.ClientSession, gamma_url: str, slugs: Iterable[str]) -> list[str]:
-    """Token ids behind market slugs, event slugs or polymarket.com URLs, in outcome order (spec 9).
-
-    Raises:
-        SubscriptionError: a slug that names no market or event.
-    """
-    tokens: list[str] = []
-    base = gamma_url.rstrip("/")
-    for text in slugs:
-        slug, kind = slug_of(text)
-        markets: list[dict[str, Any]] = []
-        if kind != "event":
-            markets = await _get(http, f"{base}/markets", {"slug": slug})
-        if not markets:
-            for event in await _get(http, f"{base}/events", {"slug": slug}):
-                markets.extend(event.get("markets") or [])
-        if not markets:
-            raise SubscriptionError(f"Gamma knows no market or event {slug!r}")
-        for market in markets:
-            tokens.extend(_token_ids(market.get("clobTokenIds")))
-    return list(dict.fromkeys(tokens))
-
-
-def _token_ids(value: object) -> list[str]:
-    # Gamma sends a JSON-encoded string ("decode twice", spec 9.2); trimmed fixtures send a real list.
-    if isinstance(value, str):
-        try:
-            value = decode_json(value) if value else []
-        except FrameDecodeError:
-            value = []
-    return [str(v) for v in value] if isinstance(value, list) else []
-
-
-async def _get(http: aiohttp.ClientSession, url: str, params: dict[str, str]) -> list[dict[str, Any]]:
-    async with http.get(url, params=params) as response:
-        if response.status == 404:
-            return []
-        if response.status != 200:
-            raise PolyfeedError(f"GET {url} answered HTTP {response.status}")
-        data = await _json(response, f"GET {url}")
-    return data if isinstance(data, list) else [data]
 
 
 # -- L2-signed account calls (spec 8.3) -----------------------------------------------------------------
@@ -112,7 +64,8 @@ async def _signed_get(
 ) -> Any:
     # The signature covers the path without its query string, as py-clob-client and the Rust client sign.
     headers = l2_headers(credentials, address, str(int(time.time())), "GET", path)
-    async with http.get(rest_url.rstrip("/") + path, params=params, headers=headers) as response:
+    url = rest_url.rstrip("/") + path
+    async with call(http, "GET", url, params=params, headers=headers) as response:
         if response.status in (401, 403):
             raise AuthenticationError(
                 f"GET {path} answered HTTP {response.status}: the venue refused the credentials "
@@ -121,18 +74,9 @@ async def _signed_get(
         if response.status == 404:
             return None
         if response.status != 200:
-            raise PolyfeedError(f"GET {path} answered HTTP {response.status}")
-        return await _json(response, f"GET {path}")
-
-
-async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
-    """The body as JSON; a 200 whose body is not JSON (a proxy's HTML page, say) is a
-    :class:`PolyfeedError` the caller already handles, never a ``JSONDecodeError`` out of its task."""
-    body = await response.read()
-    try:
-        return decode_json(body)
-    except FrameDecodeError:
-        raise PolyfeedError(f"{what} answered HTTP {response.status} with a body that is not JSON") from None
+            raise error_answer(response, url)
+        # a 200 whose body is not JSON (a proxy's HTML page) is a VenueError the caller already handles
+        return await read_json(response, url)
 
 
 async def _paged(
@@ -196,7 +140,7 @@ async def fetch_open_orders(
 
     Raises:
         AuthenticationError: HTTP 401/403.
-        PolyfeedError: another error answer.
+        VenueError: another error answer, or no answer (:class:`polyfeed.errors.VenueUnreachableError`).
     """
     scopes = list(markets) or [""]
     orders: list[Order] = []

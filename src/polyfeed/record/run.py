@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from polyfeed.net.venue import Venue
 from polyfeed.record.format import Damage, Record
 from polyfeed.record.replay import Replay, replay
 from polyfeed.record.writer import Recorder
 from polyfeed.session import Event
-from polyfeed.stream.market import DEFAULT_GAMMA_URL, DEFAULT_REST_URL, DEFAULT_WS_URL, MarketStream
-from polyfeed.stream.user import DEFAULT_USER_WS_URL, UserStream
+from polyfeed.stream.market import MarketStream
+from polyfeed.stream.user import UserStream
 from polyfeed.wire import Credentials
 
 __all__ = ["RecordSummary", "record", "replay_paced"]
@@ -43,11 +44,12 @@ async def record(
     asset_ids: Iterable[str] = (),
     *,
     slugs: Iterable[str] = (),
-    ws_url: str = DEFAULT_WS_URL,
-    rest_url: str = DEFAULT_REST_URL,
-    gamma_url: str = DEFAULT_GAMMA_URL,
+    venue: Venue | None = None,
+    ws_url: str | None = None,
+    rest_url: str | None = None,
+    gamma_url: str | None = None,
     user_credentials: Credentials | None = None,
-    user_ws_url: str = DEFAULT_USER_WS_URL,
+    user_ws_url: str | None = None,
     address: str = "",
     seconds: float | None = None,
     rotate_bytes: int = 256 << 20,
@@ -59,7 +61,9 @@ async def record(
     on_stop: Callable[[], None] | None = None,
 ) -> RecordSummary:
     """Record the market channel of ``asset_ids`` and ``slugs`` (and the user channel when
-    ``user_credentials`` are given) into ``out`` until cancelled (Ctrl-C) or ``seconds`` pass.
+    ``user_credentials`` are given) into ``out`` until cancelled (Ctrl-C) or ``seconds`` pass, from
+    ``venue`` (``None``: Polymarket; ``ws_url``, ``rest_url``, ``gamma_url`` and ``user_ws_url`` in place
+    of its URLs).
 
     The recording is closed properly however the run ends; a process killed outright loses at most the
     last second (see ``docs/recording-format.md``). The streams' orderly stop is recorded (a
@@ -77,9 +81,14 @@ async def record(
         AuthenticationError: the user channel refused the credentials (the run ends at once, the
             recording closed).
         ConnectError: the venue refused a channel's WebSocket (see :class:`polyfeed.stream.MarketStream`).
+        VenueError: the venue's REST API or Gamma answered with an error or could not be reached.
+        InvalidURLError: a URL of the wrong scheme for its use.
     """
     started = time.monotonic()
-    about: dict[str, object] = {"ws_url": ws_url, "rest_url": rest_url, "slugs": list(slugs)}
+    urls = (venue or Venue.polymarket()).with_urls(
+        market_url=ws_url, user_url=user_ws_url, rest_url=rest_url, gamma_url=gamma_url
+    )
+    about: dict[str, object] = {"ws_url": urls.market_url, "rest_url": urls.rest_url, "slugs": list(slugs)}
     about.update(meta or {})
     stop = asyncio.Event()  # set when writing fails: the run ends at once
     recorder = Recorder(
@@ -88,9 +97,7 @@ async def record(
     with recorder:
         market = MarketStream.from_slugs(
             list(slugs),
-            ws_url=ws_url,
-            rest_url=rest_url,
-            gamma_url=gamma_url,
+            venue=urls,
             on_event=on_event,
             max_queue=0,
             ssl_context=ssl_context,
@@ -103,8 +110,7 @@ async def record(
                 user = UserStream(
                     user_credentials,
                     address=address,
-                    ws_url=user_ws_url,
-                    rest_url=rest_url,
+                    venue=urls,
                     on_event=on_event,
                     max_queue=0,
                     ssl_context=ssl_context,

@@ -46,6 +46,7 @@ from typing import Any
 import msgspec
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from polyfeed.net.venue import Venue
 from polyfeed.sim.connection import Connection, parse_json, serve_requests, strings, write_loop
 from polyfeed.sim.engine import Exchange, Outbound
 from polyfeed.sim.faults import Fault, parse_fault
@@ -150,6 +151,12 @@ class Simulator:
     def user_url(self) -> str:
         """The user channel's URL, what ``UserStream(ws_url=...)`` takes."""
         return f"{self.ws_url}/ws/user"
+
+    @property
+    def venue(self) -> Venue:
+        """All of this exchange's URLs in one value, what ``MarketStream(venue=...)`` and
+        ``UserStream(venue=...)`` take (REST and Gamma are served on the same port)."""
+        return Venue.local(self.ws_url)
 
     @property
     def rest_url(self) -> str:

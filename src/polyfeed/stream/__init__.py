@@ -1,14 +1,10 @@
-"""The public face: streams of books and events."""
+"""The public face: streams of books and events (where they connect: :class:`polyfeed.net.venue.Venue`)."""
 
-from polyfeed.stream.market import DEFAULT_GAMMA_URL, DEFAULT_REST_URL, DEFAULT_WS_URL, MarketStream
+from polyfeed.stream.market import MarketStream
 from polyfeed.stream.sync import SyncMarketStream
-from polyfeed.stream.user import DEFAULT_USER_WS_URL, UserStream
+from polyfeed.stream.user import UserStream
 
 __all__ = [
-    "DEFAULT_GAMMA_URL",
-    "DEFAULT_REST_URL",
-    "DEFAULT_USER_WS_URL",
-    "DEFAULT_WS_URL",
     "MarketStream",
     "SyncMarketStream",
     "UserStream",

@@ -14,17 +14,16 @@ from types import TracebackType
 
 import aiohttp
 
-from polyfeed.net.connection import HTTP_SCHEMES, WS_SCHEMES, Backoff, FrameSink, check_url
+from polyfeed.net.connection import WS_SCHEMES, Backoff, FrameSink, check_url
+from polyfeed.net.transport import http_session
 from polyfeed.net.user import UserConnection
+from polyfeed.net.venue import Venue
 from polyfeed.session import Event
 from polyfeed.session.user import UserConfig, UserSession, UserState
-from polyfeed.stream.market import DEFAULT_REST_URL
 from polyfeed.stream.queue import EventQueue, QueuedStream
 from polyfeed.wire import Credentials
 
-__all__ = ["DEFAULT_USER_WS_URL", "UserStream"]
-
-DEFAULT_USER_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/user"
+__all__ = ["UserStream"]
 
 
 class UserStream(QueuedStream):
@@ -36,8 +35,10 @@ class UserStream(QueuedStream):
         markets: condition ids to follow (``None``: all your markets).
         address: your signer address (``POLY_ADDRESS`` of the REST calls; also picks out your maker
             fills by ``maker_address``).
-        ws_url: the user channel (``.../ws/user``).
-        rest_url: the CLOB REST API, for the reconciliation.
+        venue: where to connect (:class:`polyfeed.net.venue.Venue`; ``None``: Polymarket): its user
+            channel, and its CLOB REST API for the reconciliation.
+        ws_url: the user channel (``.../ws/user``) instead of the venue's.
+        rest_url: the CLOB REST API instead of the venue's.
         on_event: called with every event, in order; what it raises is logged and counted.
         config: timings and the number of dropped connections that mean bad credentials.
         backoff: reconnect pacing.
@@ -58,8 +59,9 @@ class UserStream(QueuedStream):
         *,
         markets: Iterable[str] | None = None,
         address: str = "",
-        ws_url: str = DEFAULT_USER_WS_URL,
-        rest_url: str = DEFAULT_REST_URL,
+        venue: Venue | None = None,
+        ws_url: str | None = None,
+        rest_url: str | None = None,
         on_event: Callable[[Event], None] | None = None,
         config: UserConfig | None = None,
         backoff: Backoff | None = None,
@@ -74,8 +76,11 @@ class UserStream(QueuedStream):
         self.state = UserState(self.credentials.api_key, address)
         self.markets = list(markets or ())
         self.address = address
-        self.ws_url = check_url(ws_url, WS_SCHEMES, "ws_url")
-        self.rest_url = check_url(rest_url, HTTP_SCHEMES, "rest_url")
+        if ws_url is not None:
+            check_url(ws_url, WS_SCHEMES, "ws_url")
+        self.venue = (venue or Venue.polymarket()).with_urls(user_url=ws_url, rest_url=rest_url)
+        self.ws_url = self.venue.user_url
+        self.rest_url = self.venue.rest_url
         self.config = config
         self.backoff = backoff
         self.ssl_context = ssl_context
@@ -88,8 +93,7 @@ class UserStream(QueuedStream):
         return f"UserStream({self.credentials!r}, markets={len(self.markets)}, ws_url={self.ws_url!r})"
 
     async def __aenter__(self) -> UserStream:
-        connector = aiohttp.TCPConnector(ssl=self.ssl_context) if self.ssl_context is not None else None
-        self._http = aiohttp.ClientSession(connector=connector)
+        self._http = http_session(ssl_context=self.ssl_context)
         session = UserSession(1, self.credentials, self.state, self.markets, self.config)
         self.connection = UserConnection(
             session,

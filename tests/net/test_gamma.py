@@ -1,4 +1,5 @@
-"""Gamma lookups: slugs, URLs, token and condition ids to tokens, against the local exchange's Gamma."""
+"""Gamma lookups: slugs, URLs, token and condition ids to tokens, against the local exchange's Gamma;
+its failures as polyfeed's errors."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from polyfeed.cli.errors import CommandError
-from polyfeed.cli.gamma import (
+from polyfeed.errors import SubscriptionError, VenueError, VenueUnreachableError
+from polyfeed.net.gamma import (
     TokenInfo,
     complete_from_books,
-    http_session,
     is_token_id,
     label_tokens,
     lookup,
+    resolve_slugs,
     resolve_targets,
+    slug_of,
 )
+from polyfeed.net.transport import http_session
 from polyfeed.sim import Simulator
 from polyfeed.sim.engine import SimMarket
 from polyfeed.sim.gamma import EVENT_SIZE
@@ -82,13 +85,84 @@ def test_a_token_id_or_condition_id_gives_its_market() -> None:
     run(main)
 
 
-def test_nothing_found_is_a_command_error_naming_the_query() -> None:
+def test_nothing_found_is_a_subscription_error_naming_the_query() -> None:
     async def main(sim: Simulator, http: aiohttp.ClientSession) -> None:
         for query in ("no-such-market", "https://polymarket.com/event/no-such-event", "123456789"):
-            with pytest.raises(CommandError, match="knows no market or event"):
+            with pytest.raises(SubscriptionError, match=f"knows no market or event '{query}'"):
                 await lookup(http, sim.rest_url, query)
-        with pytest.raises(CommandError, match="no slug"):
+        with pytest.raises(SubscriptionError, match="no slug"):
             await lookup(http, sim.rest_url, "https://polymarket.com/")
+
+    run(main)
+
+
+def test_slugs_event_slugs_and_urls_resolve_to_token_ids_in_order_without_repeats() -> None:
+    async def main(sim: Simulator, http: aiohttp.ClientSession) -> None:
+        markets = sim.exchange.markets
+        gamma = sim.venue.gamma_url
+        ids = await resolve_slugs(
+            http, gamma, ["sim-market-4", "sim-event-1", "https://polymarket.com/market/sim-market-0"]
+        )
+        assert ids == [t for i in (4, 3, 5, 0) for t in (markets[i].yes, markets[i].no)], (
+            "sim-market-4 is in sim-event-1 too: each token once, where it came first"
+        )
+        with pytest.raises(SubscriptionError, match="knows no market or event 'no-such-market'"):
+            await resolve_slugs(http, gamma, ["sim-market-0", "no-such-market"])
+
+    run(main)
+
+
+def test_slug_parsing() -> None:
+    assert slug_of("https://polymarket.com/event/fed-decision?tid=1") == ("fed-decision", "event")
+    assert slug_of("https://polymarket.com/market/will-it-rain/") == ("will-it-rain", "market")
+    assert slug_of("https://polymarket.com/sports/nba-game") == ("nba-game", None)
+    assert slug_of("will-it-rain/") == ("will-it-rain", None)
+    with pytest.raises(SubscriptionError, match="no slug"):
+        slug_of("https://polymarket.com")
+
+
+def test_a_gamma_error_answer_is_a_venue_error_with_its_status_and_url() -> None:
+    async def main(sim: Simulator, http: aiohttp.ClientSession) -> None:
+        await sim.inject({"kind": "rest_error", "status": 502})
+        with pytest.raises(VenueError) as caught:
+            await lookup(http, sim.rest_url, "sim-market-0")
+        assert type(caught.value) is VenueError
+        assert (caught.value.status, caught.value.url) == (502, sim.rest_url + "/markets")
+        assert str(caught.value) == f"{sim.rest_url}/markets: answered HTTP 502 Bad Gateway"
+        assert len(await lookup(http, sim.rest_url, "sim-market-0")) == 2, "the fault was for one call"
+
+    run(main)
+
+
+def test_an_answer_that_is_not_json_is_a_venue_error_with_its_status() -> None:
+    async def main(_: Simulator, http: aiohttp.ClientSession) -> None:
+        async def page(request: web.Request) -> web.Response:
+            return web.Response(text="<html>a login page</html>", content_type="text/html")
+
+        app = web.Application()
+        app.router.add_get("/markets", page)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        try:
+            with pytest.raises(VenueError, match="answered HTTP 200 with a body that is not JSON") as caught:
+                await lookup(http, base, "sim-market-0")
+        finally:
+            await runner.cleanup()
+        assert (caught.value.status, caught.value.url) == (200, base + "/markets")
+
+    run(main)
+
+
+def test_an_unreachable_gamma_is_a_venue_unreachable_error(closed_port: int) -> None:
+    async def main(_: Simulator, http: aiohttp.ClientSession) -> None:
+        base = f"http://127.0.0.1:{closed_port}"
+        for query in ("sim-market-0", "sim-event-0"):
+            with pytest.raises(VenueUnreachableError) as caught:
+                await resolve_slugs(http, base, [query])
+            assert (caught.value.url, caught.value.status) == (base + "/markets", None)
+            assert caught.value.reason == "connection refused"
 
     run(main)
 

@@ -1,9 +1,14 @@
-"""The markets and tokens behind what a person types: a slug, a polymarket.com URL, a token id.
+"""Gamma, the venue's market directory: the tokens behind what a person types (a market or event slug,
+a polymarket.com URL, a token id, a condition id), for streams and the command line alike.
 
 Gamma (``gamma-api.polymarket.com``) knows markets by slug, condition id and token id, and events by
 slug; its ``outcomes``, ``clobTokenIds`` and ``outcomePrices`` are JSON-encoded strings inside the JSON
 (spec 9.2). Tick size, minimum order size and neg-risk come from Gamma too, and from REST ``POST /books``
-where Gamma leaves them out.
+where Gamma leaves them out (:func:`complete_from_books`).
+
+Every call raises polyfeed's errors, never aiohttp's: :class:`polyfeed.errors.VenueUnreachableError`
+when Gamma cannot be reached, :class:`polyfeed.errors.VenueError` (with its ``status``) when it answers
+with an error, :class:`polyfeed.errors.SubscriptionError` when it knows nothing by the name given.
 """
 
 from __future__ import annotations
@@ -14,25 +19,24 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlparse
 
 import aiohttp
-from rich.console import Console
 
-from polyfeed.cli.errors import CommandError
-from polyfeed.cli.terminal import progress, spinner
-from polyfeed.errors import FrameDecodeError, PolyfeedError
-from polyfeed.net.rest import fetch_books, slug_of
+from polyfeed.errors import FrameDecodeError, SubscriptionError, VenueError
+from polyfeed.net.rest import fetch_books
+from polyfeed.net.transport import call, error_answer, read_json
 from polyfeed.wire import decode_json
 
 __all__ = [
     "TokenInfo",
     "complete_from_books",
-    "http_session",
     "is_token_id",
     "label_tokens",
     "lookup",
-    "resolve_for_console",
+    "resolve_slugs",
     "resolve_targets",
+    "slug_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -68,17 +72,30 @@ def is_token_id(text: str) -> bool:
     return text.isdigit()
 
 
-def http_session(timeout_s: float) -> aiohttp.ClientSession:
-    """An HTTP session that gives up after ``timeout_s`` per request (aiohttp's default is 5 minutes)."""
-    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s or None))
+def slug_of(text: str) -> tuple[str, str | None]:
+    """A slug from a slug or a polymarket.com URL; the second item says ``event`` or ``market`` when the
+    URL tells (``https://polymarket.com/event/<slug>``).
+
+    Raises:
+        SubscriptionError: a URL with no path.
+    """
+    if "://" not in text:
+        return text.strip("/"), None
+    parts = [p for p in urlparse(text).path.split("/") if p]
+    if len(parts) >= 2 and parts[0] in ("event", "market"):
+        return parts[1], parts[0]
+    if parts:
+        return parts[-1], None
+    raise SubscriptionError(f"no slug in {text!r}")
 
 
 async def lookup(http: aiohttp.ClientSession, gamma_url: str, query: str) -> list[TokenInfo]:
     """The tokens behind a market or event slug, a polymarket.com URL, a token id or a condition id.
 
     Raises:
-        CommandError: Gamma knows nothing by that name, or answered with an error.
-        aiohttp.ClientError: Gamma could not be reached.
+        SubscriptionError: Gamma knows nothing by that name, or it names nothing (a bare domain).
+        VenueError: Gamma answered with an error.
+        VenueUnreachableError: Gamma could not be reached.
     """
     base = gamma_url.rstrip("/")
     query = query.strip()
@@ -90,12 +107,9 @@ async def lookup(http: aiohttp.ClientSession, gamma_url: str, query: str) -> lis
     else:
         # a URL pasted without its scheme (polymarket.com/event/...): slugs never hold a "/"
         url = query if "://" in query or "/" not in query else "https://" + query
-        try:
-            slug, kind = slug_of(url)
-        except PolyfeedError as exc:
-            raise CommandError(str(exc)) from None
+        slug, kind = slug_of(url)
         if not slug:
-            raise CommandError(f"no slug in {query!r}")
+            raise SubscriptionError(f"no slug in {query!r}")
         markets = [] if kind == "event" else await _get(http, f"{base}/markets", {"slug": slug})
         if not markets:
             events = await _get(http, f"{base}/events", {"slug": slug})
@@ -104,7 +118,7 @@ async def lookup(http: aiohttp.ClientSession, gamma_url: str, query: str) -> lis
             event = events[0] if len(events) == 1 else None
     tokens = [token for market in markets for token in _tokens(market, event)]
     if not tokens:
-        raise CommandError(f"Gamma ({base}) knows no market or event {query!r}")
+        raise SubscriptionError(f"Gamma ({base}) knows no market or event {query!r}")
     return tokens
 
 
@@ -123,7 +137,7 @@ async def label_tokens(
             # not in the spec: repeating the parameter is the usual query-string form)
             params = [("clob_token_ids", token_id) for token_id in chunk]
             markets = await _get(http, f"{base}/markets", params)
-        except (aiohttp.ClientError, TimeoutError, CommandError) as exc:
+        except VenueError as exc:
             log.info("token labels from Gamma: %s", exc)
             return found
         for market in markets:
@@ -138,7 +152,11 @@ async def resolve_targets(
     on_step: Callable[[], None] = lambda: None,
 ) -> tuple[list[str], dict[str, TokenInfo]]:
     """Token ids for ``targets`` in the order given (token ids pass through without Gamma), and what
-    Gamma said of the tokens it resolved; ``on_step`` is called after each target."""
+    Gamma said of the tokens it resolved; ``on_step`` is called after each target.
+
+    Raises:
+        SubscriptionError, VenueError: as :func:`lookup`.
+    """
     ids: list[str] = []
     infos: dict[str, TokenInfo] = {}
     for target in targets:
@@ -152,20 +170,17 @@ async def resolve_targets(
     return list(dict.fromkeys(ids)), infos
 
 
-async def resolve_for_console(
-    console: Console, gamma_url: str, targets: list[str], timeout_s: float, *, name_tokens: bool = True
-) -> tuple[list[str], dict[str, TokenInfo]]:
-    """:func:`resolve_targets` with a progress bar on ``console`` (on a terminal), and, when
-    ``name_tokens``, Gamma's description of the token ids given as such (:func:`label_tokens`)."""
-    async with http_session(timeout_s) as http:
-        slugs = sum(1 for t in targets if not is_token_id(t))
-        with progress(console, "resolving slugs on Gamma", slugs) as step:
-            token_ids, infos = await resolve_targets(http, gamma_url, targets, step)
-        unnamed = [t for t in token_ids if t not in infos] if name_tokens else []
-        if unnamed:
-            with spinner(console, "asking Gamma for the tokens' markets"):
-                infos.update(await label_tokens(http, gamma_url, unnamed))
-    return token_ids, infos
+async def resolve_slugs(http: aiohttp.ClientSession, gamma_url: str, slugs: Iterable[str]) -> list[str]:
+    """Token ids behind market or event slugs or polymarket.com URLs (or token or condition ids), in the
+    order given and each market's outcome order, without repeats (spec 9).
+
+    Raises:
+        SubscriptionError, VenueError: as :func:`lookup`.
+    """
+    tokens: list[str] = []
+    for text in slugs:
+        tokens.extend(token.token_id for token in await lookup(http, gamma_url, text))
+    return list(dict.fromkeys(tokens))
 
 
 async def complete_from_books(
@@ -174,8 +189,8 @@ async def complete_from_books(
     """Tick size, minimum size and neg-risk from REST ``POST /books`` for tokens Gamma left them out of.
 
     Raises:
-        PolyfeedError: the REST API answered with an error.
-        aiohttp.ClientError: it could not be reached.
+        VenueError: the REST API answered with an error, or could not be reached
+            (:class:`polyfeed.errors.VenueUnreachableError`).
     """
     missing = [t.token_id for t in tokens if not t.complete]
     if not missing:
@@ -245,14 +260,11 @@ def _number_text(value: object) -> str | None:
 async def _get(
     http: aiohttp.ClientSession, url: str, params: dict[str, str] | list[tuple[str, str]]
 ) -> list[dict[str, Any]]:
-    async with http.get(url, params=params) as response:
+    async with call(http, "GET", url, params=params) as response:
         if response.status == 404:
             return []
         if response.status != 200:
-            raise CommandError(f"GET {url} answered HTTP {response.status}")
-        try:
-            data = decode_json(await response.read())
-        except FrameDecodeError:
-            raise CommandError(f"GET {url} did not answer JSON (is {url} Gamma?)") from None
+            raise error_answer(response, url)
+        data = await read_json(response, url)
     rows = data if isinstance(data, list) else [data]
     return [row for row in rows if isinstance(row, dict)]
