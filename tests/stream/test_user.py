@@ -71,7 +71,11 @@ def user_stream(sim: Simulator, **kwargs: object) -> UserStream:
 
 def test_orders_placed_filled_and_cancelled_give_the_exchanges_state() -> None:
     async def main() -> None:
-        async with Simulator(markets=3, seed=4, events_per_s=400) as sim, user_stream(sim) as stream:
+        # a trade takes 7 s of the exchange's clock to reach CONFIRMED: at clock_speed 10, 0.7 s of ours
+        async with (
+            Simulator(markets=3, seed=4, events_per_s=400, clock_speed=10) as sim,
+            user_stream(sim) as stream,
+        ):
             account = sim.exchange.account
             markets = {m.condition_id: m for m in sim.exchange.markets}
 

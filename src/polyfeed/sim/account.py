@@ -22,15 +22,12 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 import msgspec
 
+from polyfeed.sim.market import SimMarket
 from polyfeed.sim.numbers import SCALE, price_text, size_text
 from polyfeed.wire import Credentials, MakerOrder, Order, Trade
-
-if TYPE_CHECKING:
-    from polyfeed.sim.engine import SimMarket
 
 __all__ = ["SIM_ADDRESS", "SIM_CREDENTIALS", "AccountOrder", "SimAccount"]
 

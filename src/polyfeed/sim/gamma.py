@@ -1,4 +1,7 @@
-"""Gamma-shaped market and event documents for the local exchange (spec section 9).
+"""Gamma for the local exchange (spec section 9): its market and event documents, and the routes that
+serve them on the exchange's own server (it plays ``gamma-api.polymarket.com`` too): ``GET /markets``
+(``slug``, ``clob_token_ids``, ``condition_ids``, ``offset``/``limit``), ``/markets/slug/{slug}``,
+``/events`` (``slug``), ``/events/slug/{slug}``.
 
 As on the venue, ``outcomes``, ``clobTokenIds`` and ``outcomePrices`` are JSON-*encoded strings* inside
 the JSON (decode twice), tick and minimum size are numbers, and ``outcomes[i]`` maps to
@@ -12,9 +15,11 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiohttp import web
+
 from polyfeed.sim.engine import Exchange, SimMarket
 
-__all__ = ["EVENT_SIZE", "end_date", "event_document", "filter_markets", "market_document"]
+__all__ = ["EVENT_SIZE", "GammaRest", "end_date", "event_document", "filter_markets", "market_document"]
 
 EVENT_SIZE = 3
 _MAX_IDS = 100  # Gamma answers at most 100 ids per request (spec 9.1)
@@ -119,3 +124,50 @@ def filter_markets(
 
 def _values(raw: list[str]) -> set[str]:
     return {v for item in raw for v in item.split(",") if v}
+
+
+class GammaRest:
+    """Gamma's routes over one :class:`polyfeed.sim.Exchange`."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_get("/markets", self.markets)
+        app.router.add_get("/markets/slug/{slug}", self.market_by_slug)
+        app.router.add_get("/events", self.events)
+        app.router.add_get("/events/slug/{slug}", self.event_by_slug)
+
+    async def markets(self, request: web.Request) -> web.Response:
+        try:
+            markets = filter_markets(self.exchange, request.query, _multi(request))
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response([market_document(self.exchange, m) for m in markets])
+
+    async def market_by_slug(self, request: web.Request) -> web.Response:
+        slug = request.match_info["slug"]
+        for market in self.exchange.markets:
+            if market.slug == slug:
+                return web.json_response(market_document(self.exchange, market))
+        return web.json_response({"error": "market not found"}, status=404)
+
+    async def events(self, request: web.Request) -> web.Response:
+        slugs = {v for item in request.query.getall("slug", []) for v in item.split(",")}
+        events = [e for i in range(len(self.exchange.markets)) if (e := event_document(self.exchange, i))]
+        if slugs:
+            events = [e for e in events if e["slug"] in slugs]
+        return web.json_response(events)
+
+    async def event_by_slug(self, request: web.Request) -> web.Response:
+        slug = request.match_info["slug"]
+        prefix = "sim-event-"
+        if slug.startswith(prefix) and slug[len(prefix) :].isdigit():
+            event = event_document(self.exchange, int(slug[len(prefix) :]))
+            if event is not None:
+                return web.json_response(event)
+        return web.json_response({"error": "event not found"}, status=404)
+
+
+def _multi(request: web.Request) -> dict[str, list[str]]:
+    return {key: request.query.getall(key) for key in request.query}

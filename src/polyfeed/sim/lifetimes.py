@@ -3,10 +3,10 @@
 Real markets live for days to months and resolve on a date of their own, not in order of how busy they
 are. Here a market's lifetime is drawn from a log-normal distribution around a median (``median_s``,
 half an hour by default, in the exchange's simulated clock, which a server keeps with the wall
-clock): a quarter of the markets live less than half the median, one in ten more than 3.6 times it,
-and none less than a quarter of it (seven and a half minutes by default). A market that resolves is
-replaced by a new one at once (:meth:`polyfeed.sim.engine.Exchange.resolve_market`), so the number of
-markets stays the same.
+clock or runs ``clock_speed`` times faster): a quarter of the markets live less than half the median,
+one in ten more than 3.6 times it, and none less than a quarter of it (seven and a half minutes by
+default). A market that resolves is replaced by a new one at once
+(:meth:`polyfeed.sim.engine.Exchange.resolve_market`), so the number of markets stays the same.
 
 The first ``long_dated`` markets (``sim-market-0`` to ``sim-market-19`` by default: the slugs the
 README and every ``--help`` use) never resolve on their own, so that the examples always work; a test
