@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -143,4 +144,11 @@ def polyfeed_process(*argv: str, **popen: Any) -> subprocess.Popen[bytes]:
     popen.setdefault("stdout", subprocess.PIPE)
     popen.setdefault("stderr", subprocess.PIPE)
     popen.setdefault("env", subprocess_env())
+    # Ctrl-C as at a terminal, whatever this test process inherited: a suite started in the background
+    # by a script has SIGINT ignored, and its children would ignore the tests' SIGINT too.
+    popen.setdefault("preexec_fn", _default_sigint)
     return subprocess.Popen([sys.executable, "-c", RUN_MAIN, *argv], **popen)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

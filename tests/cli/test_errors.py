@@ -6,7 +6,7 @@ import asyncio
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -55,6 +55,16 @@ def test_run_command_prints_one_line_and_exits_with_the_errors_code(
     assert capsys.readouterr().err == "polyfeed markets: Gamma knows no market or event 'x'\n"
 
 
+@pytest.fixture
+def ctrl_c_as_at_a_terminal() -> Iterator[None]:
+    """Python's own SIGINT handler, whatever this process inherited (a suite started in the background
+    by a script has SIGINT ignored, and asyncio then leaves Ctrl-C alone)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("ctrl_c_as_at_a_terminal")
 def test_ctrl_c_cancels_the_command_so_it_cleans_up_then_ends_quietly() -> None:
     cleaned_up = []
 
@@ -187,3 +197,47 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(
             process.communicate()
     assert process.returncode == 0, err.decode()
     assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
+
+
+def test_a_recorder_started_with_sigint_ignored_still_stops_in_order_on_sigterm(
+    exchange: Exchange, tmp_path: Path
+) -> None:
+    """A recorder started in the background by a script (``polyfeed record ... &``) has SIGINT ignored;
+    SIGTERM stopped it only through Ctrl-C's handler, which is then not there."""
+    directory = tmp_path / "rec"
+    market = exchange.sim.exchange.markets[0]
+    process = polyfeed_process(
+        "record",
+        market.slug,
+        "--out",
+        str(directory),
+        *exchange.venue_args(),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        segment = directory / "seg-000001.pfr.zst"
+        _wait_for(lambda: segment.exists() and segment.stat().st_size > 0, process, "a flushed segment")
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=BOUND_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err.decode()
+    assert out.decode().startswith("recorded "), out.decode()
+    assert len((directory / "index.jsonl").read_bytes().splitlines()) == 1, "closed and indexed"
+
+
+def test_a_signal_the_process_was_started_ignoring_stays_ignored() -> None:
+    """``nohup polyfeed record ...`` ignores SIGHUP: a closed terminal must not stop the recorder."""
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+
+        async def hung_up() -> str:
+            signal.raise_signal(signal.SIGHUP)
+            await asyncio.sleep(0.05)  # the loop turns: a cancellation would land here
+            return "went on"
+
+        assert run_command("record", hung_up()) == "went on"
+    finally:
+        signal.signal(signal.SIGHUP, before)

@@ -23,6 +23,9 @@ from tests.waiting import until
 def test_books_from_the_stream_verify_every_hash_and_equal_get_book() -> None:
     async def scenario() -> None:
         async with Simulator(markets=3, seed=2, events_per_s=2_000) as sim, aiohttp.ClientSession() as http:
+            # Paused until the initial books are sent: on a loaded machine the flow could otherwise run
+            # (and trade the first market) before the subscription is read.
+            sim.pause()
             assets = sim.exchange.asset_ids()[:3]
             books = {a: OrderBook(a) for a in assets}
             initial: list[str] = []
@@ -38,6 +41,7 @@ def test_books_from_the_stream_verify_every_hash_and_equal_get_book() -> None:
                 async for frame in ws:
                     if frame.data.startswith("["):
                         initial.append(frame.data)
+                        sim.resume()
                     for message in decode_market(frame.data):
                         handle(message)
                     received += 1

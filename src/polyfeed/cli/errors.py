@@ -27,6 +27,7 @@ __all__ = [
     "EXIT_USAGE",
     "STOP_SIGNALS",
     "CommandError",
+    "Stopper",
     "describe",
     "discard_stdout",
     "fail",
@@ -87,27 +88,47 @@ STOP_SIGNALS = tuple(
 SIGHUP (the terminal went away)."""
 
 
+class Stopper:
+    """What a stop signal cancels: the command's task on its loop, once the command runs in one."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[Any] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.signals = 0
+
+    def on_signal(self, _signum: int, _frame: Any) -> None:
+        self.signals += 1
+        task, loop = self.task, self.loop
+        if self.signals == 1 and task is not None and loop is not None and not task.done():
+            # Never raise from here while the loop runs: an exception raised inside one of uvloop's C
+            # callbacks is printed and dropped ("Exception ignored"), and the command would go on.
+            loop.call_soon_threadsafe(task.cancel)
+            return
+        raise KeyboardInterrupt  # outside a loop, or a second signal: end now, as Ctrl-C does
+
+
 @contextlib.contextmanager
-def stop_signals_as_ctrl_c() -> Iterator[None]:
-    """While inside, SIGTERM and SIGHUP do what Ctrl-C does at that moment: in a command's event loop,
-    cancel its task so that its clean-up runs (a recording closed and indexed, the summary printed, exit
-    0); elsewhere, raise :class:`KeyboardInterrupt`. A second signal during the clean-up forces the end,
-    as a second Ctrl-C does. Only the main thread can set signal handlers: elsewhere (a test running a
-    command in a thread) this does nothing."""
+def stop_signals_as_ctrl_c() -> Iterator[Stopper]:
+    """While inside, SIGTERM and SIGHUP stop a command as Ctrl-C does: in a command's event loop (the
+    yielded :class:`Stopper`'s ``task``, set by :func:`run_command`), its task is cancelled so that its
+    clean-up runs (a recording closed and indexed, the summary printed, exit 0); elsewhere, or on a
+    second signal during the clean-up, :class:`KeyboardInterrupt` ends it at once.
+
+    This does not lean on Ctrl-C's own handler: a process started in the background by a script has
+    SIGINT ignored, and must still stop in order on SIGTERM. A signal the process was started with
+    ignored (``nohup`` ignores SIGHUP) stays ignored. Only the main thread can set signal handlers:
+    elsewhere (a test running a command in a thread) this does nothing."""
+    stopper = Stopper()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stopper
         return
-
-    def as_ctrl_c(_signum: int, frame: Any) -> None:
-        handler = signal.getsignal(signal.SIGINT)  # asyncio.Runner's while a command runs
-        if callable(handler):
-            handler(signal.SIGINT, frame)
-        else:  # SIGINT ignored or default: end as the default handler would
-            raise KeyboardInterrupt
-
-    previous = {s: signal.signal(s, as_ctrl_c) for s in STOP_SIGNALS}
+    previous = {
+        s: signal.signal(s, stopper.on_signal)
+        for s in STOP_SIGNALS
+        if signal.getsignal(s) is not signal.SIG_IGN
+    }
     try:
-        yield
+        yield stopper
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -131,9 +152,14 @@ def run_command(command: str, coro: Coroutine[Any, Any, T]) -> T | None:
     :func:`stop_signals_as_ctrl_c`), and so does a reader of stdout that went away (``| head``). A
     failure from :func:`describe`'s list becomes one line and :class:`typer.Exit`.
     """
+
+    async def command_task() -> T:
+        stopper.task, stopper.loop = asyncio.current_task(), asyncio.get_running_loop()
+        return await coro
+
     try:
-        with stop_signals_as_ctrl_c():
-            return run(coro)
+        with stop_signals_as_ctrl_c() as stopper:
+            return run(command_task())
     except KeyboardInterrupt:
         return None
     except BrokenPipeError:
@@ -143,5 +169,5 @@ def run_command(command: str, coro: Coroutine[Any, Any, T]) -> T | None:
         raise fail(command, str(exc), exc.exit_code) from None
     except (OSError, TimeoutError, PolyfeedError) as exc:
         raise fail(command, describe(exc)) from None
-    except asyncio.CancelledError:  # a second Ctrl-C during the clean-up
+    except asyncio.CancelledError:  # cancelled by SIGTERM/SIGHUP, or a second Ctrl-C during the clean-up
         return None
