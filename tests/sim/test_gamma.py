@@ -10,7 +10,7 @@ import aiohttp
 
 from polyfeed.sim import Simulator
 
-BOUND_S = 30
+BOUND_S = 120
 
 
 def fetch(
