@@ -24,10 +24,10 @@ if TYPE_CHECKING:
         VenueError,
         VenueUnreachableError,
     )
-    from polyfeed.net.venue import Venue
     from polyfeed.record.writer import Recorder
     from polyfeed.sim import Simulator
     from polyfeed.stream import MarketStream, SyncMarketStream, UserStream
+    from polyfeed.venue import Venue
     from polyfeed.wire import Credentials
 
 __all__ = [
@@ -55,7 +55,7 @@ _HOMES = {
     "MarketStream": "polyfeed.stream",
     "SyncMarketStream": "polyfeed.stream",
     "UserStream": "polyfeed.stream",
-    "Venue": "polyfeed.net.venue",
+    "Venue": "polyfeed.venue",
     "OrderBook": "polyfeed.book",
     "BookStatus": "polyfeed.book",
     "Credentials": "polyfeed.wire",

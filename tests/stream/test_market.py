@@ -20,9 +20,9 @@ from polyfeed.errors import (
     VenueUnreachableError,
 )
 from polyfeed.net import Backoff, MarketPool
-from polyfeed.net.venue import Venue
 from polyfeed.session import BookUpdated, Event
 from polyfeed.sim import Simulator
+from polyfeed.venue import Venue
 from polyfeed.wire import Book, decode_market
 from tests.waiting import until, until_async
 

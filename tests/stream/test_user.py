@@ -13,11 +13,11 @@ import pytest
 from polyfeed import UserStream
 from polyfeed.errors import AuthenticationError, InvalidURLError
 from polyfeed.net import Backoff
-from polyfeed.net.venue import Venue
 from polyfeed.session import Event, Reconciled
 from polyfeed.session.user import UserState
 from polyfeed.sim import Simulator
 from polyfeed.sim.account import SIM_ADDRESS, SIM_CREDENTIALS
+from polyfeed.venue import Venue
 from polyfeed.wire import Credentials
 from tests.waiting import until
 

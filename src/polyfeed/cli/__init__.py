@@ -20,7 +20,7 @@ Adding a command (``record``, ``replay``, ``export``): write ``src/polyfeed/cli/
   Ctrl-C (returning ``None``, after the coroutine's clean-up ran) and turns an unreachable venue, a
   :class:`polyfeed.errors.PolyfeedError` (a bad recording too) or a
   :class:`polyfeed.cli.errors.CommandError` into one line and exit 1. Inside it, ``open_venue`` gives
-  the :class:`polyfeed.net.venue.Venue` (and starts the local exchange for ``--local``),
+  the :class:`polyfeed.venue.Venue` (and starts the local exchange for ``--local``),
   :func:`polyfeed.cli.options.resolve_for_console` turns slugs and URLs into token ids through
   :mod:`polyfeed.net.gamma`, and :func:`polyfeed.cli.watch.draw` with
   :func:`polyfeed.cli.view.render_screen` draws any books (a replay's) as ``watch`` does;

@@ -1,7 +1,7 @@
 """Options the network commands share, and the venue they point at.
 
 Every network command takes ``--ws-url``, ``--rest-url`` and ``--gamma-url`` (each in place of
-Polymarket's, :meth:`polyfeed.net.venue.Venue.polymarket`) and ``--local``, which starts the local
+Polymarket's, :meth:`polyfeed.venue.Venue.polymarket`) and ``--local``, which starts the local
 exchange in-process and uses its venue instead. A new command takes them by adding these parameters to
 its signature (``polyfeed record`` adds ``--user-ws-url``, ``UserWsUrl``)::
 
@@ -14,7 +14,7 @@ its signature (``polyfeed record`` adds ``--user-ws-url``, ``UserWsUrl``)::
     ) -> None:
         options = VenueOptions(ws_url, rest_url, gamma_url, local)
         ...
-        async with open_venue(options) as venue: ...   # a polyfeed.net.venue.Venue
+        async with open_venue(options) as venue: ...   # a polyfeed.venue.Venue
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from rich.console import Console
 from polyfeed.cli.terminal import progress, spinner
 from polyfeed.net.gamma import TokenInfo, is_token_id, label_tokens, resolve_targets
 from polyfeed.net.transport import http_session
-from polyfeed.net.venue import Venue
 from polyfeed.sim import Simulator
+from polyfeed.venue import Venue
 
 __all__ = [
     "LOCAL_MARKETS",

@@ -39,9 +39,9 @@ from polyfeed.cli.options import (
 )
 from polyfeed.cli.terminal import ScreenLog, out_console, spinner, stderr_to
 from polyfeed.cli.view import BookLabel, WatchState, render_screen
-from polyfeed.net.venue import Venue
 from polyfeed.session import SessionConfig
 from polyfeed.stream import MarketStream
+from polyfeed.venue import Venue
 
 __all__ = ["EPILOG", "Depth", "draw", "show_books", "summary", "watch_command"]
 

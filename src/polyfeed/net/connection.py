@@ -43,7 +43,7 @@ import aiohttp
 import msgspec
 import picows
 
-from polyfeed.errors import ConnectError, FrameDecodeError, InvalidURLError
+from polyfeed.errors import ConnectError, FrameDecodeError
 from polyfeed.record.format import (
     TIMER_MARKER,
     BookMissingMarker,
@@ -58,6 +58,7 @@ from polyfeed.record.format import (
     encode_marker,
 )
 from polyfeed.session import Event, MarketSession
+from polyfeed.venue import WS_SCHEMES, check_url
 from polyfeed.wire import Book, decode_market
 
 __all__ = [
@@ -67,7 +68,6 @@ __all__ = [
     "MarketConnection",
     "Session",
     "SessionConnection",
-    "check_url",
 ]
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -89,19 +89,6 @@ class FrameSink(Protocol):
 
 
 log = logging.getLogger(__name__)
-
-WS_SCHEMES = ("ws", "wss")
-HTTP_SCHEMES = ("http", "https")
-
-
-def check_url(url: str, schemes: tuple[str, ...], what: str) -> str:
-    """``url`` if its scheme is one of ``schemes``; else :class:`polyfeed.errors.InvalidURLError` at once
-    (an ``http://`` WebSocket URL would otherwise fail at every connect, forever)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in schemes or not rest:
-        wanted = " or ".join(f"{s}://" for s in schemes)
-        raise InvalidURLError(f"{what} must be a {wanted} URL, not {url!r}")
-    return url
 
 
 def _handshake_status(exc: BaseException) -> int | None:

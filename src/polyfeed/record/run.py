@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from polyfeed.net.venue import Venue
 from polyfeed.record.format import Damage, Record
 from polyfeed.record.replay import Replay, replay
 from polyfeed.record.writer import Recorder
 from polyfeed.session import Event
 from polyfeed.stream.market import MarketStream
 from polyfeed.stream.user import UserStream
+from polyfeed.venue import Venue
 from polyfeed.wire import Credentials
 
 __all__ = ["RecordSummary", "record", "replay_paced"]

@@ -32,7 +32,6 @@ from typing import Any
 
 from aiohttp import WSCloseCode, web
 
-from polyfeed.net.venue import Venue
 from polyfeed.sim.engine import Exchange, Outbound
 from polyfeed.sim.faults import Fault
 from polyfeed.sim.gamma import GammaRest
@@ -41,6 +40,7 @@ from polyfeed.sim.lifetimes import MEDIAN_LIFETIME_S
 from polyfeed.sim.marketchannel import MarketChannel
 from polyfeed.sim.rest import BookRest
 from polyfeed.sim.userchannel import UserChannel
+from polyfeed.venue import Venue
 
 __all__ = ["Simulator"]
 

@@ -1,4 +1,4 @@
-"""The public face: streams of books and events (where they connect: :class:`polyfeed.net.venue.Venue`)."""
+"""The public face: streams of books and events (where they connect: :class:`polyfeed.venue.Venue`)."""
 
 from polyfeed.stream.market import MarketStream
 from polyfeed.stream.sync import SyncMarketStream

@@ -20,15 +20,15 @@ import aiohttp
 
 from polyfeed.book import OrderBook
 from polyfeed.errors import InvalidLevelError
-from polyfeed.net.connection import WS_SCHEMES, Backoff, FrameSink, check_url
+from polyfeed.net.connection import Backoff, FrameSink
 from polyfeed.net.gamma import resolve_slugs
 from polyfeed.net.pool import MarketPool
 from polyfeed.net.rest import fetch_books
 from polyfeed.net.transport import http_session
-from polyfeed.net.venue import Venue
 from polyfeed.record.format import BookMetadata, Channel, MetadataMarker, RecordKind, encode_marker
 from polyfeed.session import Event, MarketSession, SessionConfig
 from polyfeed.stream.queue import EventQueue, QueuedStream
+from polyfeed.venue import WS_SCHEMES, Venue, check_url
 
 __all__ = ["MarketStream"]
 
@@ -40,7 +40,7 @@ class MarketStream(QueuedStream):
 
     Args:
         asset_ids: token ids to follow.
-        venue: where to connect (:class:`polyfeed.net.venue.Venue`; ``None``: Polymarket): its market
+        venue: where to connect (:class:`polyfeed.venue.Venue`; ``None``: Polymarket): its market
             channel, its CLOB REST API (metadata and resyncs) and Gamma (for :meth:`from_slugs`).
         ws_url: the market channel (``.../ws/market``) instead of the venue's.
         rest_url: the CLOB REST API instead of the venue's.

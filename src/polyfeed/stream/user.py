@@ -14,13 +14,13 @@ from types import TracebackType
 
 import aiohttp
 
-from polyfeed.net.connection import WS_SCHEMES, Backoff, FrameSink, check_url
+from polyfeed.net.connection import Backoff, FrameSink
 from polyfeed.net.transport import http_session
 from polyfeed.net.user import UserConnection
-from polyfeed.net.venue import Venue
 from polyfeed.session import Event
 from polyfeed.session.user import UserConfig, UserSession, UserState
 from polyfeed.stream.queue import EventQueue, QueuedStream
+from polyfeed.venue import WS_SCHEMES, Venue, check_url
 from polyfeed.wire import Credentials
 
 __all__ = ["UserStream"]
@@ -35,7 +35,7 @@ class UserStream(QueuedStream):
         markets: condition ids to follow (``None``: all your markets).
         address: your signer address (``POLY_ADDRESS`` of the REST calls; also picks out your maker
             fills by ``maker_address``).
-        venue: where to connect (:class:`polyfeed.net.venue.Venue`; ``None``: Polymarket): its user
+        venue: where to connect (:class:`polyfeed.venue.Venue`; ``None``: Polymarket): its user
             channel, and its CLOB REST API for the reconciliation.
         ws_url: the user channel (``.../ws/user``) instead of the venue's.
         rest_url: the CLOB REST API instead of the venue's.

@@ -15,9 +15,22 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from polyfeed.errors import InvalidURLError
-from polyfeed.net.connection import HTTP_SCHEMES, WS_SCHEMES, check_url
 
-__all__ = ["Venue"]
+__all__ = ["HTTP_SCHEMES", "WS_SCHEMES", "Venue", "check_url"]
+
+WS_SCHEMES = ("ws", "wss")
+HTTP_SCHEMES = ("http", "https")
+
+
+def check_url(url: str, schemes: tuple[str, ...], what: str) -> str:
+    """``url`` if its scheme is one of ``schemes``; else :class:`polyfeed.errors.InvalidURLError` at once
+    (an ``http://`` WebSocket URL would otherwise fail at every connect, forever)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in schemes or not rest:
+        wanted = " or ".join(f"{s}://" for s in schemes)
+        raise InvalidURLError(f"{what} must be a {wanted} URL, not {url!r}")
+    return url
+
 
 # a local base URL's scheme -> (WebSocket scheme, HTTP scheme)
 _LOCAL_SCHEMES = {

@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 
 from polyfeed.errors import InvalidURLError
-from polyfeed.net.venue import Venue
 from polyfeed.sim import Simulator
+from polyfeed.venue import Venue
 from tests.waiting import BOUND_S
 
 
