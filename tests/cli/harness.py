@@ -144,11 +144,12 @@ def polyfeed_process(*argv: str, **popen: Any) -> subprocess.Popen[bytes]:
     popen.setdefault("stdout", subprocess.PIPE)
     popen.setdefault("stderr", subprocess.PIPE)
     popen.setdefault("env", subprocess_env())
-    # Ctrl-C as at a terminal, whatever this test process inherited: a suite started in the background
-    # by a script has SIGINT ignored, and its children would ignore the tests' SIGINT too.
-    popen.setdefault("preexec_fn", _default_sigint)
+    # Signals as at a terminal, whatever this test process inherited: a suite started in the background
+    # by a script has SIGINT ignored (and under nohup SIGHUP), and its children would ignore them too.
+    popen.setdefault("preexec_fn", default_signals)
     return subprocess.Popen([sys.executable, "-c", RUN_MAIN, *argv], **popen)
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def default_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)

@@ -17,7 +17,7 @@ from polyfeed.cli.errors import CommandError, describe, run_command
 from polyfeed.errors import SubscriptionError, VenueError, VenueUnreachableError
 from polyfeed.net.gamma import lookup
 from polyfeed.record import recording_info
-from tests.cli.harness import BOUND_S, Exchange, polyfeed_process
+from tests.cli.harness import BOUND_S, Exchange, default_signals, polyfeed_process
 
 
 def test_a_refused_connection_says_which_address_and_why(closed_port: int) -> None:
@@ -102,10 +102,13 @@ def test_sigterm_and_sighup_end_a_command_as_ctrl_c_does(signum: int) -> None:
             cleaned_up.append(True)
         return "not reached"
 
-    before = signal.getsignal(signum)
-    assert run_command("record", stopped()) is None
-    assert cleaned_up == [True]
-    assert signal.getsignal(signum) is before, "the handler is the process's own again"
+    before = signal.signal(signum, signal.SIG_DFL)  # as at a terminal (nohup would have SIGHUP ignored)
+    try:
+        assert run_command("record", stopped()) is None
+        assert cleaned_up == [True]
+        assert signal.getsignal(signum) is signal.SIG_DFL, "the handler is the process's own again"
+    finally:
+        signal.signal(signum, before)
 
 
 def _wait_for(condition: Callable[[], bool], process: subprocess.Popen[bytes], what: str) -> None:
@@ -199,6 +202,11 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(
     assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
 
 
+def started_in_the_background() -> None:
+    default_signals()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def test_a_recorder_started_with_sigint_ignored_still_stops_in_order_on_sigterm(
     exchange: Exchange, tmp_path: Path
 ) -> None:
@@ -212,7 +220,7 @@ def test_a_recorder_started_with_sigint_ignored_still_stops_in_order_on_sigterm(
         "--out",
         str(directory),
         *exchange.venue_args(),
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        preexec_fn=started_in_the_background,
     )
     try:
         segment = directory / "seg-000001.pfr.zst"
