@@ -27,7 +27,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
-import msgspec
 import typer
 from rich.console import Console, RenderableType
 
@@ -41,7 +40,7 @@ from polyfeed.cli.recording import (
     labels_from_meta,
     resolve_window,
 )
-from polyfeed.cli.stream import discard_stdout, event_record
+from polyfeed.cli.stream import discard_stdout
 from polyfeed.cli.terminal import out_console, progress_to
 from polyfeed.cli.verify import DamageReport
 from polyfeed.cli.view import BookLabel, WatchState, render_screen
@@ -51,7 +50,7 @@ from polyfeed.record import RecordingInfo, recording_info
 from polyfeed.record.replay import Replay
 from polyfeed.record.run import replay_paced
 from polyfeed.record.serve import RecordingServer
-from polyfeed.session import Event
+from polyfeed.session import Event, encode_event
 
 __all__ = ["EPILOG", "ReplayView", "parse_speed", "replay_command"]
 
@@ -63,7 +62,6 @@ EPILOG = """**Examples**
 * `polyfeed replay rec/fed --serve --port 8765`
 """
 
-_encode = msgspec.json.Encoder().encode
 _PROGRESS_EVERY = 8192  # records between progress updates
 
 
@@ -277,7 +275,7 @@ class _Replay:
         paced = self.speed is not None
 
         def write(events: list[Event]) -> None:
-            out.write(b"".join(_encode(event_record(e)) + b"\n" for e in events))
+            out.write(b"".join(encode_event(e) + b"\n" for e in events))
             if paced:
                 out.flush()
 

@@ -1,11 +1,12 @@
 """``polyfeed stream``: every event of a market stream as one JSON line on stdout, for pipes.
 
-Each line is one object: ``type`` (the event's class: ``MessageReceived``, ``BookUpdated``,
-``StatusChanged``, ``Disconnected``, ``Reconnected``, ``ResyncRequested``, ``Resynced``,
-``DecodeFailed``), ``recv_ns``, ``seq``, ``connection_id`` and the event's own fields; a
-``MessageReceived`` adds ``message_type`` (the wire struct's class: ``Book``, ``PriceChange``, ...) and
-``message``, the wire message with Polymarket's own field names. Lines are flushed one by one; a reader
-that goes away (``| head``) ends the stream quietly with exit code 0.
+Each line is one object, written by :func:`polyfeed.session.encode_event`: ``type`` (the event's class:
+``MessageReceived``, ``BookUpdated``, ``StatusChanged``, ``Disconnected``, ``Reconnected``,
+``ResyncRequested``, ``Resynced``, ``ConnectFailed``, ``DecodeFailed``), ``recv_ns``, ``seq``,
+``connection_id`` and the event's own fields; a ``MessageReceived`` adds ``message_type`` (the wire
+struct's class: ``Book``, ``PriceChange``, ...) and ``message``, the wire message with Polymarket's own
+field names. ``msgspec.json.decode(line, type=polyfeed.session.AnyEvent)`` reads a line back. Lines are
+flushed one by one; a reader that goes away (``| head``) ends the stream quietly with exit code 0.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ import enum
 import os
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, BinaryIO
 
-import msgspec
 import typer
 
 from polyfeed.book import BookStatus
@@ -36,10 +36,10 @@ from polyfeed.cli.options import (
     resolve_for_console,
 )
 from polyfeed.cli.terminal import err_console, spinner
-from polyfeed.session import DecodeFailed, Event, MessageReceived
+from polyfeed.session import Event, encode_event
 from polyfeed.stream import MarketStream
 
-__all__ = ["EPILOG", "OutputFormat", "discard_stdout", "event_record", "stream_command", "stream_events"]
+__all__ = ["EPILOG", "OutputFormat", "discard_stdout", "stream_command", "stream_events"]
 
 EPILOG = """**Examples**
 
@@ -47,8 +47,6 @@ EPILOG = """**Examples**
 * `polyfeed stream 7667...1111 --count 20 | jq -c 'select(.message_type == "PriceChange")'`
 * `polyfeed stream sim-market-0 --local --seconds 5 | jq -r .type | sort | uniq -c`
 """
-
-_encode = msgspec.json.Encoder().encode
 
 
 class OutputFormat(enum.StrEnum):
@@ -151,7 +149,7 @@ async def stream_events(
                     "none of these tokens, or sends nothing yet (--timeout 0 waits for ever)"
                 ) from None
             while True:
-                out.write(_encode(event_record(event)) + b"\n")
+                out.write(encode_event(event) + b"\n")
                 out.flush()
                 written += 1
                 if count is not None and written >= count:
@@ -162,23 +160,6 @@ async def stream_events(
     except BrokenPipeError:
         discard_stdout()
     return written
-
-
-def event_record(event: Event) -> dict[str, Any]:
-    """An event as the JSON object of one line (``type`` first, then its fields)."""
-    fields: dict[str, Any] = msgspec.to_builtins(event)
-    record: dict[str, Any] = {"type": type(event).__name__}
-    if isinstance(event, MessageReceived):
-        message = fields.pop("message")
-        record.update(fields)
-        record["message_type"] = type(event.message).__name__
-        record["message"] = message
-        return record
-    if isinstance(event, DecodeFailed):  # the frame as text for jq, not msgspec's base64 of bytes
-        raw = event.raw
-        fields["raw"] = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    record.update(fields)
-    return record
 
 
 async def _report_progress(stream: MarketStream, received: list[int], say: Callable[[str], None]) -> None:

@@ -89,11 +89,13 @@ class WatchState:
     _samples: deque[tuple[int, int]] = field(default_factory=deque)
 
     def on_event(self, event: Event) -> None:
-        """Count one event (the stream calls this for every event, in order)."""
-        kind = type(event)
-        if kind is MessageReceived:
+        """Count one event (the stream calls this for every event, in order).
+
+        ``type(x) is C`` rather than ``isinstance`` or ``match``: mypy narrows both alike, and a failed
+        ``isinstance`` against a msgspec struct costs about 200 ns, three times this whole method."""
+        if type(event) is MessageReceived:
             self.messages += 1
-            message = event.message  # type: ignore[attr-defined]
+            message = event.message
             if type(message) is LastTradePrice:
                 kept = self.trades.get(message.asset_id)
                 if kept is None:
@@ -102,18 +104,18 @@ class WatchState:
             elif type(message) is MarketResolved:
                 for asset in message.assets_ids:
                     self.winners[asset] = message.winning_outcome
-        elif kind is BookUpdated:
-            self.updated_ns[event.asset_id] = time.monotonic_ns()  # type: ignore[attr-defined]
-        elif kind is Reconnected:
+        elif type(event) is BookUpdated:
+            self.updated_ns[event.asset_id] = time.monotonic_ns()
+        elif type(event) is Reconnected:
             self.reconnects += 1
-        elif kind is Disconnected:
+        elif type(event) is Disconnected:
             self.disconnects += 1
-        elif kind is Resynced:
+        elif type(event) is Resynced:
             self.resyncs += 1
-        elif kind is DecodeFailed:
+        elif type(event) is DecodeFailed:
             self.decode_failures += 1
-        elif kind is StatusChanged and event.new is BookStatus.CLOSED:  # type: ignore[attr-defined]
-            self.closed_ns[event.asset_id] = time.monotonic_ns()  # type: ignore[attr-defined]
+        elif type(event) is StatusChanged and event.new is BookStatus.CLOSED:
+            self.closed_ns[event.asset_id] = time.monotonic_ns()
 
     def rate(self, now_ns: int) -> float:
         """Messages a second over the last two seconds (call once a frame; it keeps the samples)."""

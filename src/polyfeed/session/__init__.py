@@ -1,6 +1,7 @@
 """The session layer: one connection's protocol state, sans I/O (bytes and time in, events out)."""
 
 from polyfeed.session.events import (
+    AnyEvent,
     BookUpdated,
     ConnectFailed,
     DecodeFailed,
@@ -14,10 +15,12 @@ from polyfeed.session.events import (
     ResyncRequested,
     StatusChanged,
     TradeUpdated,
+    encode_event,
 )
 from polyfeed.session.market import MarketSession, SessionConfig
 
 __all__ = [
+    "AnyEvent",
     "BookUpdated",
     "ConnectFailed",
     "DecodeFailed",
@@ -33,4 +36,5 @@ __all__ = [
     "SessionConfig",
     "StatusChanged",
     "TradeUpdated",
+    "encode_event",
 ]

@@ -50,21 +50,29 @@ __all__ = [
 ]
 
 
-class Notice(msgspec.Struct, frozen=True):
-    """A plain-text frame from the server. Unrecognised text comes back as a bare ``Notice``."""
+# Text frames and unknown events are tagged in ``event_type`` too, with names of polyfeed's own (the
+# venue sends no JSON for them), so that every wire message is one member of a tagged union: a
+# ``MessageReceived`` written as JSON (``polyfeed stream``) decodes back to the message it carried.
+
+
+class Notice(msgspec.Struct, frozen=True, tag_field="event_type", tag="notice"):
+    """A plain-text frame from the server. Unrecognised text comes back as a bare ``Notice``.
+
+    As JSON: ``{"event_type": "notice", "text": "..."}`` (``pong``, ``invalid_operation``,
+    ``no_new_assets`` for the subclasses)."""
 
     text: str
 
 
-class Pong(Notice, frozen=True):
+class Pong(Notice, frozen=True, tag="pong"):
     """The text ``PONG``, the reply to a text ``PING`` (spec 2)."""
 
 
-class InvalidOperation(Notice, frozen=True):
+class InvalidOperation(Notice, frozen=True, tag="invalid_operation"):
     """The text ``INVALID OPERATION``: a second ``type`` subscription on one connection (spec 1.3)."""
 
 
-class NoNewAssets(Notice, frozen=True):
+class NoNewAssets(Notice, frozen=True, tag="no_new_assets"):
     """The text ``NO NEW ASSETS``, sent periodically with custom features on (spec 3)."""
 
 
@@ -74,15 +82,18 @@ NO_NEW_ASSETS = NoNewAssets("NO NEW ASSETS")
 _NOTICES: dict[str, Notice] = {n.text: n for n in (PONG, INVALID_OPERATION, NO_NEW_ASSETS)}
 
 
-class UnknownMessage(msgspec.Struct, frozen=True):
+class UnknownMessage(msgspec.Struct, frozen=True, tag_field="event_type", tag="unknown"):
     """An event whose ``event_type`` polyfeed does not know, passed through as decoded JSON.
 
     Both official SDKs drop these (spec 3); polyfeed hands them on so that a consumer (or a recording)
-    sees that the venue started sending something new.
+    sees that the venue started sending something new. As JSON: ``{"event_type": "unknown",
+    "venue_event_type": "<the venue's event_type>", "data": {...}}``.
     """
 
-    event_type: str
+    event_type: str = msgspec.field(name="venue_event_type")
+    """The venue's ``event_type``."""
     data: dict[str, Any]
+    """The object as the venue sent it."""
 
 
 MarketEvent: TypeAlias = (
