@@ -37,6 +37,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check src tests bench
 	$(PY) -m ruff format --check src tests bench
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 ## chaos: the long chaos and fuzz suites (10^6 mutated frames; make test runs a short version)
 chaos: $(STAMP)

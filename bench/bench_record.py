@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 
 from polyfeed.record import Channel, Recorder, RecordKind, read_recording
-from polyfeed.record.export import export_parquet
+from polyfeed.replay.export import export_parquet
 from polyfeed.sim import Exchange
 from polyfeed.sim.frames import book_frame, encode_outbound
 

@@ -18,7 +18,7 @@ import msgspec
 from polyfeed.book import BookStatus
 from polyfeed.cli import main as polyfeed
 from polyfeed.record import Channel, Recorder, RecordKind, read_recording, recording_info
-from polyfeed.record.replay import Replay, replay
+from polyfeed.replay.replay import Replay, replay
 from polyfeed.sim import Exchange
 from polyfeed.sim.frames import book_frame, encode_outbound
 from polyfeed.wire import encode_market_subscription

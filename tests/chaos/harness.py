@@ -171,7 +171,10 @@ class Chaos:
         sent = self.sim.messages_sent
         quiet = getattr(self, "_last_sent", None) == sent
         self._last_sent = sent
-        return quiet and all(b.open_burst is None and b.awaiting_print is None for b in books)
+        # Every frame written, not only none sent for a moment: under load a slow reader holds a send
+        # back for longer than a poll, and its books would be judged with frames still on their way.
+        written = all(c.idle for c in self.sim.market.connections)
+        return quiet and written and all(b.open_burst is None and b.awaiting_print is None for b in books)
 
     async def inject(self, fault: dict[str, Any]) -> None:
         self.report.faults[str(fault.get("kind"))] += 1

@@ -16,8 +16,8 @@ import pytest
 
 from polyfeed.cli.recording import LABELS_META
 from polyfeed.record import Channel, Recorder, RecordKind, read_recording, recording_info
-from polyfeed.record.replay import replay
-from polyfeed.record.run import record
+from polyfeed.replay.replay import replay
+from polyfeed.sinks.record import record
 from tests.cli.conftest import Recorded
 from tests.cli.harness import BOUND_S, Exchange, assert_one_line_failure, polyfeed, polyfeed_process
 from tests.cli.test_record import digests

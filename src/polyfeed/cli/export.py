@@ -72,7 +72,7 @@ def export_command(
     stderr, and the exit status is 3 (`polyfeed verify DIR` checks a recording).
     """
     try:
-        from polyfeed.record.export import export_parquet
+        from polyfeed.replay.export import export_parquet
     except ImportError as exc:
         raise fail("export", str(exc), EXIT_FAILURE) from None
     console = out_console()

@@ -44,11 +44,10 @@ from polyfeed.cli.options import (
 from polyfeed.cli.recording import LABELS_META, book_order, books_table, labels_to_meta
 from polyfeed.cli.terminal import err_console, out_console, spinner
 from polyfeed.cli.view import BookLabel, WatchState
-from polyfeed.net.user import REDACTED_API_KEY
-from polyfeed.record.format import META_FILE
-from polyfeed.record.run import record
+from polyfeed.record.format import META_FILE, REDACTED_API_KEY
 from polyfeed.record.writer import Recorder
 from polyfeed.sim.account import SIM_ADDRESS, SIM_CREDENTIALS
+from polyfeed.sinks.record import record
 from polyfeed.stream import MarketStream
 from polyfeed.wire import Credentials
 

@@ -8,7 +8,7 @@ Polymarket's own WebSocket protocol.
 - ``--serve`` serves the recording as the venue until Ctrl-C or ``--seconds``: its market channel on
   ``ws://HOST:PORT/ws/market`` to any client (the quickstart's included) and the book REST calls on
   ``http://HOST:PORT`` (``/book``, ``/books``, ``/price``, ``/midpoint``, ``/tick-size``), both from one
-  shared timeline (:mod:`polyfeed.record.serve`).
+  shared timeline (:mod:`polyfeed.replay.serve`).
 
 A damaged recording (a segment missing, a frame that fails its checksum) is replayed past the damage:
 each loss is a line on stderr, the books go stale there as after a live disconnect and are live again
@@ -47,9 +47,9 @@ from polyfeed.cli.view import BookLabel, WatchState, render_screen
 from polyfeed.cli.watch import Depth, draw
 from polyfeed.errors import PolyfeedError
 from polyfeed.record import RecordingInfo, recording_info
-from polyfeed.record.replay import Replay
-from polyfeed.record.run import replay_paced
-from polyfeed.record.serve import RecordingServer
+from polyfeed.replay.paced import replay_paced
+from polyfeed.replay.replay import Replay
+from polyfeed.replay.serve import RecordingServer
 from polyfeed.session import Event, encode_event
 
 __all__ = ["EPILOG", "ReplayView", "parse_speed", "replay_command"]

@@ -58,6 +58,7 @@ from polyfeed.record.format import (
     encode_marker,
 )
 from polyfeed.session import Event, MarketSession
+from polyfeed.session.base import CLOSED_BY_CLIENT
 from polyfeed.venue import WS_SCHEMES, check_url
 from polyfeed.wire import Book, decode_market
 
@@ -77,8 +78,6 @@ _FRAME = int(RecordKind.FRAME)
 _SENT = int(RecordKind.SENT)
 _MARKER = int(RecordKind.MARKER)
 _REST = int(RecordKind.REST)
-CLOSED_BY_CLIENT = "closed by the client"
-"""The reason of the last ``Disconnected`` of a connection the stream closed (``close``)."""
 
 
 class FrameSink(Protocol):

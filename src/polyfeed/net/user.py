@@ -15,14 +15,12 @@ import msgspec
 from polyfeed.errors import AuthenticationError, PolyfeedError
 from polyfeed.net.connection import Backoff, FrameSink, SessionConnection
 from polyfeed.net.rest import fetch_open_orders, fetch_order, fetch_trades
-from polyfeed.record.format import Channel, RecordKind
+from polyfeed.record.format import REDACTED_API_KEY, Channel, RecordKind
 from polyfeed.session import Event
 from polyfeed.session.user import UserSession
 
 __all__ = ["REDACTED_API_KEY", "UserConnection"]
 
-REDACTED_API_KEY = "<redacted-api-key>"
-"""What a recording holds where the venue sent your API key."""
 _FRAME = int(RecordKind.FRAME)
 
 log = logging.getLogger(__name__)

@@ -33,6 +33,7 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "GAP_MARKER",
+    "REDACTED_API_KEY",
     "TIMER_MARKER",
     "AnyMarker",
     "BookMetadata",
@@ -68,6 +69,8 @@ SEGMENT_HEADER = struct.Struct("<4sHH")  # magic, format version, flags (0)
 RECORD_HEADER = struct.Struct("<IBBIQ")  # payload length, kind, channel, connection, recv_ns
 RECORD_HEADER_SIZE = RECORD_HEADER.size  # 18
 NEVER_NS = 1 << 64  # after every u64 recv_ns
+REDACTED_API_KEY = "<redacted-api-key>"
+"""What a recording holds where the venue sent your API key (the secret and passphrase are never in it)."""
 GAP_MARKER = "gap"
 """The marker a reader yields where records were lost (a missing or damaged segment); never written."""
 STOPPED_MARKER = "stopped"

@@ -88,7 +88,7 @@ class Recorder:
         level: the zstd compression level.
         meta: the caller's own description (assets, URLs, command line); stored in ``meta.json``.
         on_failure: called once, with :attr:`failed`, when a write fails (on the thread that wrote: the
-            stream's event loop). It must not raise; :func:`polyfeed.record.run.record` ends the run.
+            stream's event loop). It must not raise; :func:`polyfeed.sinks.record.record` ends the run.
 
     Not thread-safe: one writer, on the stream's event loop. Also a context manager, closing on exit.
 

@@ -9,7 +9,10 @@ from polyfeed.errors import FrameDecodeError
 from polyfeed.session.events import ConnectFailed, DecodeFailed, Event
 from polyfeed.wire import PING
 
-__all__ = ["ChannelSession"]
+__all__ = ["CLOSED_BY_CLIENT", "ChannelSession"]
+
+CLOSED_BY_CLIENT = "closed by the client"
+"""The reason of the last ``Disconnected`` of a connection the stream closed itself (an orderly stop)."""
 
 log = logging.getLogger("polyfeed.session")
 NS = 1_000_000_000

@@ -28,6 +28,13 @@ class Connection:
     zombie: bool = False
     delay_left: int = 0
     delay_ms: int = 0
+    sending: bool = False
+    """A frame taken from the queue is on its way (a slow reader holds its send)."""
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing on its way: every frame given to it has been written."""
+        return not self.sending and self.queue.empty()
 
 
 async def write_loop(conn: Connection, on_sent: Callable[[], None]) -> None:
@@ -37,13 +44,17 @@ async def write_loop(conn: Connection, on_sent: Callable[[], None]) -> None:
         text = await conn.queue.get()
         if text is None or ws.closed:
             return
-        if conn.delay_left:
-            conn.delay_left -= 1
-            await asyncio.sleep(conn.delay_ms / 1000)
+        conn.sending = True
         try:
-            await ws.send_str(text)
-        except ConnectionError:
-            return
+            if conn.delay_left:
+                conn.delay_left -= 1
+                await asyncio.sleep(conn.delay_ms / 1000)
+            try:
+                await ws.send_str(text)
+            except ConnectionError:
+                return
+        finally:
+            conn.sending = False
         on_sent()
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from polyfeed.errors import RecordingError
 from polyfeed.record import Channel, Recorder, RecordKind
-from polyfeed.record.export import TABLES, export_parquet
+from polyfeed.replay.export import TABLES, export_parquet
 from polyfeed.sim import Exchange
 from polyfeed.sim.frames import book_frame, encode_outbound, rest_book
 from polyfeed.wire import Book, LastTradePrice, PriceChange, PriceLevel, encode_market_subscription

@@ -16,7 +16,7 @@ from polyfeed.book import BookStatus, CheckKind
 from polyfeed.net import Backoff
 from polyfeed.record import Recorder, read_recording
 from polyfeed.record.format import Channel, Damage, RecordKind
-from polyfeed.record.replay import Replay, replay
+from polyfeed.replay.replay import Replay, replay
 from polyfeed.session import (
     Disconnected,
     Event,

@@ -1,5 +1,5 @@
 """The CLOB REST calls on books (spec 8.1) for a served recording, answered from the books its replay
-has rebuilt (:class:`polyfeed.record.serve.RecordingServer` says which books those are).
+has rebuilt (:class:`polyfeed.replay.serve.RecordingServer` says which books those are).
 
 The shapes are the venue's, as the local exchange (``polyfeed.sim.rest``) gives them; they are written
 here again because the replay layer must not depend on the simulator. Unknown tokens get 404

@@ -7,7 +7,7 @@ query when arithmetic is needed). The columns are documented in ``docs/recording
 "Parquet export".
 
 Frames are decoded with :func:`polyfeed.wire.decode_market`; the books behind ``top_of_book`` are kept
-by :class:`polyfeed.record.top_of_book.TopOfBook` (a row per burst end, verified by the venue's hash, or
+by :class:`polyfeed.replay.top_of_book.TopOfBook` (a row per burst end, verified by the venue's hash, or
 every change), a ``REST`` record's body (a resync's ``GET /book``) applied as a snapshot. A time window
 (``from_ns``, ``until_ns``) still builds the books from the recording's start and reads a little past
 the window's end, so its rows are exactly the whole export's rows inside it. A frame that does not
@@ -28,7 +28,7 @@ from polyfeed.book import price_key
 from polyfeed.errors import FrameDecodeError, RecordingError
 from polyfeed.record.format import Channel, Damage, RecordKind
 from polyfeed.record.reader import read_recording
-from polyfeed.record.top_of_book import Row, TopOfBook
+from polyfeed.replay.top_of_book import Row, TopOfBook
 from polyfeed.wire import Book, LastTradePrice, PriceChange, PriceLevel, TickSizeChange, decode_market
 
 try:

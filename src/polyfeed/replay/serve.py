@@ -7,7 +7,7 @@ recorded pace (``None``: as fast as the slowest subscriber reads), like the venu
 starts at the first subscription (at ``from_ns``, or the recording's start) and moves only while some
 connection is subscribed to at least one token; when nobody listens it waits where it is, so a client
 that reconnects resumes where it left, as on the venue. Every market frame is applied to the
-timeline's books (:class:`polyfeed.record.timeline_books.TimelineBooks`), whoever it is sent to.
+timeline's books (:class:`polyfeed.replay.timeline_books.TimelineBooks`), whoever it is sent to.
 
 **WebSocket** (``/ws/market``, spec 1-3, 12):
 
@@ -36,7 +36,7 @@ timeline's books (:class:`polyfeed.record.timeline_books.TimelineBooks`), whoeve
   disconnections left. With ``initial_dump: false`` no snapshot is sent, synthesized or recorded.
 
 **REST** (``GET /book``, ``POST /books``, ``GET /price``, ``GET /midpoint``, ``GET /tick-size``; spec 8.1,
-:mod:`polyfeed.record.venue_rest`): answered from the shared timeline's books at the moment of the call;
+:mod:`polyfeed.replay.venue_rest`): answered from the shared timeline's books at the moment of the call;
 a token the timeline has not reached yet answers with its first recorded book, so that books exist
 before anyone subscribes (``MarketStream`` POSTs ``/books`` for the metadata first). Before serving, the
 recording is read once for those first books, each token's market and the ``metadata`` markers (a
@@ -62,8 +62,8 @@ from polyfeed.book import OrderBook
 from polyfeed.errors import FrameDecodeError
 from polyfeed.record.format import Channel, Record, RecordKind
 from polyfeed.record.reader import read_recording
-from polyfeed.record.timeline_books import TimelineBooks, decode_record, scan
-from polyfeed.record.venue_rest import VenueRest, book_snapshot
+from polyfeed.replay.timeline_books import TimelineBooks, decode_record, scan
+from polyfeed.replay.venue_rest import VenueRest, book_snapshot
 from polyfeed.wire import (
     BestBidAsk,
     Book,

@@ -17,7 +17,7 @@ import pytest
 from polyfeed.book import BookStatus, CheckKind, OrderBook
 from polyfeed.errors import RecordingFormatError
 from polyfeed.record import Channel, Recorder, RecordKind, read_recording
-from polyfeed.record.serve import RecordingServer
+from polyfeed.replay.serve import RecordingServer
 from polyfeed.session import Event, MessageReceived
 from polyfeed.sim import Exchange
 from polyfeed.sim.frames import book_frame, encode_outbound

@@ -10,7 +10,7 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from polyfeed.record.top_of_book import FINAL_NS, SETTLE_NS, Row, TopOfBook
+from polyfeed.replay.top_of_book import FINAL_NS, SETTLE_NS, Row, TopOfBook
 from polyfeed.sim import Exchange
 from polyfeed.sim.frames import book_frame, encode_outbound
 from polyfeed.wire import Book, LastTradePrice, MarketMessage, PriceChange, TickSizeChange, decode_market

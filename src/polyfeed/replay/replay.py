@@ -31,9 +31,8 @@ import msgspec
 
 from polyfeed.book import OrderBook
 from polyfeed.errors import InvalidLevelError
-from polyfeed.net.connection import CLOSED_BY_CLIENT
-from polyfeed.net.user import REDACTED_API_KEY
 from polyfeed.record.format import (
+    REDACTED_API_KEY,
     BookMissingMarker,
     Channel,
     ConnectFailedMarker,
@@ -51,6 +50,7 @@ from polyfeed.record.format import (
 )
 from polyfeed.record.reader import read_recording
 from polyfeed.session import Event, MarketSession, SessionConfig
+from polyfeed.session.base import CLOSED_BY_CLIENT
 from polyfeed.session.user import UserSession, UserState
 from polyfeed.wire import Book, Credentials, Order, Trade, decode_market
 

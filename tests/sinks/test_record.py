@@ -10,10 +10,11 @@ from pathlib import Path
 
 from polyfeed.book import BookStatus
 from polyfeed.record import Channel, RecordKind, read_recording, recording_info
-from polyfeed.record.replay import Replay
-from polyfeed.record.run import record, replay_paced
+from polyfeed.replay.paced import replay_paced
+from polyfeed.replay.replay import Replay
 from polyfeed.sim import Simulator
 from polyfeed.sim.account import SIM_ADDRESS, SIM_CREDENTIALS
+from polyfeed.sinks.record import record
 
 BOUND_S = 60
 
@@ -65,7 +66,7 @@ def test_both_channels_recorded_until_cancelled_then_replayed(tmp_path: Path) ->
 
 JOB = """
 import asyncio, sys
-from polyfeed.record.run import record
+from polyfeed.sinks.record import record
 async def main():
     task = asyncio.create_task(record(sys.argv[1], sys.argv[4:], ws_url=sys.argv[2], rest_url=sys.argv[3]))
     from polyfeed.record import recording_info

@@ -11,12 +11,10 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from polyfeed.record.format import Damage, Record
-from polyfeed.record.replay import Replay, replay
 from polyfeed.record.writer import Recorder
 from polyfeed.session import Event
 from polyfeed.stream.market import MarketStream
@@ -24,7 +22,7 @@ from polyfeed.stream.user import UserStream
 from polyfeed.venue import Venue
 from polyfeed.wire import Credentials
 
-__all__ = ["RecordSummary", "record", "replay_paced"]
+__all__ = ["RecordSummary", "record"]
 
 
 @dataclass
@@ -146,33 +144,3 @@ async def record(
             time.monotonic() - started,
         )
     return summary
-
-
-async def replay_paced(
-    directory: str | Path,
-    *,
-    speed: float | None = None,
-    from_ns: int | None = None,
-    until_ns: int | None = None,
-    state: Replay | None = None,
-    on_damage: Callable[[Damage], None] | None = None,
-) -> AsyncIterator[tuple[Record, list[Event]]]:
-    """:func:`polyfeed.record.replay.replay` at ``speed`` times the recorded pace (``None``: as fast as
-    possible, yielding to the event loop now and then); losses in the recording go to ``on_damage``."""
-    loop = asyncio.get_running_loop()
-    start_wall = loop.time()
-    start_ns: int | None = None
-    count = 0
-    records = replay(directory, from_ns=from_ns, until_ns=until_ns, state=state, on_damage=on_damage)
-    for record, events in records:
-        if speed:
-            if start_ns is None:
-                start_ns = record.recv_ns
-            delay = start_wall + (record.recv_ns - start_ns) / 1e9 / speed - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        else:
-            count += 1
-            if count % 4096 == 0:
-                await asyncio.sleep(0)
-        yield record, events
