@@ -272,7 +272,8 @@ class SessionConnection(Generic[S]):
                 self._dispatch(self.session.connect_failed(now, failure))
                 fatal = self._give_up_connecting(exc, failure)
                 if fatal is not None:
-                    log.error("connection %d: %s", self.session.connection_id, fatal)
+                    # raised to the stream, which reports it: logged once more only with -v
+                    log.info("connection %d: %s", self.session.connection_id, fatal)
                     self.error = fatal
                     break
                 delay = self.backoff.delay_s(attempt, self._rng)
