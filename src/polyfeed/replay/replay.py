@@ -33,6 +33,7 @@ from polyfeed.book import OrderBook
 from polyfeed.errors import InvalidLevelError
 from polyfeed.record.format import (
     REDACTED_API_KEY,
+    AnyMarker,
     BookMissingMarker,
     Channel,
     ConnectFailedMarker,
@@ -163,16 +164,9 @@ class Replay:
                     log.warning("recording's metadata marker has an unusable tick size for %s", item.asset_id)
             return []
         if session is not None:
-            if isinstance(marker, TimerMarker):
-                return session.timer(record.recv_ns)[1]
-            if isinstance(marker, DisconnectedMarker):
-                self._connected.discard((_MARKET, record.connection))
-                return session.connection_lost(record.recv_ns, marker.reason)
-            if isinstance(marker, ConnectFailedMarker):
-                return session.connect_failed(record.recv_ns, marker.reason)
-            if isinstance(marker, StoppedMarker):
-                self._stop(_MARKET, record)
-                return []
+            events = self._connection_marker(_MARKET, session, marker, record)
+            if events is not None:
+                return events
             if isinstance(marker, BookMissingMarker):
                 return session.book_missing(marker.asset_id, record.recv_ns)
             if isinstance(marker, ResyncFailedMarker):
@@ -219,17 +213,9 @@ class Replay:
         if kind == _FRAME:
             return session.data_received(record.payload, record.recv_ns)
         if kind == _MARKER:
-            marker = decode_marker(record.payload)
-            if isinstance(marker, TimerMarker):
-                return session.timer(record.recv_ns)[1]
-            if isinstance(marker, DisconnectedMarker):
-                self._connected.discard((_USER, record.connection))
-                return session.connection_lost(record.recv_ns, marker.reason)
-            if isinstance(marker, ConnectFailedMarker):
-                return session.connect_failed(record.recv_ns, marker.reason)
-            if isinstance(marker, StoppedMarker):
-                self._stop(_USER, record)
-                return []
+            done = self._connection_marker(_USER, session, decode_marker(record.payload), record)
+            if done is not None:
+                return done
         if kind == _REST:
             body = _object(record.payload)
             if body is not None and "reconcile" in body:
@@ -237,6 +223,23 @@ class Replay:
                 return session.reconcile(answer.open_orders, answer.looked_up, answer.trades, record.recv_ns)
         self.skipped += 1
         return []
+
+    def _connection_marker(
+        self, channel: int, session: MarketSession | UserSession, marker: AnyMarker | None, record: Record
+    ) -> list[Event] | None:
+        """The markers of a connection's life, the same on both channels (timer, disconnected,
+        connect_failed, stopped); ``None`` for any other."""
+        if isinstance(marker, TimerMarker):
+            return session.timer(record.recv_ns)[1]
+        if isinstance(marker, DisconnectedMarker):
+            self._connected.discard((channel, record.connection))
+            return session.connection_lost(record.recv_ns, marker.reason)
+        if isinstance(marker, ConnectFailedMarker):
+            return session.connect_failed(record.recv_ns, marker.reason)
+        if isinstance(marker, StoppedMarker):
+            self._stop(channel, record)
+            return []
+        return None
 
     # -- stops and gaps --------------------------------------------------------------------------------
 
