@@ -16,9 +16,10 @@ import msgspec
 from polyfeed.book import BookStatus, OrderBook
 from polyfeed.book.prices import PRICE_KEYS, price_key, size_is_valid, size_is_zero
 from polyfeed.errors import InvalidLevelError
-from polyfeed.session import DecodeFailed, MarketSession, SessionConfig
+from polyfeed.session import DecodeFailed, MarketSession, ResyncRequested, SessionConfig
 from polyfeed.sim import Exchange
 from polyfeed.sim.frames import book_frame, encode_outbound
+from tests.driving import connect, feed, missing, resynced
 
 SCALE = int(os.environ.get("POLYFEED_CHAOS_SCALE", "1"))
 FRAMES = 50_000 * SCALE
@@ -133,7 +134,7 @@ def test_a_stream_of_mutated_frames_never_raises_and_never_leaves_a_malformed_le
         clean.extend(encode_outbound(o).encode() for o in exchange.step() if o.channel == "market")
     books: dict[str, OrderBook] = {}
     session = MarketSession(1, assets, books, SessionConfig(resync_burst=10**9, resync_per_minute=10**9))
-    session.connection_made(0)
+    connect(session, 0)
     mutators: list[Callable[[bytes], bytes]] = [
         lambda f: _mutate_text(rng, f),
         lambda f: _mutate_json(rng, f, assets),
@@ -143,27 +144,29 @@ def test_a_stream_of_mutated_frames_never_raises_and_never_leaves_a_malformed_le
     for n in range(FRAMES):
         if n % 5_000 == 0:  # now and then the venue sends every book again (a resubscription)
             for dump in dumps:
-                session.data_received(dump, now)
+                feed(session, dump, now)
         frame = clean[n % len(clean)]
         if rng.random() < 0.3:
             frame = rng.choice(mutators)(frame)
             mutated += 1
         now += 1_000_000
-        events = session.data_received(frame, now)
-        decode_failed += sum(1 for e in events if isinstance(e, DecodeFailed))
+        session.receive_data(frame, now)  # its requests wait until the next timer tick is answered
+        decode_failed += sum(1 for e in session.events_received() if isinstance(e, DecodeFailed))
         if n % 97 == 0:
             session.timer(now)
-            for asset in session.pending_resyncs:  # the REST answer: the exchange's book of the moment
-                if asset in exchange.by_asset:
-                    session.resync_received(exchange.book(asset), now)
-                else:  # its market resolved: 404
-                    session.book_missing(asset, now)
-            session.pending_resyncs.clear()
+            session.events_received()
+            while requests := session.requests_received():
+                for request in requests:  # the answer: the exchange's book of the moment
+                    assert isinstance(request, ResyncRequested)
+                    if request.asset_id in exchange.by_asset:
+                        resynced(session, exchange.book(request.asset_id), now)
+                    else:  # its market resolved: 404
+                        missing(session, request.asset_id, now)
         if n % 499 == 0:
             _assert_live_books_hold_only_valid_levels(books)
     _assert_live_books_hold_only_valid_levels(books)
     assert session.decode_failures == decode_failed > 0, "every frame that did not decode was counted"
     assert mutated > FRAMES // 4
     for dump in dumps:  # the venue sends every book again: the stream takes them, whatever came before
-        session.data_received(dump, now + S)
+        feed(session, dump, now + S)
     assert all(b.status is BookStatus.LIVE for b in books.values()), "the stream carried on"

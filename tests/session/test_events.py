@@ -15,14 +15,17 @@ from polyfeed.book import BookStatus
 from polyfeed.session import events
 from polyfeed.session.events import (
     AnyEvent,
+    AnyRequest,
     BookUpdated,
     ConnectFailed,
+    CredentialsRejected,
     DecodeFailed,
     Disconnected,
     Event,
     MessageReceived,
     OrderUpdated,
     Reconciled,
+    ReconcileRequested,
     Reconnected,
     Resynced,
     ResyncRequested,
@@ -182,6 +185,8 @@ def example_events() -> list[Event]:
         DecodeFailed(**HEAD, error="frame is not valid JSON", raw='{"event_type": "pri'),
         OrderUpdated(**HEAD, order_id=order.id, status="LIVE", size_matched="0", order=order),
         TradeUpdated(**HEAD, trade_id=trade.id, status="MATCHED", new=True, trade=trade),
+        ReconcileRequested(**HEAD),
+        CredentialsRejected(**HEAD, failures=3),
         Reconciled(
             **HEAD,
             orders_added=("a",),
@@ -350,3 +355,8 @@ def test_every_captured_message_reads_back_inside_a_message_received(polymarket_
         for seq, message in enumerate(messages):
             event = MessageReceived(recv_ns=1, seq=seq, connection_id=1, message=message)
             assert DECODE(encode_event(event)) == event, path.name
+
+
+def test_every_request_is_an_event_of_the_union() -> None:
+    assert set(get_args(AnyRequest)) <= set(get_args(AnyEvent))
+    assert set(get_args(AnyRequest)) == {ResyncRequested, ReconcileRequested, CredentialsRejected}

@@ -21,6 +21,7 @@ from polyfeed.session import (
 from polyfeed.sim import Exchange
 from polyfeed.sim.frames import book_frame, encode_outbound
 from polyfeed.wire import PING, Book, PriceChange, PriceChangeEntry, decode_market
+from tests.driving import connect, feed, lose, missing, resynced, subscribed, tick, unsubscribed
 
 S = 1_000_000_000
 
@@ -43,24 +44,24 @@ def started(
 ) -> tuple[MarketSession, dict[str, OrderBook]]:
     books: dict[str, OrderBook] = {}
     session = MarketSession(1, assets, books, config)
-    session.connection_made(0)
+    connect(session, 0)
     for frame in initial_frames(exchange, assets):
-        session.data_received(frame, 1)
+        feed(session, frame, 1)
     return session, books
 
 
 def test_the_subscription_comes_first_and_pings_follow_on_schedule() -> None:
     session = MarketSession(1, ["b", "a"], {})
-    assert session.timer(100 * S) == ([], []), "nothing, and never a PING, before the subscription"
-    (first,) = session.connection_made(0)
+    assert tick(session, 100 * S) == ([], []), "nothing, and never a PING, before the subscription"
+    (first,) = connect(session, 0)
     assert json.loads(first) == {
         "type": "market",
         "assets_ids": ["a", "b"],
         "initial_dump": True,
         "custom_feature_enabled": False,
     }
-    assert session.timer(9 * S)[0] == []
-    assert session.timer(10 * S)[0] == [PING]
+    assert tick(session, 9 * S)[0] == []
+    assert tick(session, 10 * S)[0] == [PING]
     assert session.next_timer_ns() <= 20 * S
 
 
@@ -70,8 +71,8 @@ def test_books_follow_the_stream_and_only_subscribed_assets_get_books() -> None:
     session, books = started([yes], exchange)
     events = []
     for n, frame in enumerate(flow(exchange, {yes}, 3_000)):
-        events += session.data_received(frame, (2 + n) * 1_000_000)
-    session.timer(10**6 * S)
+        events += feed(session, frame, (2 + n) * 1_000_000)
+    tick(session, 10**6 * S)
     assert set(books) == {yes}, "the complement's mirrored entries create no book"
     assert books[yes].status is BookStatus.LIVE
     assert books[yes].checks.total_failed == 0, books[yes].last_failure
@@ -89,27 +90,27 @@ def test_a_silent_connection_is_a_zombie_after_its_own_deadline() -> None:
     now = 1
     for frame in flow(exchange, {yes}, 400):
         now += 10_000_000  # a busy connection: a frame every 10 ms
-        session.data_received(frame, now)
+        feed(session, frame, now)
     assert session.idle_deadline_s == 15.0, "busy: the shortest deadline"
-    session.timer(now + 14 * S)
+    tick(session, now + 14 * S)
     assert session.close_reason is None
-    session.timer(now + 16 * S)
+    tick(session, now + 16 * S)
     assert session.close_reason is not None and "zombie" in session.close_reason
 
 
 def test_a_missing_pong_closes_the_connection() -> None:
     session = MarketSession(1, ["a"], {}, SessionConfig(min_idle_s=1000, max_idle_s=1000))
-    session.connection_made(0)
-    session.timer(10 * S)  # PING sent
-    session.timer(35 * S)
+    connect(session, 0)
+    tick(session, 10 * S)  # PING sent
+    tick(session, 35 * S)
     assert session.close_reason is None
-    session.timer(41 * S)
+    tick(session, 41 * S)
     assert session.close_reason == "no PONG for 30 s"
     fresh = MarketSession(2, ["a"], {}, SessionConfig(min_idle_s=1000, max_idle_s=1000))
-    fresh.connection_made(0)
-    fresh.timer(10 * S)
-    fresh.data_received("PONG", 11 * S)
-    fresh.timer(45 * S)
+    connect(fresh, 0)
+    tick(fresh, 10 * S)
+    feed(fresh, "PONG", 11 * S)
+    tick(fresh, 45 * S)
     assert fresh.close_reason is None
 
 
@@ -117,14 +118,14 @@ def test_disconnect_makes_books_stale_and_the_reconnect_reports_the_gap() -> Non
     exchange = Exchange(markets=1, seed=4)
     yes = exchange.markets[0].yes
     session, books = started([yes], exchange)
-    lost = session.connection_lost(5 * S, "reset")
+    lost = lose(session, 5 * S, "reset")
     assert isinstance(lost[-1], Disconnected) and lost[-1].assets == (yes,)
     assert any(isinstance(e, StatusChanged) and e.new is BookStatus.STALE for e in lost)
     assert books[yes].status is BookStatus.STALE
-    session.connection_made(7 * S)
+    connect(session, 7 * S)
     back = []
     for frame in initial_frames(exchange, [yes]):
-        back += session.data_received(frame, 8 * S)
+        back += feed(session, frame, 8 * S)
     (reconnected,) = [e for e in back if isinstance(e, Reconnected)]
     assert reconnected.gap_ns == 8 * S - 1, "from the last data before the loss to the first after"
     assert books[yes].status is BookStatus.LIVE
@@ -152,8 +153,8 @@ def test_a_corrupted_level_is_caught_resynced_from_rest_and_buffered_updates_rep
             )
         ],
     )
-    session.data_received(msgspec.json.encode(corrupt), 2 * S)
-    _, events = session.timer(20 * S)
+    feed(session, msgspec.json.encode(corrupt), 2 * S)
+    _, events = tick(session, 20 * S)
     assert any(isinstance(e, StatusChanged) and e.new is BookStatus.SUSPECT for e in events)
     (request,) = [e for e in events if isinstance(e, ResyncRequested)]
     assert request.asset_id == yes
@@ -162,10 +163,10 @@ def test_a_corrupted_level_is_caught_resynced_from_rest_and_buffered_updates_rep
     # would supersede the resync (tested by the books' equality either way).
     later = [f for f in flow(exchange, {yes}, 300) if b'"event_type":"book"' not in f]
     for frame in later:
-        session.data_received(frame, 21 * S)
-    (resynced,) = [e for e in session.resync_received(rest_snapshot, 22 * S) if isinstance(e, Resynced)]
-    assert resynced.replayed > 0
-    session.timer(10**6 * S)
+        feed(session, frame, 21 * S)
+    (done,) = [e for e in resynced(session, rest_snapshot, 22 * S) if isinstance(e, Resynced)]
+    assert done.replayed > 0
+    tick(session, 10**6 * S)
     assert books[yes].status is BookStatus.LIVE
     now = exchange.book(yes)
     assert books[yes].wire_levels() == (now.bids, now.asks), "REST book + replayed updates = the venue's"
@@ -189,11 +190,9 @@ def test_resyncs_are_budgeted() -> None:
         )
         # stamped before the snapshots: the venue's clock has passed it, so its checks run at once
         requests.extend(
-            e
-            for e in session.data_received(msgspec.json.encode(bad), 2 * S)
-            if isinstance(e, ResyncRequested)
+            e for e in feed(session, msgspec.json.encode(bad), 2 * S) if isinstance(e, ResyncRequested)
         )
-    for event in session.timer(20 * S)[1]:
+    for event in tick(session, 20 * S)[1]:
         if isinstance(event, ResyncRequested):
             requests.append(event)
     assert len(requests) == 1, "one REST call allowed, the other suspect book waits"
@@ -204,21 +203,21 @@ def test_a_malformed_frame_is_counted_and_the_stream_goes_on() -> None:
     exchange = Exchange(markets=1, seed=7)
     yes = exchange.markets[0].yes
     session, books = started([yes], exchange)
-    (failed,) = session.data_received(b'{"event_type": "price_change", "market": "0x', 2 * S)
+    (failed,) = feed(session, b'{"event_type": "price_change", "market": "0x', 2 * S)
     assert isinstance(failed, DecodeFailed) and failed.raw.startswith(b'{"event_type"')
     assert session.decode_failures == 1
     for frame in flow(exchange, {yes}, 200):
-        session.data_received(frame, 3 * S)
+        feed(session, frame, 3 * S)
     assert books[yes].status is BookStatus.LIVE
 
 
 def test_operations_in_place_skip_duplicates() -> None:
     session = MarketSession(1, ["a"], {})
-    session.connection_made(0)
-    assert session.subscribe(["a"]) == []
-    (frame,) = session.subscribe(["a", "b"])
+    connect(session, 0)
+    assert subscribed(session, ["a"]) == []
+    (frame,) = subscribed(session, ["a", "b"])
     assert json.loads(frame) == {"operation": "subscribe", "assets_ids": ["b"], "initial_dump": True}
-    (frame,) = session.unsubscribe(["a", "z"])
+    (frame,) = unsubscribed(session, ["a", "z"])
     assert json.loads(frame) == {"operation": "unsubscribe", "assets_ids": ["a"]}
     assert session.assets == {"b"}
 
@@ -230,7 +229,7 @@ def test_a_print_reaches_the_books_of_its_market_only_also_when_it_names_the_com
     session, books = started(assets, exchange)
     before = books[a.no].last_trade_price
     for i, frame in enumerate(flow(exchange, set(assets), 6000)):
-        session.data_received(frame, (2 + i) * 1000)
+        feed(session, frame, (2 + i) * 1000)
     for book in books.values():
         book.settle(final=True)
     assert books[a.no].last_trade_price == exchange.book(a.no).last_trade_price != before
@@ -251,9 +250,9 @@ def silent(session: MarketSession, since_ns: int) -> int:
     while session.close_reason is None:
         now += S
         assert now - since_ns <= 3600 * S, "the session never gave up on the silence"
-        frames, _ = session.timer(now)
+        frames, _ = tick(session, now)
         if PING in frames:
-            session.data_received("PONG", now)
+            feed(session, "PONG", now)
     return now
 
 
@@ -261,10 +260,10 @@ def reconnect(session: MarketSession, exchange: Exchange, assets: list[str], clo
     """The driver's reconnect: the loss, a new connection a second later, the venue's initial dump a
     second after that (the books as the exchange has them now); returns the time of the dump."""
     assert session.close_reason is not None
-    session.connection_lost(closed_ns, session.close_reason)
-    session.connection_made(closed_ns + S)
+    lose(session, closed_ns, session.close_reason)
+    connect(session, closed_ns + S)
     for frame in initial_frames(exchange, assets):
-        session.data_received(frame, closed_ns + 2 * S)
+        feed(session, frame, closed_ns + 2 * S)
     return closed_ns + 2 * S
 
 
@@ -284,7 +283,7 @@ def test_a_quiet_market_doubles_its_idle_deadline_up_to_the_cap_and_trading_rese
     assert deadlines == [15.0, 30.0, 60.0, 120.0, 240.0, 480.0, 600.0, 600.0], "doubling, capped"
     assert (session.quiet_confirmed, session.zombies_detected) == (8, 0)
     for frame in flow(exchange, set(assets), 50):  # the market trades again
-        session.data_received(frame, last_data + S)
+        feed(session, frame, last_data + S)
     assert session.idle_deadline_s == 15.0, "normal data brings back the adaptive deadline"
 
 
@@ -313,17 +312,17 @@ def test_the_verdict_waits_for_every_live_book_or_for_the_new_snapshots_to_settl
     assets = exchange.asset_ids()
     session, _ = started(assets, exchange)
     closed = silent(session, 1)
-    session.connection_lost(closed, "no data")
-    session.connection_made(closed + S)
+    lose(session, closed, "no data")
+    connect(session, closed + S)
     first, second, *_ = initial_frames(exchange, assets)
-    session.data_received(first, closed + 2 * S)
-    session.data_received(second, closed + 2 * S)
+    feed(session, first, closed + 2 * S)
+    feed(session, second, closed + 2 * S)
     assert session.quiet_confirmed == 0, "two of the four books have not been compared yet"
-    session.timer(closed + 2 * S + 2 * S)
+    tick(session, closed + 2 * S + 2 * S)
     assert session.quiet_confirmed == 0, "the new snapshots may still be coming"
     # Two snapshots never come (resubscribing may bring none, spec 11.2): once the connection has been
     # quiet for final_settle_after_s, the two that came decide.
-    session.timer(closed + 2 * S + 3 * S)
+    tick(session, closed + 2 * S + 3 * S)
     assert (session.quiet_confirmed, session.idle_deadline_s) == (1, 30.0)
 
 
@@ -344,14 +343,14 @@ def test_notices_and_other_markets_broadcasts_do_not_hide_a_zombie() -> None:
     now = 1
     while session.close_reason is None:
         now += S
-        session.data_received(chatter.get(now - 1, b"PONG"), now)
-        session.timer(now)
+        feed(session, chatter.get(now - 1, b"PONG"), now)
+        tick(session, now)
     assert now - 1 == 16 * S, "only data about this connection's assets moves its idle clock"
     assert session.resolved_assets == set(), "another market's resolution resolves nothing here"
-    session.connection_lost(now, session.close_reason)
-    session.connection_made(now + S)
-    assert not any(isinstance(e, Reconnected) for e in session.data_received("NO NEW ASSETS", now + S))
-    back = session.data_received(initial_frames(exchange, [m0.yes])[0], now + 2 * S)
+    lose(session, now, session.close_reason)
+    connect(session, now + S)
+    assert not any(isinstance(e, Reconnected) for e in feed(session, "NO NEW ASSETS", now + S))
+    back = feed(session, initial_frames(exchange, [m0.yes])[0], now + 2 * S)
     assert any(isinstance(e, Reconnected) for e in back), "data is back with the first snapshot"
 
 
@@ -360,15 +359,15 @@ def test_a_connection_whose_markets_all_resolved_gets_the_longest_deadline() -> 
     m0, m1, _ = exchange.markets
     follow = [m0.yes, m0.no, m1.yes]
     session = MarketSession(1, follow, {}, SessionConfig(custom_feature_enabled=True))
-    (subscription,) = session.connection_made(0)
+    (subscription,) = connect(session, 0)
     assert json.loads(subscription)["custom_feature_enabled"] is True, "market_resolved needs it"
     for frame in initial_frames(exchange, follow):
-        session.data_received(frame, 1)
+        feed(session, frame, 1)
 
     def resolve(market: object, now_ns: int) -> None:
         for out in exchange.resolve_market(market):  # type: ignore[arg-type]
             if out.channel == "broadcast":
-                session.data_received(msgspec.json.encode(out.message), now_ns)
+                feed(session, msgspec.json.encode(out.message), now_ns)
 
     resolve(m0, 2 * S)
     assert session.resolved_assets == {m0.yes, m0.no}
@@ -413,8 +412,8 @@ def made_suspect(session: MarketSession, asset: str, ts: str, now_ns: int) -> li
             }
         ],
     }
-    session.data_received(msgspec.json.encode(wrong), now_ns)
-    return list(session.timer(now_ns + S)[1])
+    feed(session, msgspec.json.encode(wrong), now_ns)
+    return list(tick(session, now_ns + S)[1])
 
 
 def rest_book(asset: str, ts: str, bid: str = "0.41") -> Book:
@@ -430,26 +429,26 @@ def requests_in(events: list[object]) -> list[str]:
 def test_a_rest_book_older_than_the_stream_is_refused_and_the_resync_tried_again() -> None:
     books: dict[str, OrderBook] = {}
     session = MarketSession(1, ["a"], books)
-    session.connection_made(0)
-    session.data_received(hand_book("a", "1000"), 1)
+    connect(session, 0)
+    feed(session, hand_book("a", "1000"), 1)
     assert requests_in(made_suspect(session, "a", "2000", 2 * S)) == ["a"]
-    events = session.resync_received(rest_book("a", "1500"), 4 * S)  # older than the change at 2000
+    events = resynced(session, rest_book("a", "1500"), 4 * S)  # older than the change at 2000
     assert not [e for e in events if isinstance(e, Resynced)]
     assert books["a"].status is BookStatus.SUSPECT and session.resyncs_failed == 1
     assert books["a"].best_bid is not None and str(books["a"].best_bid.price) == "0.41", "not taken back"
-    assert requests_in(list(session.timer(4 * S + S // 2)[1])) == [], "not before the pause"
-    assert requests_in(list(session.timer(5 * S + 1)[1])) == ["a"]
-    events = session.resync_received(rest_book("a", "2500"), 6 * S)
+    assert requests_in(list(tick(session, 4 * S + S // 2)[1])) == [], "not before the pause"
+    assert requests_in(list(tick(session, 5 * S + 1)[1])) == ["a"]
+    events = resynced(session, rest_book("a", "2500"), 6 * S)
     assert [e for e in events if isinstance(e, Resynced)] and books["a"].status is BookStatus.LIVE
 
 
 def test_a_rest_book_with_a_timestamp_that_is_not_an_integer_is_refused_without_an_exception() -> None:
     books: dict[str, OrderBook] = {}
     session = MarketSession(1, ["a"], books)
-    session.connection_made(0)
-    session.data_received(hand_book("a", "1000"), 1)
+    connect(session, 0)
+    feed(session, hand_book("a", "1000"), 1)
     made_suspect(session, "a", "2000", 2 * S)
-    events = session.resync_received(rest_book("a", "2026-12-02T20:00:00Z"), 4 * S)
+    events = resynced(session, rest_book("a", "2026-12-02T20:00:00Z"), 4 * S)
     assert not [e for e in events if isinstance(e, Resynced)]
     assert books["a"].status is BookStatus.SUSPECT and session.resyncs_failed == 1
 
@@ -457,29 +456,29 @@ def test_a_rest_book_with_a_timestamp_that_is_not_an_integer_is_refused_without_
 def test_a_failed_resync_is_tried_again_with_a_pause_that_doubles() -> None:
     books: dict[str, OrderBook] = {}
     session = MarketSession(1, ["a"], books, SessionConfig(resync_retry_s=1.0, max_resync_retry_s=3.0))
-    session.connection_made(0)
-    session.data_received(hand_book("a", "1000"), 1)
+    connect(session, 0)
+    feed(session, hand_book("a", "1000"), 1)
     made_suspect(session, "a", "2000", 2 * S)
     now = 10 * S
     for pause_s in (1, 2, 3, 3):  # doubling, capped
         session.resync_failed("a", now)
         assert session.next_timer_ns() <= now + pause_s * S
-        assert requests_in(list(session.timer(now + pause_s * S - 1)[1])) == []
+        assert requests_in(list(tick(session, now + pause_s * S - 1)[1])) == []
         now += pause_s * S
-        assert requests_in(list(session.timer(now)[1])) == ["a"]
+        assert requests_in(list(tick(session, now)[1])) == ["a"]
     assert session.resyncs_failed == 4
 
 
 def test_a_resync_the_budget_deferred_is_asked_for_once_the_budget_allows() -> None:
     books: dict[str, OrderBook] = {}
     session = MarketSession(1, ["a", "b"], books, SessionConfig(resync_burst=1, resync_per_minute=30.0))
-    session.connection_made(0)
-    session.data_received(hand_book("a", "1000"), 1)
-    session.data_received(hand_book("b", "1000"), 1)
+    connect(session, 0)
+    feed(session, hand_book("a", "1000"), 1)
+    feed(session, hand_book("b", "1000"), 1)
     made_suspect(session, "a", "2000", 2 * S)
     assert requests_in(made_suspect(session, "b", "2000", 2 * S)) == [], "the budget is spent"
-    assert requests_in(list(session.timer(4 * S)[1])) == [], "a token comes back after 2 s"
-    assert requests_in(list(session.timer(6 * S)[1])) == ["b"]
+    assert requests_in(list(tick(session, 4 * S)[1])) == [], "a token comes back after 2 s"
+    assert requests_in(list(tick(session, 6 * S)[1])) == ["b"]
 
 
 # -- checks bounded in the venue's time (issue 12, items 2 and 14) -----------------------------------
@@ -505,16 +504,16 @@ def test_a_wrong_hash_on_a_quiet_token_is_judged_while_another_token_keeps_the_c
     within settle_after_s + final_settle_after_s of the venue's time (issue 12, item 2)."""
     books: dict[str, OrderBook] = {}
     session = MarketSession(1, ["a", "b"], books)
-    session.connection_made(0)
-    session.data_received(hand_book("a", "1000"), 1)
-    session.data_received(hand_book("b", "1000"), 1)
-    session.data_received(stamped_change("a", 2000, "0.41", "5", hash_="0" * 40), 2 * S)
+    connect(session, 0)
+    feed(session, hand_book("a", "1000"), 1)
+    feed(session, hand_book("b", "1000"), 1)
+    feed(session, stamped_change("a", 2000, "0.41", "5", hash_="0" * 40), 2 * S)
     suspect_at = None
     for n in range(1, 500):  # b changes every 10 ms of venue time, every 1 ms of the client's clock
         ts = 2000 + 10 * n
         now = 2 * S + n * 1_000_000
-        session.data_received(stamped_change("b", ts, "0.41" if n % 2 else "0.42", "5"), now)
-        session.timer(now)
+        feed(session, stamped_change("b", ts, "0.41" if n % 2 else "0.42", "5"), now)
+        tick(session, now)
         if suspect_at is None and books["a"].status is BookStatus.SUSPECT:
             suspect_at = ts
     assert suspect_at is not None, "the wrong hash was never judged"
@@ -527,20 +526,20 @@ def test_a_message_of_another_market_a_little_later_does_not_close_a_burst() -> 
     close timestamps may come between the burst's own messages."""
     books: dict[str, OrderBook] = {}
     session = MarketSession(1, ["a", "b"], books)
-    session.connection_made(0)
-    session.data_received(hand_book("a", "1000"), 1)
-    session.data_received(hand_book("b", "1000"), 1)
+    connect(session, 0)
+    feed(session, hand_book("a", "1000"), 1)
+    feed(session, hand_book("b", "1000"), 1)
     final = OrderBook("a", market="0xm", tick_size="0.01")
     final.apply(rest_book("a", "1000", bid="0.40"))
     final.apply(decode_market(stamped_change("a", 2000, "0.41", "5"))[0])
     final.apply(decode_market(stamped_change("a", 2000, "0.42", "5"))[0])
     claims = final.compute_hash("2000")
     # b's messages at 2100 come between the burst's two halves (another market, a close timestamp)
-    session.data_received(stamped_change("a", 2000, "0.41", "5", hash_=claims), 2 * S)
-    session.data_received(stamped_change("b", 2100, "0.41", "5"), 2 * S)
-    session.data_received(stamped_change("a", 2000, "0.42", "5", hash_=claims), 2 * S)
-    session.data_received(stamped_change("b", 2300, "0.42", "5"), 2 * S)
-    session.timer(10 * S)
+    feed(session, stamped_change("a", 2000, "0.41", "5", hash_=claims), 2 * S)
+    feed(session, stamped_change("b", 2100, "0.41", "5"), 2 * S)
+    feed(session, stamped_change("a", 2000, "0.42", "5", hash_=claims), 2 * S)
+    feed(session, stamped_change("b", 2300, "0.42", "5"), 2 * S)
+    tick(session, 10 * S)
     assert books["a"].checks.total_failed == 0 and books["a"].checks.passed[CheckKind.HASH] == 1
     assert books["a"].status is BookStatus.LIVE
 
@@ -553,14 +552,14 @@ def test_books_kept_open_past_the_usual_deadline_say_they_are_unconfirmed() -> N
     session, books = started(assets, exchange)
     last_data = reconnect(session, exchange, assets, silent(session, 1))
     assert session.idle_deadline_s == 30.0, "grown: the market looked quiet"
-    session.timer(last_data + 14 * S)
+    tick(session, last_data + 14 * S)
     assert all(books[a].unconfirmed_since_ns is None for a in assets)
-    session.timer(last_data + 16 * S)
+    tick(session, last_data + 16 * S)
     assert session.close_reason is None, "still open: the grown deadline is 30 s"
     assert all(books[a].unconfirmed_since_ns == last_data + 15 * S for a in assets)
     assert all(books[a].status is BookStatus.LIVE for a in assets)
     for frame in flow(exchange, set(assets), 20)[:1]:
-        session.data_received(frame, last_data + 17 * S)
+        feed(session, frame, last_data + 17 * S)
     assert all(books[a].unconfirmed_since_ns is None for a in assets), "data confirms the connection"
 
 
@@ -570,27 +569,27 @@ def test_books_kept_open_past_the_usual_deadline_say_they_are_unconfirmed() -> N
 def test_a_book_without_a_snapshot_is_asked_of_rest_and_closed_when_the_venue_has_none() -> None:
     books: dict[str, OrderBook] = {}
     session = MarketSession(1, ["a", "gone"], books, SessionConfig(snapshot_timeout_s=10.0))
-    session.connection_made(0)
-    session.data_received(hand_book("a", "1000"), S)
-    assert requests_in(list(session.timer(9 * S)[1])) == []
-    events = list(session.timer(10 * S)[1])
+    connect(session, 0)
+    feed(session, hand_book("a", "1000"), S)
+    assert requests_in(list(tick(session, 9 * S)[1])) == []
+    events = list(tick(session, 10 * S)[1])
     (request,) = [e for e in events if isinstance(e, ResyncRequested)]
     assert request.asset_id == "gone" and "no snapshot" in request.reason
-    closed = session.book_missing("gone", 11 * S)
+    closed = missing(session, "gone", 11 * S)
     assert books["gone"].status is BookStatus.CLOSED and "no book" in books["gone"].status_reason
     assert [e.new for e in closed if isinstance(e, StatusChanged)] == [BookStatus.CLOSED]
     assert session.books_missing == 1 and books["a"].status is BookStatus.LIVE
-    assert requests_in(list(session.timer(100 * S)[1])) == [], "final: never asked again"
+    assert requests_in(list(tick(session, 100 * S)[1])) == [], "final: never asked again"
 
 
 def test_a_book_without_a_snapshot_that_rest_has_goes_live() -> None:
     books: dict[str, OrderBook] = {}
     session = MarketSession(1, ["late"], books, SessionConfig(snapshot_timeout_s=10.0))
-    session.connection_made(0)
-    assert requests_in(list(session.timer(10 * S)[1])) == ["late"]
+    connect(session, 0)
+    assert requests_in(list(tick(session, 10 * S)[1])) == ["late"]
     session.resync_failed("late", 11 * S)  # the REST call failed: tried again, the book still has none
-    assert requests_in(list(session.timer(12 * S)[1])) == ["late"]
-    session.resync_received(rest_book("late", "5000"), 13 * S)
+    assert requests_in(list(tick(session, 12 * S)[1])) == ["late"]
+    resynced(session, rest_book("late", "5000"), 13 * S)
     assert books["late"].status is BookStatus.LIVE
 
 
@@ -598,9 +597,9 @@ def test_a_resolved_market_closes_its_books_and_a_404_closes_a_suspect_one() -> 
     books: dict[str, OrderBook] = {}
     config = SessionConfig(custom_feature_enabled=True)
     session = MarketSession(1, ["a", "b"], books, config)
-    session.connection_made(0)
-    session.data_received(hand_book("a", "1000"), S)
-    session.data_received(hand_book("b", "1000").replace(b'"0xm"', b'"0xn"'), S)
+    connect(session, 0)
+    feed(session, hand_book("a", "1000"), S)
+    feed(session, hand_book("b", "1000").replace(b'"0xm"', b'"0xn"'), S)
     resolved = {
         "event_type": "market_resolved",
         "id": "1",
@@ -610,13 +609,13 @@ def test_a_resolved_market_closes_its_books_and_a_404_closes_a_suspect_one() -> 
         "winning_outcome": "Yes",
         "timestamp": "2000",
     }
-    events = session.data_received(msgspec.json.encode(resolved), 2 * S)
+    events = feed(session, msgspec.json.encode(resolved), 2 * S)
     assert books["a"].status is BookStatus.CLOSED and "market resolved" in books["a"].status_reason
     assert any(isinstance(e, StatusChanged) and e.new is BookStatus.CLOSED for e in events)
     assert requests_in(made_suspect(session, "b", "3000", 3 * S)) == ["b"]
-    session.book_missing("b", 4 * S)  # its market resolved during the flow; no market_resolved came
+    missing(session, "b", 4 * S)  # its market resolved during the flow; no market_resolved came
     assert books["b"].status is BookStatus.CLOSED
-    session.connection_lost(5 * S, "closed by the server")
+    lose(session, 5 * S, "closed by the server")
     assert {b.status for b in books.values()} == {BookStatus.CLOSED}, "closed stays closed"
 
 
@@ -625,11 +624,11 @@ def test_a_rest_answer_that_comes_after_a_snapshot_superseded_its_resync_is_not_
     while the call was out, took the book back in time and left it LIVE and wrong."""
     books: dict[str, OrderBook] = {}
     session = MarketSession(1, ["a"], books)
-    session.connection_made(0)
-    session.data_received(hand_book("a", "1000"), 1)
+    connect(session, 0)
+    feed(session, hand_book("a", "1000"), 1)
     assert requests_in(made_suspect(session, "a", "2000", 2 * S)) == ["a"]
-    session.data_received(hand_book("a", "3000", bid="0.45"), 4 * S)  # the venue's snapshot: newer
-    events = session.resync_received(rest_book("a", "2500", bid="0.39"), 5 * S)  # the slow answer
+    feed(session, hand_book("a", "3000", bid="0.45"), 4 * S)  # the venue's snapshot: newer
+    events = resynced(session, rest_book("a", "2500", bid="0.39"), 5 * S)  # the slow answer
     assert not [e for e in events if isinstance(e, Resynced)]
     book = books["a"]
     assert book.status is BookStatus.LIVE and book.best_bid is not None and str(book.best_bid.price) == "0.45"
@@ -656,7 +655,7 @@ def test_interleaved_entries_apply_once_per_book_with_one_update_each() -> None:
             entry(no, "0.97", "12", "SELL"),
         ],
     )
-    events = session.data_received(msgspec.json.encode(message), 2 * S)
+    events = feed(session, msgspec.json.encode(message), 2 * S)
     updated = [e.asset_id for e in events if isinstance(e, BookUpdated)]
     assert updated == [yes, no]
     bids = {level.price: level.size for level in books[yes].wire_levels()[0]}

@@ -1,10 +1,12 @@
 """The connection driver: one sans-I/O session over a picows WebSocket.
 
-It connects, sends what the session returns, feeds it every frame and timer tick, and reconnects with
-exponential backoff and full jitter; :class:`MarketConnection` also fetches ``GET /book`` when its
-:class:`polyfeed.session.MarketSession` asks for a resync (the user channel's driver, with its REST
-reconciliation, is :class:`polyfeed.net.user.UserConnection`). It reconnects only for these causes,
-never by catching ``Exception``:
+It connects, feeds the session every frame, timer tick and connection event, and after each input
+pulls the session's outputs (:mod:`polyfeed.session.base`): it sends ``data_to_send()``, emits
+``events_received()`` and acts on ``requests_received()``. :class:`MarketConnection` fetches
+``GET /book`` for each :class:`~polyfeed.session.ResyncRequested` (the user channel's driver, with its
+REST reconciliation, is :class:`polyfeed.net.user.UserConnection`). With a recorder, the session is fed
+through a tap (:mod:`polyfeed.session.tap`) that writes every input, so that a replay feeds the same
+inputs to the same code. It reconnects only for these causes, never by catching ``Exception``:
 
 - the connection could not be made: ``OSError`` (refused, reset, unreachable) or ``TimeoutError``;
 - the handshake failed: ``picows.WSError`` (HTTP 429 on connect bursts, spec 1.4, among them);
@@ -35,32 +37,18 @@ import random
 import re
 import ssl
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import aiohttp
-import msgspec
 import picows
 
-from polyfeed.errors import ConnectError, FrameDecodeError
-from polyfeed.record.format import (
-    TIMER_MARKER,
-    BookMissingMarker,
-    Channel,
-    ConnectFailedMarker,
-    DisconnectedMarker,
-    Marker,
-    RecordKind,
-    ResyncedMarker,
-    ResyncFailedMarker,
-    StoppedMarker,
-    encode_marker,
-)
-from polyfeed.session import Event, MarketSession
+from polyfeed.errors import ConnectError
+from polyfeed.session import AnyRequest, Event, MarketSession, ResyncRequested
 from polyfeed.session.base import CLOSED_BY_CLIENT
+from polyfeed.session.tap import FrameSink, MarketTap, SessionTap
 from polyfeed.venue import WS_SCHEMES, check_url
-from polyfeed.wire import Book, decode_market
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -73,19 +61,6 @@ __all__ = [
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """The largest message a connection takes, whole or in fragments (issue 12, items 1 and 12)."""
-
-_FRAME = int(RecordKind.FRAME)
-_SENT = int(RecordKind.SENT)
-_MARKER = int(RecordKind.MARKER)
-_REST = int(RecordKind.REST)
-
-
-class FrameSink(Protocol):
-    """Where a driver records what it receives and decides (:class:`polyfeed.record.Recorder`)."""
-
-    def write(self, kind: int, channel: int, connection: int, recv_ns: int, payload: bytes) -> None: ...
-    def tick(self, now_ns: int) -> None: ...
-
 
 log = logging.getLogger(__name__)
 
@@ -136,17 +111,23 @@ _TEXT = picows.WSMsgType.TEXT
 
 class Session(Protocol):
     """What a driver needs of a sans-I/O session (:class:`polyfeed.session.MarketSession`,
-    :class:`polyfeed.session.user.UserSession`)."""
+    :class:`polyfeed.session.user.UserSession`) or of the tap that records it
+    (:class:`polyfeed.session.tap.SessionTap`): the contract of :mod:`polyfeed.session.base`."""
 
-    connection_id: int
-    close_reason: str | None
+    @property
+    def connection_id(self) -> int: ...
+    @property
+    def close_reason(self) -> str | None: ...
 
-    def connection_made(self, now_ns: int) -> list[bytes]: ...
-    def data_received(self, data: bytes | str, now_ns: int) -> list[Event]: ...
-    def connection_lost(self, now_ns: int, reason: str) -> list[Event]: ...
-    def connect_failed(self, now_ns: int, reason: str) -> list[Event]: ...
-    def timer(self, now_ns: int) -> tuple[list[bytes], list[Event]]: ...
+    def connection_made(self, now_ns: int) -> None: ...
+    def receive_data(self, data: bytes, now_ns: int) -> None: ...
+    def connection_lost(self, now_ns: int, reason: str) -> None: ...
+    def connect_failed(self, now_ns: int, reason: str) -> None: ...
+    def timer(self, now_ns: int) -> None: ...
     def next_timer_ns(self) -> int: ...
+    def data_to_send(self) -> list[bytes]: ...
+    def events_received(self) -> list[Event]: ...
+    def requests_received(self) -> list[AnyRequest]: ...
 
 
 S = TypeVar("S", bound=Session)
@@ -207,16 +188,15 @@ class SessionConnection(Generic[S]):
         backoff: reconnect pacing.
         seed: for the jitter (tests make it deterministic).
         ssl_context: for ``wss://`` URLs; ``None`` uses the system's defaults.
-        recorder: records every frame received, the frames sent (secrets redacted), timer ticks,
-            disconnects and the REST answers used, so that a replay drives the session exactly as live.
+        recorder: records every input the session is fed (frames, time, connection events, REST
+            answers) and the frames it sends, secrets redacted, through a tap
+            (:mod:`polyfeed.session.tap`), so that a replay drives the session exactly as live.
         max_connect_attempts: failed tries in a row, before the first connection, after which
             :meth:`run` raises :class:`polyfeed.errors.ConnectError` (``None``: try forever).
 
     Raises:
         InvalidURLError: ``ws_url`` is not a ``ws://`` or ``wss://`` URL.
     """
-
-    channel = int(Channel.MARKET)
 
     def __init__(
         self,
@@ -233,6 +213,8 @@ class SessionConnection(Generic[S]):
         self.recorder = recorder
         self.ssl_context = ssl_context
         self.session = session
+        self.inputs: Session = session if recorder is None else self._tap(recorder)
+        """Where the session's inputs go: the session, or the tap that records them on the way."""
         self.ws_url = check_url(ws_url, WS_SCHEMES, "the WebSocket URL")
         self.max_connect_attempts = max_connect_attempts
         self.emit = emit
@@ -242,11 +224,14 @@ class SessionConnection(Generic[S]):
         self._rng = random.Random(seed)
         self._transport: picows.WSTransport | None = None
         self._stopping = False
-        self._stop_recorded = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.error: Exception | None = None
         """Why the connection gave up for good (bad credentials); :meth:`run` raises it."""
         self._broken_reason: str | None = None
+
+    def _tap(self, recorder: FrameSink) -> SessionTap:
+        """The tap that records this channel's session."""
+        raise NotImplementedError
 
     # -- running ----------------------------------------------------------------------------------------
 
@@ -266,10 +251,9 @@ class SessionConnection(Generic[S]):
                 )
             except (OSError, TimeoutError, picows.WSError) as exc:
                 self.failed_connects += 1
-                now = time.time_ns()
                 failure = _connect_failure(exc)
-                self._record_marker(ConnectFailedMarker(failure), now)
-                self._dispatch(self.session.connect_failed(now, failure))
+                self.inputs.connect_failed(time.time_ns(), failure)
+                self._flush()
                 fatal = self._give_up_connecting(exc, failure)
                 if fatal is not None:
                     # raised to the stream, which reports it: logged once more only with -v
@@ -318,13 +302,10 @@ class SessionConnection(Generic[S]):
         return None
 
     async def close(self) -> None:
-        """Stop for good. An open connection is recorded as stopped by the client (a ``stopped``
-        marker, before it closes) rather than lost, so that a replay ends with its books as they were;
-        the live ``Disconnected`` says ``closed by the client``."""
+        """Stop for good. The session is told the connection was ``closed by the client``: recorded as
+        stopped (an orderly stop) rather than lost, so that a replay ends with its books as they were."""
         self._stopping = True
         if self._transport is not None:
-            self._record_marker(StoppedMarker(CLOSED_BY_CLIENT), time.time_ns())
-            self._stop_recorded = True
             self._transport.disconnect()
         for task in list(self._tasks):
             task.cancel()
@@ -334,17 +315,22 @@ class SessionConnection(Generic[S]):
     def _connected(self, transport: picows.WSTransport) -> None:
         self._transport = transport
         self.connects += 1
-        now = time.time_ns()
-        frames = self.session.connection_made(now)
-        self._record_sent(frames, now)
-        for frame in frames:
-            transport.send(picows.WSMsgType.TEXT, frame)
+        self.inputs.connection_made(time.time_ns())
+        self._flush()
 
     def _frame(self, payload: bytes) -> None:
-        now = time.time_ns()
-        if self.recorder is not None:
-            self._record_frame(payload, now)
-        self._dispatch(self.session.data_received(payload, now))
+        inputs = self.inputs
+        inputs.receive_data(payload, time.time_ns())
+        # _flush, inlined on the hot path
+        events = inputs.events_received()
+        if events:
+            self.emit(events)
+        frames = inputs.data_to_send()
+        if frames:
+            self._send(frames)
+        requests = inputs.requests_received()
+        if requests:
+            self._act(requests)
 
     def _disconnected(self, broke: str | None) -> None:
         reason = broke or self._broken_reason or self.session.close_reason or "closed by the server"
@@ -352,89 +338,59 @@ class SessionConnection(Generic[S]):
             reason = CLOSED_BY_CLIENT
         self._broken_reason = None
         self._transport = None
-        now = time.time_ns()
-        if not self._stopping:
-            self._record_marker(DisconnectedMarker(reason), now)
-        elif not self._stop_recorded:  # connected while stopping: still an orderly stop
-            self._record_marker(StoppedMarker(reason), now)
-            self._stop_recorded = True
-        self._dispatch(self.session.connection_lost(now, reason))
+        self.inputs.connection_lost(time.time_ns(), reason)
+        self._flush()
 
-    # -- recording ----------------------------------------------------------------------------------------
+    # -- after every input: the session's outputs ---------------------------------------------------------
 
-    def _redact(self, frame: bytes) -> bytes | None:
-        """The form of a sent frame that may be recorded (``None``: not recorded). PINGs are left out."""
-        return None if frame == b"PING" else frame
-
-    def _record_frame(self, payload: bytes, now_ns: int) -> None:
-        assert self.recorder is not None
-        self.recorder.write(_FRAME, self.channel, self.session.connection_id, now_ns, payload)
-
-    def _record_sent(self, frames: list[bytes], now_ns: int) -> None:
-        if self.recorder is not None:
-            for frame in frames:
-                safe = self._redact(frame)
-                if safe is not None:
-                    self.recorder.write(_SENT, self.channel, self.session.connection_id, now_ns, safe)
-
-    def _record_marker(self, marker: Marker, now_ns: int) -> None:
-        if self.recorder is not None:
-            payload = encode_marker(marker)
-            self.recorder.write(_MARKER, self.channel, self.session.connection_id, now_ns, payload)
-
-    def _record_rest(self, answer: dict[str, object], now_ns: int) -> None:
-        if self.recorder is not None:
-            payload = msgspec.json.encode(answer)
-            self.recorder.write(_REST, self.channel, self.session.connection_id, now_ns, payload)
-
-    def _dispatch(self, events: list[Event]) -> None:
+    def _flush(self) -> None:
+        """Send what the session wants sent, emit its events, act on its requests."""
+        inputs = self.inputs
+        events = inputs.events_received()
         if events:
             self.emit(events)
-        self._after_dispatch()
+        frames = inputs.data_to_send()
+        if frames:
+            self._send(frames)
+        requests = inputs.requests_received()
+        if requests:
+            self._act(requests)
 
-    def _after_dispatch(self) -> None:
-        """Work a subclass starts after events (a resync, a reconciliation)."""
+    def _send(self, frames: list[bytes]) -> None:
+        transport = self._transport
+        if transport is not None:  # else the next subscription frame says it all
+            for frame in frames:
+                transport.send(picows.WSMsgType.TEXT, frame)
+
+    def _act(self, requests: list[AnyRequest]) -> None:
+        """Do what the session asked (a subclass knows its channel's requests)."""
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def send(self, frames: list[bytes]) -> None:
-        """Send frames now (operations from subscribe/unsubscribe), if connected."""
-        if self._transport is not None:
-            self._record_sent(frames, time.time_ns())
-            for frame in frames:
-                self._transport.send(picows.WSMsgType.TEXT, frame)
-
     async def _run_timer(self, transport: picows.WSTransport) -> None:
+        inputs = self.inputs
         while True:
             # Frames already waiting in the socket are read first: a client that fell behind must not
             # judge its books by the clock while their messages wait (issue 12, item 14). Two turns of
             # the loop: the first polls the sockets, the second runs their reads before this resumes.
             await asyncio.sleep(0)
             await asyncio.sleep(0)
-            now = time.time_ns()
-            recorder = self.recorder
-            if recorder is not None:  # a replay calls the timer where the live driver did
-                recorder.write(_MARKER, self.channel, self.session.connection_id, now, TIMER_MARKER)
-                recorder.tick(now)
-            frames, events = self.session.timer(now)
-            for frame in frames:
-                transport.send(picows.WSMsgType.TEXT, frame)
-            self._dispatch(events)
-            if self.session.close_reason is not None:
-                log.warning(
-                    "connection %d: %s; reconnecting", self.session.connection_id, self.session.close_reason
-                )
+            inputs.timer(time.time_ns())
+            self._flush()
+            close_reason = inputs.close_reason
+            if close_reason is not None:
+                log.warning("connection %d: %s; reconnecting", inputs.connection_id, close_reason)
                 transport.disconnect()
                 return
             # Waking at least every second bounds how late a burst is closed after data moved its deadline.
-            await asyncio.sleep(min(1.0, max(0.0, (self.session.next_timer_ns() - time.time_ns()) / 1e9)))
+            await asyncio.sleep(min(1.0, max(0.0, (inputs.next_timer_ns() - time.time_ns()) / 1e9)))
 
 
 class MarketConnection(SessionConnection[MarketSession]):
-    """A market-channel connection: fetches ``GET /book`` when the session asks for a resync.
+    """A market-channel connection: fetches ``GET /book`` for each resync the session requests.
 
     Args:
         session: the session whose assets this connection carries.
@@ -446,6 +402,8 @@ class MarketConnection(SessionConnection[MarketSession]):
         seed: for the jitter (tests make it deterministic).
         ssl_context: for ``wss://`` URLs; ``None`` uses the system's defaults.
     """
+
+    inputs: MarketSession | MarketTap
 
     def __init__(
         self,
@@ -474,39 +432,42 @@ class MarketConnection(SessionConnection[MarketSession]):
         self.http = http
         self.rest_url = rest_url.rstrip("/")
 
-    def _after_dispatch(self) -> None:
-        pending = self.session.pending_resyncs
-        if pending:
-            assets = list(pending)
-            pending.clear()
-            if self.http is None:
-                return
-            for asset in assets:
-                self._spawn(self._resync(asset))
+    def _tap(self, recorder: FrameSink) -> MarketTap:
+        return MarketTap(self.session, recorder)
+
+    def subscribe(self, assets: list[str]) -> None:
+        """Add assets to this connection (an ``operation`` frame now, or the next subscription)."""
+        self.inputs.subscribe(assets, time.time_ns())
+        self._flush()
+
+    def unsubscribe(self, assets: Iterable[str]) -> None:
+        self.inputs.unsubscribe(assets, time.time_ns())
+        self._flush()
+
+    def _act(self, requests: list[AnyRequest]) -> None:
+        if self.http is None:
+            return
+        for request in requests:
+            if type(request) is ResyncRequested:
+                self._spawn(self._resync(request.asset_id))
 
     async def _resync(self, asset_id: str) -> None:
         assert self.http is not None
         url = f"{self.rest_url}/book"
+        inputs = self.inputs
         try:
             async with self.http.get(url, params={"token_id": asset_id}) as response:
                 if response.status == 404:  # "No orderbook exists for the requested token id" (spec 8.1)
-                    now = time.time_ns()
-                    self._record_marker(BookMissingMarker(asset_id), now)
-                    self._dispatch(self.session.book_missing(asset_id, now))
+                    inputs.book_missing(asset_id, time.time_ns())
+                    self._flush()
                     return
                 if response.status != 200:
                     raise aiohttp.ClientResponseError(response.request_info, (), status=response.status)
                 body = await response.read()
-            (snapshot,) = decode_market(body)
-            if not isinstance(snapshot, Book):
-                raise FrameDecodeError("GET /book did not return a book", body)
-        except (aiohttp.ClientError, TimeoutError, FrameDecodeError, ValueError) as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("connection %d: resync of %s failed: %s", self.session.connection_id, asset_id, exc)
-            now = time.time_ns()
-            self._record_marker(ResyncFailedMarker(asset_id), now)
-            self.session.resync_failed(asset_id, now)
+            inputs.resync_failed(asset_id, time.time_ns())
+            self._flush()
             return
-        now = time.time_ns()
-        self._record_rest({"asset_id": asset_id, "body": body.decode()}, now)
-        self._dispatch(self.session.resync_received(snapshot, now))
-        self._record_marker(ResyncedMarker(asset_id), now)
+        inputs.resync_received(asset_id, body, time.time_ns())
+        self._flush()

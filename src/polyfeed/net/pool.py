@@ -101,7 +101,7 @@ class MarketPool:
             room = self.per_connection - len(connection.session.assets)
             if room > 0 and remaining:
                 chunk, remaining = remaining[:room], remaining[room:]
-                connection.send(connection.session.subscribe(chunk))
+                connection.subscribe(chunk)
         while remaining:
             chunk, remaining = remaining[: self.per_connection], remaining[self.per_connection :]
             self._open(chunk)
@@ -110,7 +110,7 @@ class MarketPool:
     def unsubscribe(self, assets: Iterable[str]) -> None:
         gone = set(assets)
         for connection in self.connections:
-            connection.send(connection.session.unsubscribe(gone))
+            connection.unsubscribe(gone)
 
     def _open(self, assets: list[str]) -> None:
         session = MarketSession(len(self.connections) + 1, assets, self.books, self.config)

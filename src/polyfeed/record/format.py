@@ -144,7 +144,8 @@ class ResyncFailedMarker(Marker, frozen=True, tag="resync_failed"):
 
 
 class ResyncedMarker(Marker, frozen=True, tag="resynced"):
-    """A REST book was handed to the session (the answer itself is the ``REST`` record before it)."""
+    """Written by recordings made before the recording tap (issue 14) after the ``REST`` record of a
+    resync; that record is what the session was fed, so readers skip this one."""
 
     asset_id: str
 

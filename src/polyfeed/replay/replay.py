@@ -1,15 +1,17 @@
 """Replay: a recording drives the same sans-I/O sessions the live stream drove, record by record.
 
 Live, a connection driver feeds its session frames, timer ticks, disconnects and REST answers; with a
-recorder it writes each of them, in the order it fed them, with the time it used. :class:`Replay` feeds
-them back in that order with those times, so every session, book and event is rebuilt exactly: the same
-levels, statuses, checks and per-connection sequence numbers as live.
+recorder it feeds them through a tap (:mod:`polyfeed.session.tap`) that writes each of them, in the
+order it fed them, with the time it used. :class:`Replay` is the tap read backwards: it feeds them to
+the same inputs in that order with those times, so every session, book and event is rebuilt exactly:
+the same levels, statuses, checks and per-connection sequence numbers as live.
 
 - market ``SENT`` subscriptions and operations set each connection's assets (created on first sight);
-- ``FRAME`` -> ``data_received``; the ``timer`` marker -> ``timer``; ``disconnected`` ->
+- ``FRAME`` -> ``receive_data``; the ``timer`` marker -> ``timer``; ``disconnected`` ->
   ``connection_lost``; a ``REST`` book -> ``resync_received``; ``resync_failed`` -> ``resync_failed``;
 - the ``metadata`` marker -> each book's ``min_order_size`` / ``neg_risk`` (they enter the hash);
 - the user channel likewise into a :class:`polyfeed.session.user.UserSession` and its ``reconcile``;
+- requests the sessions make are dropped: the records of their answers follow where live got them;
 - the ``stopped`` marker (the stream closed the connection) leaves the books as they were: a recording
   that ends with an orderly stop replays to live books, not stale ones;
 - the ``gap`` marker the reader yields where records were lost (a missing or damaged segment) is a
@@ -53,7 +55,7 @@ from polyfeed.record.reader import read_recording
 from polyfeed.session import Event, MarketSession, SessionConfig
 from polyfeed.session.base import CLOSED_BY_CLIENT
 from polyfeed.session.user import UserSession, UserState
-from polyfeed.wire import Book, Credentials, Order, Trade, decode_market
+from polyfeed.wire import Credentials, Order, Trade
 
 __all__ = ["Replay", "replay"]
 
@@ -106,9 +108,8 @@ class Replay:
                 if session is None:
                     self.skipped += 1
                     return []
-                events = session.data_received(record.payload, record.recv_ns)
-                session.pending_resyncs.clear()  # live, the driver took them; the REST record follows
-                return events
+                session.receive_data(record.payload, record.recv_ns)
+                return _outputs(session)
             if kind == _MARKER:
                 return self._market_marker(record)
             if kind == _SENT:
@@ -136,16 +137,16 @@ class Replay:
                 self.sessions[record.connection] = session
             else:  # (un)subscriptions made while disconnected travel in the next subscription frame
                 events = self._restarted(_MARKET, session)
-                session.subscribe(a for a in assets if a not in session.assets)
-                session.unsubscribe(session.assets - set(assets))
+                session.subscribe((a for a in assets if a not in session.assets), record.recv_ns)
+                session.unsubscribe(session.assets - set(assets), record.recv_ns)
             session.connection_made(record.recv_ns)
             self._connected.add((_MARKET, record.connection))
-            return events
+            return events + _outputs(session)
         if session is not None and body.get("operation") == "subscribe":
-            session.subscribe(str(a) for a in body.get("assets_ids") or [])
+            session.subscribe((str(a) for a in body.get("assets_ids") or []), record.recv_ns)
         elif session is not None and body.get("operation") == "unsubscribe":
-            session.unsubscribe(str(a) for a in body.get("assets_ids") or [])
-        return []
+            session.unsubscribe((str(a) for a in body.get("assets_ids") or []), record.recv_ns)
+        return _outputs(session) if session is not None else []
 
     def _market_marker(self, record: Record) -> list[Event]:
         marker = decode_marker(record.payload)
@@ -168,10 +169,11 @@ class Replay:
             if events is not None:
                 return events
             if isinstance(marker, BookMissingMarker):
-                return session.book_missing(marker.asset_id, record.recv_ns)
+                session.book_missing(marker.asset_id, record.recv_ns)
+                return _outputs(session)
             if isinstance(marker, ResyncFailedMarker):
                 session.resync_failed(marker.asset_id, record.recv_ns)
-                return []
+                return _outputs(session)
         if not isinstance(marker, ResyncedMarker):  # resynced: the REST record before it did the work
             self.skipped += 1
         return []
@@ -182,11 +184,8 @@ class Replay:
         if body is None or session is None or not isinstance(body.get("body"), str):
             self.skipped += 1
             return []
-        messages = decode_market(body["body"])
-        if len(messages) != 1 or not isinstance(messages[0], Book):
-            self.skipped += 1
-            return []
-        return session.resync_received(messages[0], record.recv_ns)
+        session.resync_received(str(body.get("asset_id", "")), body["body"], record.recv_ns)
+        return _outputs(session)
 
     # -- user channel ---------------------------------------------------------------------------------
 
@@ -206,12 +205,14 @@ class Replay:
                     events = self._restarted(_USER, session)
                 session.connection_made(record.recv_ns)
                 self._connected.add((_USER, record.connection))
+                events += _outputs(session)
             return events
         if session is None:
             self.skipped += 1
             return []
         if kind == _FRAME:
-            return session.data_received(record.payload, record.recv_ns)
+            session.receive_data(record.payload, record.recv_ns)
+            return _outputs(session)
         if kind == _MARKER:
             done = self._connection_marker(_USER, session, decode_marker(record.payload), record)
             if done is not None:
@@ -220,7 +221,8 @@ class Replay:
             body = _object(record.payload)
             if body is not None and "reconcile" in body:
                 answer = msgspec.convert(body["reconcile"], _Reconcile)
-                return session.reconcile(answer.open_orders, answer.looked_up, answer.trades, record.recv_ns)
+                session.reconcile(answer.open_orders, answer.looked_up, answer.trades, record.recv_ns)
+                return _outputs(session)
         self.skipped += 1
         return []
 
@@ -230,12 +232,15 @@ class Replay:
         """The markers of a connection's life, the same on both channels (timer, disconnected,
         connect_failed, stopped); ``None`` for any other."""
         if isinstance(marker, TimerMarker):
-            return session.timer(record.recv_ns)[1]
+            session.timer(record.recv_ns)
+            return _outputs(session)
         if isinstance(marker, DisconnectedMarker):
             self._connected.discard((channel, record.connection))
-            return session.connection_lost(record.recv_ns, marker.reason)
+            session.connection_lost(record.recv_ns, marker.reason)
+            return _outputs(session)
         if isinstance(marker, ConnectFailedMarker):
-            return session.connect_failed(record.recv_ns, marker.reason)
+            session.connect_failed(record.recv_ns, marker.reason)
+            return _outputs(session)
         if isinstance(marker, StoppedMarker):
             self._stop(channel, record)
             return []
@@ -257,7 +262,8 @@ class Replay:
         stopped_ns = self._stopped.pop((channel, session.connection_id), None)
         if stopped_ns is None:
             return []
-        return session.connection_lost(stopped_ns, CLOSED_BY_CLIENT)
+        session.connection_lost(stopped_ns, CLOSED_BY_CLIENT)
+        return _outputs(session)
 
     def _gap(self, recv_ns: int, reason: str) -> list[Event]:
         """Records were lost here: every connected session disconnects, as live, and goes on as
@@ -269,9 +275,18 @@ class Replay:
             *(s for c, s in sorted(self.user_sessions.items()) if (_USER, c) in self._connected),
         ]
         for session in sessions:
-            events += session.connection_lost(recv_ns, f"records lost: {reason}")
+            session.connection_lost(recv_ns, f"records lost: {reason}")
             session.connection_made(recv_ns)
+            events += _outputs(session)
         return events
+
+
+def _outputs(session: MarketSession | UserSession) -> list[Event]:
+    """The events of the input just fed: the frames the session would send are dropped (the recording
+    has them as ``SENT`` records), and so are its requests (the records of their answers follow)."""
+    session.data_to_send()
+    session.requests_received()
+    return session.events_received()
 
 
 def _object(payload: bytes) -> dict[str, Any] | None:

@@ -39,13 +39,16 @@ from polyfeed.wire import (
 
 __all__ = [
     "AnyEvent",
+    "AnyRequest",
     "BookUpdated",
     "ConnectFailed",
+    "CredentialsRejected",
     "DecodeFailed",
     "Disconnected",
     "Event",
     "MessageReceived",
     "OrderUpdated",
+    "ReconcileRequested",
     "Reconciled",
     "Reconnected",
     "ResyncRequested",
@@ -99,8 +102,9 @@ class StatusChanged(Event, frozen=True, kw_only=True):
 
 
 class ResyncRequested(Event, frozen=True, kw_only=True):
-    """The session wants a fresh ``GET /book`` for this asset (the connection driver fetches it and hands
-    it to :meth:`polyfeed.session.MarketSession.resync_received`)."""
+    """The session wants a fresh ``GET /book`` for this asset: a request (:data:`AnyRequest`). The
+    connection driver fetches it and hands the answer to
+    :meth:`polyfeed.session.MarketSession.resync_received` (or ``book_missing``, ``resync_failed``)."""
 
     asset_id: str
     reason: str
@@ -167,6 +171,20 @@ class TradeUpdated(Event, frozen=True, kw_only=True):
     trade: Trade
 
 
+class ReconcileRequested(Event, frozen=True, kw_only=True):
+    """The venue accepted the user channel's credentials on a new connection: the session wants the
+    venue's REST view of your orders and trades (a request, :data:`AnyRequest`; the driver fetches it and
+    hands it to :meth:`polyfeed.session.user.UserSession.reconcile`)."""
+
+
+class CredentialsRejected(Event, frozen=True, kw_only=True):
+    """The user channel dropped ``failures`` connections in a row right after the subscription, as the
+    venue does with bad credentials: a request (:data:`AnyRequest`) to give up, which the driver does by
+    raising :class:`polyfeed.errors.AuthenticationError`."""
+
+    failures: int
+
+
 class Reconciled(Event, frozen=True, kw_only=True):
     """After a gap, state was compared with the venue's REST view; what changed (ids)."""
 
@@ -199,9 +217,14 @@ AnyEvent: TypeAlias = (
     | DecodeFailed
     | OrderUpdated
     | TradeUpdated
+    | ReconcileRequested
+    | CredentialsRejected
     | Reconciled
 )
 """Every concrete event: decode with ``msgspec.json.decode(line, type=AnyEvent)``, ``match`` on it."""
+
+AnyRequest: TypeAlias = ResyncRequested | ReconcileRequested | CredentialsRejected
+"""The events that ask the session's driver to act (pulled with ``requests_received()``)."""
 
 # -- JSON lines -----------------------------------------------------------------------------------------
 
