@@ -1,10 +1,14 @@
-"""ResyncSchedule: the REST budget of a connection, the retries with a doubling pause, the resyncs under
-way."""
+"""When a market session asks REST for a book: the budget and retries (ResyncSchedule), the answers it
+may use (refusal), the snapshots that never came (SnapshotWatch). The session's half that acts on them
+is tested through MarketSession (test_market.py)."""
 
 from __future__ import annotations
 
+import msgspec
+
 from polyfeed.session import SessionConfig
-from polyfeed.session.resync import ResyncSchedule
+from polyfeed.session.resync import PendingResync, ResyncSchedule, SnapshotWatch, refusal, venue_ms
+from polyfeed.wire import Book, decode_market
 
 S = 1_000_000_000
 
@@ -47,3 +51,40 @@ def test_a_forgotten_asset_is_neither_pending_nor_due() -> None:
     schedule.forget("a")
     schedule.forget("b")
     assert schedule.pending == {} and schedule.next_due_ns() is None and schedule.due(10**12) == []
+
+
+def book(ts: str) -> Book:
+    (message,) = decode_market(
+        msgspec.json.encode(
+            {"event_type": "book", "market": "0xm", "asset_id": "a", "timestamp": ts, "bids": [], "asks": []}
+        )
+    )
+    assert isinstance(message, Book)
+    return message
+
+
+def test_an_answer_older_than_the_stream_or_not_orderable_is_refused() -> None:
+    assert refusal(book("2000"), PendingResync(0, seen_ms=1500)) is None
+    assert refusal(book("2000"), PendingResync(0, seen_ms=None)) is None, "nothing applied yet"
+    older = refusal(book("1000"), PendingResync(0, seen_ms=1500))
+    assert older is not None and "older" in older
+    bad = refusal(book("2026-12-02T20:00:00Z"), PendingResync(0, seen_ms=1500))
+    assert bad is not None and "not an integer" in bad
+    assert (
+        venue_ms("1700000000000") == 1_700_000_000_000 and venue_ms("１２") is None and venue_ms(None) is None
+    )
+
+
+def test_a_snapshot_not_come_in_time_is_overdue_until_one_arrives() -> None:
+    watch = SnapshotWatch(10.0)
+    watch.expect(["a", "b"], 0)
+    watch.expect(["c"], 5 * S)
+    assert watch.next_due_ns() == 10 * S
+    watch.arrived("b")
+    assert watch.expired(10 * S) == ["a"] and watch.expired(10 * S) == []
+    watch.mark_overdue("a")
+    assert watch.overdue("a") and watch.next_due_ns() == 15 * S
+    watch.expect(["z"], 20 * S, only=True)
+    assert watch.expired(10**12) == ["z"], "only: a new connection expects its assets afresh"
+    watch.arrived("a")
+    assert not watch.overdue("a")

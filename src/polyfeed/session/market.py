@@ -37,7 +37,6 @@ from typing import cast
 
 from polyfeed.book import BookStatus, OrderBook
 from polyfeed.errors import BookError, FrameDecodeError
-from polyfeed.session.base import ChannelSession
 from polyfeed.session.config import SessionConfig
 from polyfeed.session.events import (
     BookUpdated,
@@ -45,12 +44,10 @@ from polyfeed.session.events import (
     Event,
     MessageReceived,
     Reconnected,
-    Resynced,
-    ResyncRequested,
     StatusChanged,
 )
 from polyfeed.session.idle import QuietOrZombie
-from polyfeed.session.resync import ResyncSchedule
+from polyfeed.session.resync import ResyncingSession, ResyncSchedule, SnapshotWatch
 from polyfeed.session.settle import BurstClock
 from polyfeed.wire import (
     BestBidAsk,
@@ -75,12 +72,11 @@ log = logging.getLogger(__name__)
 _NS = 1_000_000_000
 _NOT_DATA = frozenset({Notice, InvalidOperation, NoNewAssets, NewMarket})
 """Frames that say nothing about a connection's assets: they do not move its data-idle clock."""
-_WITHOUT_SNAPSHOT = (BookStatus.SYNCING, BookStatus.STALE)
 _STAMPED = frozenset({PriceChange, Book, LastTradePrice, TickSizeChange, BestBidAsk})
 """Messages about a connection's assets whose timestamps tell the venue's time (not the broadcasts)."""
 
 
-class MarketSession(ChannelSession):
+class MarketSession(ResyncingSession):
     """The state of one market connection and the books of its assets.
 
     Args:
@@ -108,8 +104,7 @@ class MarketSession(ChannelSession):
         self.books_missing = 0
         """Tokens the venue said it has no book for (REST 404): their books are CLOSED."""
         self._gap_ewma_ns = 0.0
-        self._snapshot_due: dict[str, int] = {}  # asset -> when its snapshot is overdue (ns)
-        self._no_snapshot: set[str] = set()  # assets whose snapshot is overdue: REST is asked for them
+        self._snapshots = SnapshotWatch(self.config.snapshot_timeout_s)
         self._by_market: dict[str, list[str]] = {}  # condition id -> this connection's tokens with a book
         self._settle_stage = 2  # 0: bursts may be open, 1: closed but a hash may await its print, 2: done
         self._unconfirmed = False  # whether this connection's books carry unconfirmed_since_ns
@@ -135,8 +130,10 @@ class MarketSession(ChannelSession):
     def connection_made(self, now_ns: int) -> None:
         """The socket is open: the subscription frame is sent first (a PING first gets 1008)."""
         self._start_heartbeat(now_ns, ping_now=False)
-        due = now_ns + int(self.config.snapshot_timeout_s * _NS)
-        self._snapshot_due = {a: due for a in self.assets if self.books[a].status is not BookStatus.CLOSED}
+        closed = BookStatus.CLOSED
+        self._snapshots.expect(
+            (a for a in self.assets if self.books[a].status is not closed), now_ns, only=True
+        )
         self.resyncs.start_clock(now_ns)
         self._to_send.append(
             encode_market_subscription(
@@ -178,10 +175,9 @@ class MarketSession(ChannelSession):
         if not new:
             return
         self.assets.update(new)
-        due = now_ns + int(self.config.snapshot_timeout_s * _NS)
         for asset in new:
             self.books.setdefault(asset, OrderBook(asset))
-            self._snapshot_due[asset] = due
+        self._snapshots.expect(new, now_ns)
         if self._subscribed:  # else the next subscription frame carries them
             self._to_send.append(encode_operation("subscribe", assets_ids=new, initial_dump=True))
 
@@ -319,8 +315,7 @@ class MarketSession(ChannelSession):
             asset = message.asset_id
             if asset in self.assets:
                 self.resyncs.pending.pop(asset, None)  # a venue snapshot supersedes a pending resync
-                self._snapshot_due.pop(asset, None)
-                self._no_snapshot.discard(asset)
+                self._snapshots.arrived(asset)
                 self._idle.snapshot(self.books[asset], message)  # before it replaces the book
                 self._apply(asset, message, now_ns)
                 self._index_market(asset, message.market)
@@ -398,122 +393,6 @@ class MarketSession(ChannelSession):
         if book.status is BookStatus.SUSPECT and asset not in self.resyncs.pending and self._subscribed:
             self._request_resync(asset, book.status_reason, now_ns)
 
-    # -- resync ---------------------------------------------------------------------------------------
-
-    def _request_resync(self, asset: str, reason: str, now_ns: int) -> None:
-        wait_s = self.resyncs.try_start(asset, now_ns, _ms(self.books[asset].timestamp))
-        if wait_s is not None:
-            log.info(
-                "connection %d: resync of %s deferred %.1f s: REST budget spent",
-                self.connection_id,
-                asset,
-                wait_s,
-            )
-            return
-        self._request(
-            ResyncRequested(
-                recv_ns=now_ns,
-                seq=self._next_seq(),
-                connection_id=self.connection_id,
-                asset_id=asset,
-                reason=reason,
-            )
-        )
-
-    def resync_received(self, asset: str, body: bytes | str, now_ns: int) -> None:
-        """The body of a ``GET /book`` answer (HTTP 200) to a :class:`ResyncRequested`: replace the book,
-        then re-apply the updates buffered since the request that are newer than the REST book (spec
-        8.2). A body that is not this asset's book fails the resync (retried with backoff)."""
-        try:
-            messages = decode_market(body)
-        except FrameDecodeError as exc:
-            messages = []
-            why = exc.reason
-        else:
-            why = "not a book"
-        snapshot = messages[0] if len(messages) == 1 else None
-        if not isinstance(snapshot, Book) or snapshot.asset_id != asset:
-            log.warning(
-                "connection %d: resync of %s failed: GET /book answered %s", self.connection_id, asset, why
-            )
-            self.resync_failed(asset, now_ns)
-            return
-        resync = self.resyncs.pending.pop(asset, None)
-        if asset not in self.assets:
-            return
-        if resync is None:
-            # No resync waits for this answer: a venue snapshot superseded it while the call was out.
-            # Applied, an answer older than that snapshot would take the book back (the long chaos run
-            # found 9 books LIVE and wrong at rest this way, with slow REST answers).
-            log.info(
-                "connection %d: REST book of %s came after a snapshot superseded it",
-                self.connection_id,
-                asset,
-            )
-            return
-        rest_ms = _ms(snapshot.timestamp)
-        buffered = resync.buffered
-        stamps = [_ms(m.timestamp) for m in buffered]
-        refused = None
-        if rest_ms is None or None in stamps:
-            # Updates that cannot be ordered against the REST book cannot be replayed onto it (issue 12,
-            # item 4): the answer is refused, the book stays suspect, and the resync is tried again.
-            refused = f"a timestamp that is not an integer (REST {snapshot.timestamp!r})"
-        elif resync.seen_ms is not None and rest_ms < resync.seen_ms:
-            # A REST book older than updates already applied would take the book back in time, and
-            # the buffered updates cannot bring it forward again (issue 12, item 3).
-            refused = f"the REST book ({rest_ms}) is older than the stream's updates ({resync.seen_ms})"
-        if refused is not None:
-            log.warning("connection %d: resync of %s refused: %s", self.connection_id, asset, refused)
-            self.resync_failed(asset, now_ns)
-            return
-        assert rest_ms is not None
-        self.resyncs.succeeded(asset)
-        self._snapshot_due.pop(asset, None)
-        self._no_snapshot.discard(asset)
-        self._idle.forget((asset,))  # the book held at the close is gone
-        self._apply(asset, snapshot, now_ns)
-        self._index_market(asset, snapshot.market)
-        replayed = 0
-        for message, stamp in zip(buffered, stamps, strict=True):
-            if stamp is not None and stamp > rest_ms:
-                self._apply(asset, message, now_ns)
-                replayed += 1
-        self._events.append(
-            Resynced(
-                recv_ns=now_ns,
-                seq=self._next_seq(),
-                connection_id=self.connection_id,
-                asset_id=asset,
-                replayed=replayed,
-            )
-        )
-
-    def book_missing(self, asset: str, now_ns: int) -> None:
-        """REST ``/book`` answered 404: the venue has no book for this token (its market resolved, or it
-        never had one, spec 8.1). The book is closed for good rather than retried for ever (issue 12,
-        items 7 and 13)."""
-        self.resyncs.pending.pop(asset, None)
-        if asset in self.assets:
-            self.books_missing += 1
-            self._close_book(asset, "the venue has no book for this token (resolved, or unknown)", now_ns)
-
-    def resync_failed(self, asset: str, now_ns: int) -> None:
-        """The REST call failed, or its answer could not be used: the book stays suspect, and the resync
-        is asked for again after a pause that doubles at each failure (issue 12, item 5)."""
-        self.resyncs.failed_now(asset, now_ns)
-
-    def _close_book(self, asset: str, reason: str, now_ns: int) -> None:
-        book = self.books[asset]
-        self.resyncs.forget(asset)
-        self._snapshot_due.pop(asset, None)
-        self._no_snapshot.discard(asset)
-        if book.status is BookStatus.CLOSED:
-            return
-        old = book.status
-        book.mark_closed(reason, now_ns // 1_000_000)
-        self._status_event(asset, old, now_ns)
-
     # -- time -------------------------------------------------------------------------------------------
 
     @property
@@ -552,8 +431,9 @@ class MarketSession(ChannelSession):
         retry_ns = self.resyncs.next_due_ns()
         if retry_ns is not None:
             candidates.append(retry_ns)
-        if self._snapshot_due:
-            candidates.append(min(self._snapshot_due.values()))
+        snapshot_ns = self._snapshots.next_due_ns()
+        if snapshot_ns is not None:
+            candidates.append(snapshot_ns)
         if self._settle_stage < 2 and self._last_data_ns is not None:
             wait_s = config.settle_after_s if self._settle_stage == 0 else config.final_settle_after_s
             candidates.append(self._last_data_ns + int(wait_s * _NS))
@@ -589,37 +469,6 @@ class MarketSession(ChannelSession):
                 self._settle_stage = 2 if final else 1
         if self._settle_stage == 2 and self._idle.verdict is not None:
             self._idle.settled()  # the reconnect's snapshots are over, some may never come
-        if self._snapshot_due:
-            self._check_snapshots(now_ns)
+        self._check_snapshots(now_ns)
         for asset in self.resyncs.due(now_ns):
             self._retry_resync(asset, now_ns)
-
-    def _check_snapshots(self, now_ns: int) -> None:
-        """Books still without a snapshot ``snapshot_timeout_s`` after subscribing: ask REST whether the
-        venue has a book for them; a 404 closes them (issue 12, item 13)."""
-        for asset, due_ns in sorted(self._snapshot_due.items()):
-            if due_ns <= now_ns:
-                del self._snapshot_due[asset]
-                book = self.books.get(asset)
-                if asset in self.assets and book is not None and book.status in _WITHOUT_SNAPSHOT:
-                    self._no_snapshot.add(asset)
-                    if asset not in self.resyncs.pending:
-                        reason = f"no snapshot {self.config.snapshot_timeout_s:g} s after subscribing"
-                        self._request_resync(asset, reason, now_ns)
-
-    def _retry_resync(self, asset: str, now_ns: int) -> None:
-        """Ask again for a resync that failed or that the budget deferred, once its time has come, while
-        its book still needs one."""
-        book = self.books.get(asset)
-        overdue = asset in self._no_snapshot and book is not None and book.status in _WITHOUT_SNAPSHOT
-        if asset not in self.assets or book is None or not (book.status is BookStatus.SUSPECT or overdue):
-            self.resyncs.succeeded(asset)  # live again, stale (the reconnect resyncs it), or gone
-        elif asset not in self.resyncs.pending:
-            self._request_resync(asset, book.status_reason, now_ns)
-
-
-def _ms(timestamp: str | None) -> int | None:
-    """A venue timestamp (ms text) as an integer; ``None`` when it is missing or not an integer."""
-    if timestamp is None or not timestamp.isascii() or not timestamp.isdigit():
-        return None
-    return int(timestamp)
