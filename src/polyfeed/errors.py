@@ -6,7 +6,7 @@
     ├── FrameDecodeError            a frame from the wire could not be decoded (keeps the raw frame)
     ├── SubscriptionError           a subscription request polyfeed refuses to send
     │   └── SubscriptionLimitError  more assets on one connection than the venue serves (500)
-    ├── AuthenticationError         the user channel or an L2 REST call rejected the credentials
+    ├── AuthenticationError         the user channel or an L2 REST call rejected the credentials (url, status)
     ├── ConnectError                the venue refused the WebSocket (HTTP 4xx, or no connection at all)
     ├── VenueError                  a REST or Gamma call answered with an error (keeps url and status)
     │   └── VenueUnreachableError   a REST or Gamma call got no answer (refused, unresolved, timed out)
@@ -74,7 +74,20 @@ class SubscriptionLimitError(SubscriptionError):
 
 
 class AuthenticationError(PolyfeedError):
-    """The venue rejected the API credentials (on the user channel: a dropped connection, spec 5.3)."""
+    """The venue rejected the API credentials: an L2 REST call answered HTTP 401 or 403 (``url`` and
+    ``status`` say which), or the user channel dropped its connections right after the subscription
+    (spec 5.3; ``url`` the channel's when known, ``status`` ``None``: no HTTP answer said so).
+
+    Args:
+        message: what happened, in words (never the secret or passphrase).
+        url: the URL called, without its query string.
+        status: the HTTP status of the answer, if one said so.
+    """
+
+    def __init__(self, message: str, *, url: str = "", status: int | None = None) -> None:
+        self.url = url
+        self.status = status
+        super().__init__(message)
 
 
 class ConnectError(PolyfeedError):

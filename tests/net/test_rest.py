@@ -71,6 +71,7 @@ def test_a_refused_signature_is_an_authentication_error_without_the_secret() -> 
             with pytest.raises(AuthenticationError, match="HTTP 401") as error:
                 await fetch_trades(http, sim.rest_url, wrong)
             assert wrong.secret not in str(error.value) and "wrong-pass" not in str(error.value)
+            assert (error.value.status, error.value.url) == (401, sim.rest_url.rstrip("/") + "/data/trades")
 
     run(main)
 

@@ -160,9 +160,10 @@ def test_bad_credentials_end_in_an_authentication_error_not_an_endless_loop() ->
 
     async def main() -> None:
         async with Simulator(markets=1, seed=1) as sim, user_stream(sim, credentials=wrong) as stream:
-            with pytest.raises(AuthenticationError, match="dropped 3 connections"):
+            with pytest.raises(AuthenticationError, match="dropped 3 connections") as error:
                 async for _ in stream:
                     pass
+            assert (error.value.url, error.value.status) == (sim.user_url, None), "no HTTP answer said so"
             assert sim.user.rejected_auth == 3
             assert stream.connection is not None and stream.connection.connects == 3
 

@@ -69,7 +69,9 @@ async def _signed_get(
         if response.status in (401, 403):
             raise AuthenticationError(
                 f"GET {path} answered HTTP {response.status}: the venue refused the credentials "
-                f"(api key {credentials.api_key[:4]}...)"
+                f"(api key {credentials.api_key[:4]}...)",
+                url=url,
+                status=response.status,
             )
         if response.status == 404:
             return None

@@ -91,7 +91,8 @@ class UserConnection(SessionConnection[UserSession]):
                     AuthenticationError(
                         f"the user channel dropped {request.failures} connections in a row right after "
                         f"the subscription, as the venue does with bad credentials (api key "
-                        f"{self.session.credentials.api_key[:4]}...)"
+                        f"{self.session.credentials.api_key[:4]}...)",
+                        url=self.ws_url,
                     )
                 )
             elif type(request) is ReconcileRequested and self.http is not None:
