@@ -6,6 +6,14 @@ slug; its ``outcomes``, ``clobTokenIds`` and ``outcomePrices`` are JSON-encoded 
 (spec 9.2). Tick size, minimum order size and neg-risk come from Gamma too, and from REST ``POST /books``
 where Gamma leaves them out (:func:`complete_from_books`).
 
+The whole market (:func:`active_markets`): Gamma's ``GET /markets?active=true&closed=false`` paged with
+``limit`` (500, the most Gamma gives a page) and ``offset`` until a page comes back short, as public
+clients page it; each page retried with a doubling pause on no answer, HTTP 429 or 5xx (Gamma allows
+300 ``/markets`` calls per 10 s, spec 8.4). Only markets with an order book (``enableOrderBook``) and
+their tokens listed (a new market shows ``clobTokenIds: "[]"`` for minutes, spec 9.2) are kept; a market
+met twice (the pages shift as markets open and close during the walk) is kept once. Gamma's own filters
+narrow the universe (:class:`MarketFilter`: a tag, a minimum volume, an end-date window).
+
 Every call raises polyfeed's errors, never aiohttp's: :class:`polyfeed.errors.VenueUnreachableError`
 when Gamma cannot be reached, :class:`polyfeed.errors.VenueError` (with its ``status``) when it answers
 with an error, :class:`polyfeed.errors.SubscriptionError` when it knows nothing by the name given.
@@ -13,9 +21,10 @@ with an error, :class:`polyfeed.errors.SubscriptionError` when it knows nothing 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -29,7 +38,10 @@ from polyfeed.net.transport import call, error_answer, read_json
 from polyfeed.wire import decode_json
 
 __all__ = [
+    "GammaMarket",
+    "MarketFilter",
     "TokenInfo",
+    "active_markets",
     "complete_from_books",
     "is_token_id",
     "label_tokens",
@@ -43,6 +55,9 @@ log = logging.getLogger(__name__)
 
 _CONDITION_ID = re.compile(r"0x[0-9a-fA-F]{64}")
 _IDS_PER_CALL = 100  # Gamma answers at most 100 ids a request (spec 9.1)
+PAGE_SIZE = 500
+"""Markets a ``GET /markets`` page holds at most: Gamma's cap, the ``limit`` public clients page with."""
+_PAGE_TRIES = 5
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,106 @@ class TokenInfo:
     def complete(self) -> bool:
         """Whether tick size, minimum size and neg-risk are all known."""
         return None not in (self.tick_size, self.min_order_size, self.neg_risk)
+
+
+@dataclass(frozen=True)
+class MarketFilter:
+    """Gamma's filters for a partial universe, sent with every page (Gamma applies them).
+
+    Args:
+        tag_id: only markets carrying this tag (Gamma's ``tag_id``).
+        volume_min: only markets with at least this volume, in USDC (``volume_num_min``).
+        end_date_min: only markets ending on or after this ISO date or time (``end_date_min``).
+        end_date_max: only markets ending on or before this ISO date or time (``end_date_max``).
+    """
+
+    tag_id: str | None = None
+    volume_min: float | None = None
+    end_date_min: str | None = None
+    end_date_max: str | None = None
+
+    def params(self) -> list[tuple[str, str]]:
+        pairs = [
+            ("tag_id", self.tag_id),
+            ("volume_num_min", None if self.volume_min is None else format(self.volume_min, "g")),
+            ("end_date_min", self.end_date_min),
+            ("end_date_max", self.end_date_max),
+        ]
+        return [(name, value) for name, value in pairs if value is not None]
+
+    def __str__(self) -> str:
+        return " ".join(f"{name}={value}" for name, value in self.params()) or "none"
+
+
+@dataclass(frozen=True)
+class GammaMarket:
+    """One open market of the universe and its tokens (with what Gamma says of each)."""
+
+    condition_id: str
+    slug: str
+    tokens: tuple[TokenInfo, ...]
+
+
+async def active_markets(
+    http: aiohttp.ClientSession,
+    gamma_url: str,
+    market_filter: MarketFilter | None = None,
+    *,
+    page_size: int = PAGE_SIZE,
+    retry_s: float = 0.5,
+) -> AsyncIterator[list[GammaMarket]]:
+    """Every open market with an order book, a page at a time (see the module's notes), each market once.
+
+    Raises:
+        VenueError: Gamma answered a page with an error other than 429 or 5xx, or kept failing
+            (:class:`polyfeed.errors.VenueUnreachableError` when it could not be reached).
+    """
+    base = gamma_url.rstrip("/")
+    extra = (market_filter or MarketFilter()).params()
+    seen: set[str] = set()
+    offset = 0
+    while True:
+        params = [("active", "true"), ("closed", "false"), ("limit", str(page_size)), ("offset", str(offset))]
+        rows = await _get_retried(http, f"{base}/markets", params + extra, retry_s)
+        page: list[GammaMarket] = []
+        for row in rows:
+            market = _open_market(row)
+            if market is not None and market.condition_id not in seen:
+                seen.add(market.condition_id)
+                page.append(market)
+        if page:
+            yield page
+        if len(rows) < page_size:
+            return
+        offset += len(rows)
+
+
+def _open_market(row: dict[str, Any]) -> GammaMarket | None:
+    """A listed market worth following: open, with an order book, its tokens listed (else ``None``)."""
+    if row.get("closed") is True or row.get("enableOrderBook") is False or row.get("active") is False:
+        return None
+    tokens = tuple(_tokens(row, None))
+    condition_id = str(row.get("conditionId") or "")
+    if not tokens or not condition_id:
+        return None  # a new market still being set up on the CLOB (spec 9.2): the next poll finds it
+    return GammaMarket(condition_id, str(row.get("slug") or ""), tokens)
+
+
+async def _get_retried(
+    http: aiohttp.ClientSession, url: str, params: list[tuple[str, str]], retry_s: float
+) -> list[dict[str, Any]]:
+    """:func:`_get`, tried again after a doubling pause when Gamma gave no answer, 429 or a 5xx."""
+    for attempt in range(_PAGE_TRIES):
+        try:
+            return await _get(http, url, params)
+        except VenueError as exc:
+            retryable = exc.status is None or exc.status == 429 or exc.status >= 500
+            if not retryable or attempt == _PAGE_TRIES - 1:
+                raise
+            pause_s = retry_s * 2**attempt
+            log.info("Gamma page failed (%s); trying again in %.1f s", exc, pause_s)
+            await asyncio.sleep(pause_s)
+    raise AssertionError("unreachable")
 
 
 def is_token_id(text: str) -> bool:

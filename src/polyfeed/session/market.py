@@ -193,7 +193,7 @@ class MarketSession(ResyncingSession):
             # Out of ``books``, and closed for whoever kept a reference: nothing keeps it checked any
             # more, so it must not go on saying LIVE (issue 13, item 13).
             book = self.books.pop(asset, None)
-            if book is not None:
+            if book is not None and book.status is not BookStatus.CLOSED:  # a resolved one keeps its why
                 book.mark_closed("unsubscribed", now_ns // 1_000_000)
         for tokens in self._by_market.values():
             tokens[:] = [a for a in tokens if a in self.assets]

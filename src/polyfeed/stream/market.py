@@ -10,6 +10,7 @@ Polymarket's venue by default; ``venue=Venue.local("ws://127.0.0.1:8765")`` (or 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import ssl
 import time
@@ -21,13 +22,14 @@ import aiohttp
 from polyfeed.book import OrderBook
 from polyfeed.errors import InvalidLevelError
 from polyfeed.net.connection import Backoff, FrameSink
-from polyfeed.net.gamma import resolve_slugs
+from polyfeed.net.gamma import MarketFilter, TokenInfo, resolve_slugs
 from polyfeed.net.pool import MarketPool
 from polyfeed.net.rest import fetch_books
 from polyfeed.net.transport import http_session
 from polyfeed.record.format import BookMetadata, Channel, MetadataMarker, RecordKind, encode_marker
 from polyfeed.session import Event, MarketSession, SessionConfig
 from polyfeed.stream.queue import EventQueue, QueuedStream
+from polyfeed.stream.universe import Universe
 from polyfeed.venue import WS_SCHEMES, Venue, check_url
 
 __all__ = ["MarketStream"]
@@ -109,6 +111,8 @@ class MarketStream(QueuedStream):
         self.config = config
         self.backoff = backoff
         self._slugs: list[str] = []
+        self.universe: Universe | None = None
+        """What :meth:`all_markets` follows (``None`` for a stream of given assets)."""
         self._queue = EventQueue(on_event, max_queue)
         self._http: aiohttp.ClientSession | None = None
         self._pool: MarketPool | None = None
@@ -153,6 +157,48 @@ class MarketStream(QueuedStream):
         stream._slugs = list(slugs)
         return stream
 
+    @classmethod
+    def all_markets(
+        cls,
+        market_filter: MarketFilter | None = None,
+        *,
+        poll_s: float = 300.0,
+        venue: Venue | None = None,
+        per_connection: int = 500,
+        connect_interval_s: float = 0.1,
+        on_event: Callable[[Event], None] | None = None,
+        config: SessionConfig | None = None,
+        backoff: Backoff | None = None,
+        max_queue: int = 100_000,
+        ssl_context: ssl.SSLContext | None = None,
+        recorder: FrameSink | None = None,
+        max_connect_attempts: int | None = 5,
+    ) -> MarketStream:
+        """A stream of every open market of the venue (or those ``market_filter`` keeps), kept whole as
+        markets open and resolve (:class:`polyfeed.stream.universe.Universe`): Gamma is paged on entering
+        and every ``poll_s``, ``new_market`` messages add markets as they open, ``market_resolved`` and
+        Gamma's ``closed`` drop them. Each connection carries up to ``per_connection`` tokens (the
+        venue's most, 500, by default). The other arguments are the constructor's; custom features are
+        turned on in ``config`` (they carry ``new_market`` and ``market_resolved``)."""
+        config = config or SessionConfig()
+        if not config.custom_feature_enabled:
+            config = dataclasses.replace(config, custom_feature_enabled=True)
+        stream = cls(
+            (),
+            venue=venue,
+            per_connection=per_connection,
+            connect_interval_s=connect_interval_s,
+            on_event=on_event,
+            config=config,
+            backoff=backoff,
+            max_queue=max_queue,
+            ssl_context=ssl_context,
+            recorder=recorder,
+            max_connect_attempts=max_connect_attempts,
+        )
+        stream.universe = Universe(stream, market_filter or MarketFilter(), poll_s)
+        return stream
+
     @property
     def books(self) -> dict[str, OrderBook]:
         """Every followed asset's book, by token id."""
@@ -190,7 +236,11 @@ class MarketStream(QueuedStream):
             )
             await self._load_metadata(self.asset_ids)
             self._pool.subscribe(self.asset_ids)
+            if self.universe is not None:
+                await self.universe.start(self._http, self.venue.gamma_url)
         except BaseException:
+            if self.universe is not None:
+                await self.universe.close()
             await self._http.close()
             raise
         return self
@@ -198,6 +248,8 @@ class MarketStream(QueuedStream):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self.universe is not None:
+            await self.universe.close()
         if self._pool is not None:
             await self._pool.close()
         if self._http is not None:
@@ -207,20 +259,37 @@ class MarketStream(QueuedStream):
         """min_order_size and neg_risk enter the venue's hash but never come over the WebSocket; tick_size
         does too and was missing from December 2025's snapshots (spec 7.3)."""
         assert self._http is not None and self._pool is not None
+        if not assets:
+            return
+        snapshots = await fetch_books(self._http, self.rest_url, assets)
+        self._set_metadata(
+            [(b.asset_id, b.min_order_size, b.tick_size, b.neg_risk) for b in snapshots], "REST /books"
+        )
+
+    def _gamma_metadata(self, tokens: list[TokenInfo]) -> list[str]:
+        """Set the metadata Gamma gave of ``tokens``; returns the tokens it gave incomplete (REST
+        ``POST /books`` completes them)."""
+        complete = [t for t in tokens if t.complete]
+        self._set_metadata(
+            [(t.token_id, t.min_order_size, t.tick_size, t.neg_risk) for t in complete], "Gamma"
+        )
+        return [t.token_id for t in tokens if not t.complete]
+
+    def _set_metadata(
+        self, items: list[tuple[str, str | None, str | None, bool | None]], source: str
+    ) -> None:
+        assert self._pool is not None
         metadata: list[BookMetadata] = []
-        for snapshot in await fetch_books(self._http, self.rest_url, assets):
-            book = self._pool.books.setdefault(snapshot.asset_id, OrderBook(snapshot.asset_id))
+        books = self._pool.books
+        for asset, min_order_size, tick_size, neg_risk in items:
+            book = books.get(asset)
+            if book is None:
+                book = books[asset] = OrderBook(asset)
             try:
-                book.set_metadata(
-                    min_order_size=snapshot.min_order_size,
-                    tick_size=snapshot.tick_size,
-                    neg_risk=snapshot.neg_risk,
-                )
+                book.set_metadata(min_order_size=min_order_size, tick_size=tick_size, neg_risk=neg_risk)
             except InvalidLevelError as exc:  # the book's hash checks will say it cannot verify
-                log.warning("REST /books gave %s a tick size it cannot use: %s", snapshot.asset_id, exc)
-            metadata.append(
-                BookMetadata(snapshot.asset_id, book.min_order_size, book.tick_size, book.neg_risk)
-            )
+                log.warning("%s gave %s a tick size it cannot use: %s", source, asset, exc)
+            metadata.append(BookMetadata(asset, book.min_order_size, book.tick_size, book.neg_risk))
         if self.recorder is not None and metadata:
             marker = encode_marker(MetadataMarker(metadata))
             self.recorder.write(int(RecordKind.MARKER), int(Channel.MARKET), 0, time.time_ns(), marker)
@@ -237,4 +306,6 @@ class MarketStream(QueuedStream):
         self._pool.unsubscribe(asset_ids)
 
     def _emit(self, events: list[Event]) -> None:
+        if self.universe is not None:
+            self.universe.on_events(events)
         self._queue.emit(events)
