@@ -63,6 +63,28 @@ def test_replay_lists_the_books_the_recorder_ended_with(
     assert info.meta["targets"] == [m.slug for m in markets]
 
 
+def test_all_records_every_open_market_and_replay_rebuilds_the_same_books(
+    exchange: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "rec"
+    recorded = polyfeed(
+        capsys, "record", "--all", "--seconds", "2", "--out", str(directory), *exchange.venue_args()
+    )
+    assert recorded.code == 0, recorded.err
+    markets = exchange.sim.exchange.markets
+    assert f"of {2 * len(markets)} books in " in recorded.out, "every open market's two tokens"
+    books = digests(recorded.out)
+    assert set(books) == {f"{m.slug} · {o}" for m in markets for o in ("Yes", "No")}, (
+        "named as Gamma names them"
+    )
+    assert all(failed == "0" for failed, _ in books.values())
+    replayed = polyfeed(capsys, "replay", str(directory))
+    assert replayed.code == 0, replayed.err
+    rows = re.findall(r"^\S+\s+live\s+\S+\s+\S+\s+\d+/\d+\s+0\s+([0-9a-f]{12})\s*$", replayed.out, re.M)
+    assert sorted(rows) == sorted(digest for _, digest in books.values()), "the same books, live"
+    assert recording_info(directory).meta["targets"] == ["--all (filters: none)"]
+
+
 def test_a_recorder_killed_outright_leaves_a_recording_that_replays_to_live_books(
     exchange: Exchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -249,7 +271,10 @@ def test_an_unreachable_venue_is_one_line_and_no_recording(
     ("args", "says"),
     [
         (["sim-market-0"], "Missing option '--out'"),
-        (["--out", "x"], "Missing argument"),
+        (["--out", "x"], "give markets to follow (slugs, URLs, token ids), or --all"),
+        (["sim-market-0", "--all", "--out", "x"], "--all follows every market: give no markets with it"),
+        (["sim-market-0", "--tag", "3", "--out", "x"], "need --all"),
+        (["--all", "--ends-before", "soon", "--out", "x"], "--ends-before 'soon' is not an ISO date"),
         (["sim-market-0", "--out", "x", "--rotate-mb", "0"], "--rotate-mb"),
         (["sim-market-0", "--out", "x", "--seconds", "-1"], "--seconds"),
     ],

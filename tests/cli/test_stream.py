@@ -41,6 +41,14 @@ def test_every_line_is_a_json_event_and_the_books_go_live(
         assert encode_event(event) == line.encode()
 
 
+def test_all_streams_every_open_market(exchange: Exchange, capsys: pytest.CaptureFixture[str]) -> None:
+    result = polyfeed(capsys, "stream", "--all", "--count", "600", *exchange.venue_args())
+    assert result.code == 0, result.err
+    events = [json.loads(line) for line in result.out.splitlines()]
+    snapshots = {e["message"]["asset_id"] for e in events if e.get("message_type") == "Book"}
+    assert snapshots == set(exchange.sim.exchange.asset_ids()), "a snapshot of every open market's tokens"
+
+
 def test_seconds_ends_the_stream(exchange: Exchange, capsys: pytest.CaptureFixture[str]) -> None:
     token = exchange.sim.exchange.markets[1].yes
     result = polyfeed(capsys, "stream", token, "--seconds", "1", *exchange.venue_args())

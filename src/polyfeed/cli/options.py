@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlparse
 
@@ -29,22 +30,29 @@ import typer
 from rich.console import Console
 
 from polyfeed.cli.terminal import progress, spinner
-from polyfeed.net.gamma import TokenInfo, is_token_id, label_tokens, resolve_targets
+from polyfeed.net.gamma import MarketFilter, TokenInfo, is_token_id, label_tokens, resolve_targets
 from polyfeed.net.transport import http_session
 from polyfeed.sim import Simulator
 from polyfeed.venue import Venue
 
 __all__ = [
     "LOCAL_MARKETS",
+    "AllMarkets",
+    "EndsAfter",
+    "EndsBefore",
     "GammaUrl",
     "Local",
+    "MinVolume",
+    "OptionalTargets",
     "RestUrl",
     "Seconds",
+    "Tag",
     "Targets",
     "Timeout",
     "UserWsUrl",
     "VenueOptions",
     "WsUrl",
+    "market_filter",
     "open_venue",
     "resolve_for_console",
 ]
@@ -52,6 +60,7 @@ __all__ = [
 LOCAL_MARKETS = 20
 """Markets of the exchange ``--local`` starts (seed 1: slugs ``sim-market-0`` to ``sim-market-19``)."""
 _VENUE_PANEL = "Venue"
+_ALL_PANEL = "The whole market (--all)"
 _POLYMARKET = Venue.polymarket()
 
 
@@ -128,6 +137,91 @@ Targets = Annotated[
         show_default=False,
     ),
 ]
+OptionalTargets = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="[SLUG|URL|TOKEN]...",
+        help="Market or event slugs, polymarket.com URLs, or token ids (all digits); none with --all.",
+        show_default=False,
+    ),
+]
+AllMarkets = Annotated[
+    bool,
+    typer.Option(
+        "--all",
+        help="Every open market of the venue (Gamma's list, paged), followed as markets open and "
+        "resolve; narrowed by --tag, --min-volume, --ends-after, --ends-before.",
+        rich_help_panel=_ALL_PANEL,
+    ),
+]
+Tag = Annotated[
+    str | None,
+    typer.Option(
+        "--tag", metavar="TAG_ID", help="Only markets with this Gamma tag id.", rich_help_panel=_ALL_PANEL
+    ),
+]
+MinVolume = Annotated[
+    float | None,
+    typer.Option(
+        "--min-volume",
+        min=0.0,
+        metavar="USDC",
+        help="Only markets with at least this volume.",
+        rich_help_panel=_ALL_PANEL,
+    ),
+]
+EndsAfter = Annotated[
+    str | None,
+    typer.Option(
+        "--ends-after",
+        metavar="DATE",
+        help="Only markets ending on or after this ISO date.",
+        rich_help_panel=_ALL_PANEL,
+    ),
+]
+EndsBefore = Annotated[
+    str | None,
+    typer.Option(
+        "--ends-before",
+        metavar="DATE",
+        help="Only markets ending on or before this ISO date.",
+        rich_help_panel=_ALL_PANEL,
+    ),
+]
+
+
+def market_filter(
+    targets: list[str] | None,
+    all_markets: bool,
+    tag: str | None,
+    min_volume: float | None,
+    ends_after: str | None,
+    ends_before: str | None,
+) -> MarketFilter | None:
+    """The filter of ``--all`` (``None`` without it).
+
+    Raises:
+        typer.BadParameter: targets and ``--all`` together, neither, a filter without ``--all``, or a
+            date that is not ISO.
+    """
+    chosen = MarketFilter(tag, min_volume, ends_after, ends_before)
+    if not all_markets:
+        if chosen != MarketFilter():
+            raise typer.BadParameter("--tag, --min-volume, --ends-after and --ends-before need --all")
+        if not targets:
+            raise typer.BadParameter("give markets to follow (slugs, URLs, token ids), or --all")
+        return None
+    if targets:
+        raise typer.BadParameter("--all follows every market: give no markets with it")
+    for name, value in (("--ends-after", ends_after), ("--ends-before", ends_before)):
+        if value is not None:
+            try:
+                datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise typer.BadParameter(f"{name} {value!r} is not an ISO date (2026-12-31)") from None
+    return chosen
+
+
 Seconds = Annotated[
     float | None,
     typer.Option(

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import shutil
 import time
+from collections import Counter
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,21 +30,28 @@ from rich.console import Console
 from polyfeed.book import BookStatus
 from polyfeed.cli.errors import EXIT_USAGE, CommandError, fail, run_command
 from polyfeed.cli.options import (
+    AllMarkets,
+    EndsAfter,
+    EndsBefore,
     GammaUrl,
     Local,
+    MinVolume,
+    OptionalTargets,
     RestUrl,
     Seconds,
-    Targets,
+    Tag,
     Timeout,
     UserWsUrl,
     VenueOptions,
     WsUrl,
+    market_filter,
     open_venue,
     resolve_for_console,
 )
 from polyfeed.cli.recording import LABELS_META, book_order, books_table, labels_to_meta
 from polyfeed.cli.terminal import err_console, out_console, spinner
 from polyfeed.cli.view import BookLabel, WatchState
+from polyfeed.net.gamma import MarketFilter
 from polyfeed.record.format import META_FILE, REDACTED_API_KEY
 from polyfeed.record.writer import Recorder
 from polyfeed.sim.account import SIM_ADDRESS, SIM_CREDENTIALS
@@ -60,7 +68,11 @@ EPILOG = """**Examples**
 * `POLYMARKET_API_KEY=... POLYMARKET_API_SECRET=... POLYMARKET_API_PASSPHRASE=... polyfeed record
   fed-decision-in-december --user --out rec/mine`
 * `polyfeed record sim-market-0 sim-market-1 --local --seconds 30 --out rec/local`
+* `polyfeed record --all --out rec/everything` (every open market, followed as markets open and resolve)
+* `polyfeed record --all --tag 21 --min-volume 100000 --out rec/crypto`
 """
+_TABLE_BOOKS = 60
+"""Above this many books the closing summary counts them by status instead of listing them."""
 
 _MIB = 1 << 20
 _PLAIN_EVERY_S = 10.0
@@ -68,7 +80,6 @@ _SPIN_EVERY_S = 0.5
 
 
 def record_command(
-    targets: Targets,
     out: Annotated[
         Path,
         typer.Option(
@@ -80,6 +91,7 @@ def record_command(
             show_default=False,
         ),
     ],
+    targets: OptionalTargets = None,
     seconds: Seconds = None,
     rotate_mb: Annotated[
         int, typer.Option("--rotate-mb", min=1, help="Start a new segment past this many MiB on disk.")
@@ -111,6 +123,11 @@ def record_command(
     gamma_url: GammaUrl = None,
     local: Local = False,
     timeout: Timeout = 30.0,
+    all_markets: AllMarkets = False,
+    tag: Tag = None,
+    min_volume: MinVolume = None,
+    ends_after: EndsAfter = None,
+    ends_before: EndsBefore = None,
 ) -> None:
     """Record markets losslessly into a directory, for replay, serving and export.
 
@@ -122,6 +139,7 @@ def record_command(
     A write that fails (a full disk) stops the recording at once: the segment is closed and indexed as
     far as it was written, one line names the file and the error, and the exit status is 1.
     """
+    universe = market_filter(targets, all_markets, tag, min_volume, ends_after, ends_before)
     credentials: Credentials | None = None
     if user and not local and ws_url is not None and user_ws_url is None:
         # the user channel of another venue than --ws-url's would be recorded beside its market channel
@@ -136,7 +154,8 @@ def record_command(
         except KeyError as exc:
             raise fail("record", f"--user needs your API credentials: {exc.args[0]}", EXIT_USAGE) from None
     venue = VenueOptions(ws_url, rest_url, gamma_url, local, user_ws_url)
-    job = _Recording(out, targets, credentials, address, rotate_mb * _MIB, rotate_minutes * 60.0)
+    rotate_s = rotate_minutes * 60.0
+    job = _Recording(out, targets or [], credentials, address, rotate_mb * _MIB, rotate_s, universe)
     run_command("record", job.run(venue, seconds, timeout))
     if job.recorder is not None:  # also after Ctrl-C: the recording was closed properly
         _print_summary(out_console(), job)
@@ -153,7 +172,9 @@ class _Recording:
         address: str,
         rotate_bytes: int,
         rotate_s: float,
+        universe: MarketFilter | None = None,
     ) -> None:
+        self.universe = universe
         self.out = out
         self.targets = targets
         self.credentials = credentials
@@ -177,8 +198,13 @@ class _Recording:
         """
         console = err_console()
         async with open_venue(options) as venue:
-            token_ids, infos = await resolve_for_console(console, venue.gamma_url, self.targets, timeout_s)
-            self.labels = {t: BookLabel(i.market_slug, i.outcome) for t, i in infos.items()}
+            if self.universe is None:
+                gamma = venue.gamma_url
+                token_ids, infos = await resolve_for_console(console, gamma, self.targets, timeout_s)
+                self.labels = {t: BookLabel(i.market_slug, i.outcome) for t, i in infos.items()}
+                targets: list[str] = self.targets
+            else:  # labels of a whole market would weigh megabytes in meta.json: token ids name the books
+                token_ids, targets = [], [f"--all (filters: {self.universe})"]
             opened = asyncio.Event()
 
             def on_open(recorder: Recorder, stream: MarketStream) -> None:
@@ -198,13 +224,15 @@ class _Recording:
                     rotate_bytes=self.rotate_bytes,
                     rotate_s=self.rotate_s,
                     on_event=self.state.on_event,
-                    meta={LABELS_META: labels_to_meta(self.labels), "targets": self.targets},
+                    all_markets=self.universe,
+                    meta={LABELS_META: labels_to_meta(self.labels), "targets": targets},
                     on_open=on_open,
                     on_stop=self._stopped,
                 )
             )
             try:
-                with spinner(console, f"connecting to {venue.market_url}"):
+                doing = "listing every open market on Gamma, " if self.universe is not None else ""
+                with spinner(console, f"{doing}connecting to {venue.market_url}"):
                     if not await _first(job, opened.wait(), timeout_s):
                         raise CommandError(f"{venue.rest_url} did not answer within {timeout_s:g} s")
                     if not await _first(job, self._data(), timeout_s):
@@ -297,7 +325,15 @@ def _print_summary(console: Console, job: _Recording) -> None:
         f"{state.messages:,} messages, {state.reconnects} reconnects, {state.resyncs} resyncs",
         soft_wrap=True,
     )
-    if books:
-        console.print(books_table(books, book_order(books, job.labels), job.labels, job.final_statuses))
+    if len(books) > _TABLE_BOOKS:
+        statuses = Counter((job.final_statuses.get(a) or b.status).value for a, b in books.items())
+        failed = sum(b.checks.total_failed for b in books.values())
+        counts = ", ".join(f"{n:,} {status}" for status, n in statuses.most_common())
+        console.print(f"books: {counts}; {failed:,} checks failed", soft_wrap=True)
+    elif books:
+        labels = job.labels
+        if job.stream is not None and job.stream.universe is not None:
+            labels = {t: BookLabel(*label) for t, label in job.stream.universe.labels.items()}
+        console.print(books_table(books, book_order(books, labels), labels, job.final_statuses))
     if job.credentials is not None:
         console.print(f"user channel recorded (its API key stored as {REDACTED_API_KEY})", soft_wrap=True)

@@ -24,18 +24,25 @@ import typer
 from polyfeed.book import BookStatus
 from polyfeed.cli.errors import CommandError, discard_stdout, run_command
 from polyfeed.cli.options import (
+    AllMarkets,
+    EndsAfter,
+    EndsBefore,
     GammaUrl,
     Local,
+    MinVolume,
+    OptionalTargets,
     RestUrl,
     Seconds,
-    Targets,
+    Tag,
     Timeout,
     VenueOptions,
     WsUrl,
+    market_filter,
     open_venue,
     resolve_for_console,
 )
 from polyfeed.cli.terminal import err_console, spinner
+from polyfeed.net.gamma import MarketFilter
 from polyfeed.session import Event, encode_event
 from polyfeed.stream import MarketStream
 
@@ -46,6 +53,7 @@ EPILOG = """**Examples**
 * `polyfeed stream fed-decision-in-december > events.jsonl`
 * `polyfeed stream 7667...1111 --count 20 | jq -c 'select(.message_type == "PriceChange")'`
 * `polyfeed stream sim-market-0 --local --seconds 5 | jq -r .type | sort | uniq -c`
+* `polyfeed stream --all --min-volume 1000000 | jq -c 'select(.type == "StatusChanged")'`
 """
 
 
@@ -57,7 +65,7 @@ class OutputFormat(enum.StrEnum):
 
 
 def stream_command(
-    targets: Targets,
+    targets: OptionalTargets = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="How events are written: one JSON object a line.")
     ] = OutputFormat.JSONL,
@@ -68,6 +76,11 @@ def stream_command(
     gamma_url: GammaUrl = None,
     local: Local = False,
     timeout: Timeout = 30.0,
+    all_markets: AllMarkets = False,
+    tag: Tag = None,
+    min_volume: MinVolume = None,
+    ends_after: EndsAfter = None,
+    ends_before: EndsBefore = None,
 ) -> None:
     """Every event as a JSON line on stdout, for jq and other languages.
 
@@ -76,8 +89,9 @@ def stream_command(
     event's fields; a MessageReceived adds `message_type` and `message`, the wire message with
     Polymarket's field names. Ends quietly when the reader goes away (`| head`).
     """
+    universe = market_filter(targets, all_markets, tag, min_volume, ends_after, ends_before)
     venue = VenueOptions(ws_url, rest_url, gamma_url, local)
-    dropped = run_command("stream", _stream(venue, targets, count, seconds, timeout))
+    dropped = run_command("stream", _stream(venue, targets or [], universe, count, seconds, timeout))
     if dropped:
         sys.stderr.write(
             f"polyfeed stream: {dropped} events dropped: stdout was read slower than the stream\n"
@@ -87,21 +101,25 @@ def stream_command(
 async def _stream(
     options: VenueOptions,
     targets: list[str],
+    universe: MarketFilter | None,
     count_limit: int | None,
     seconds: float | None,
     timeout_s: float,
 ) -> int:
     console = err_console()
     async with open_venue(options) as venue:
-        token_ids, _ = await resolve_for_console(
-            console, venue.gamma_url, targets, timeout_s, name_tokens=False
-        )
         received = [0]
 
         def count(_: Event) -> None:
             received[0] += 1
 
-        stream = MarketStream(token_ids, venue=venue, on_event=count)
+        if universe is None:
+            token_ids, _ = await resolve_for_console(
+                console, venue.gamma_url, targets, timeout_s, name_tokens=False
+            )
+            stream = MarketStream(token_ids, venue=venue, on_event=count)
+        else:  # every open market, followed as markets open and resolve
+            stream = MarketStream.all_markets(universe, venue=venue, on_event=count)
         async with contextlib.AsyncExitStack() as stack:
             with spinner(console, f"connecting to {venue.market_url}"):
                 try:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from polyfeed.net.gamma import MarketFilter
 from polyfeed.record.writer import Recorder
 from polyfeed.session import Event
 from polyfeed.stream.market import MarketStream
@@ -42,6 +43,7 @@ async def record(
     asset_ids: Iterable[str] = (),
     *,
     slugs: Iterable[str] = (),
+    all_markets: MarketFilter | None = None,
     venue: Venue | None = None,
     ws_url: str | None = None,
     rest_url: str | None = None,
@@ -66,6 +68,10 @@ async def record(
     The recording is closed properly however the run ends; a process killed outright loses at most the
     last second (see ``docs/recording-format.md``). The streams' orderly stop is recorded (a
     ``stopped`` marker for each connection), so that a replay ends with the books as they were.
+
+    With ``all_markets`` (a :class:`polyfeed.net.gamma.MarketFilter`; ``MarketFilter()`` for no filter),
+    every open market is recorded instead (:meth:`polyfeed.stream.MarketStream.all_markets`), and
+    ``asset_ids`` and ``slugs`` are not used.
 
     ``meta`` is added to the recording's ``meta.json`` (the command line stores the books' names there);
     ``on_open`` is called with the recorder and the market stream once both channels are open (to show
@@ -93,15 +99,25 @@ async def record(
         out, rotate_bytes=rotate_bytes, rotate_s=rotate_s, meta=about, on_failure=lambda _: stop.set()
     )
     with recorder:
-        market = MarketStream.from_slugs(
-            list(slugs),
-            venue=urls,
-            on_event=on_event,
-            max_queue=0,
-            ssl_context=ssl_context,
-            recorder=recorder,
-        )
-        market.asset_ids = list(dict.fromkeys(asset_ids))  # the slugs' tokens join these on entering
+        if all_markets is not None:  # every open market, followed as markets open and resolve
+            market = MarketStream.all_markets(
+                all_markets,
+                venue=urls,
+                on_event=on_event,
+                max_queue=0,
+                ssl_context=ssl_context,
+                recorder=recorder,
+            )
+        else:
+            market = MarketStream.from_slugs(
+                list(slugs),
+                venue=urls,
+                on_event=on_event,
+                max_queue=0,
+                ssl_context=ssl_context,
+                recorder=recorder,
+            )
+            market.asset_ids = list(dict.fromkeys(asset_ids))  # the slugs' tokens join these on entering
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(market)
             if user_credentials is not None:

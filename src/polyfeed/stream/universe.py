@@ -53,6 +53,8 @@ class Universe:
         self.poll_s = poll_s
         self.markets: dict[str, tuple[str, ...]] = {}
         """condition id -> its tokens, for every market followed."""
+        self.labels: dict[str, tuple[str, str]] = {}
+        """token id -> (market slug, outcome), as Gamma names them."""
         self.opened = 0
         """Markets added after the first walk (``new_market`` or a poll)."""
         self.dropped = 0
@@ -105,6 +107,7 @@ class Universe:
         tokens = [t for m in new for t in m.tokens]
         for market in new:
             self.markets[market.condition_id] = tuple(t.token_id for t in market.tokens)
+            self.labels.update((t.token_id, (t.market_slug, t.outcome)) for t in market.tokens)
         incomplete = self.stream._gamma_metadata(tokens)
         await self.stream._load_metadata(incomplete)
         pool = self.stream._pool
@@ -115,6 +118,8 @@ class Universe:
         tokens = self.markets.pop(condition_id, None)
         self._resolved.add(condition_id)
         if tokens is not None:
+            for token in tokens:
+                self.labels.pop(token, None)
             self.dropped += 1
             self.stream.unsubscribe(tokens)
 
