@@ -9,7 +9,7 @@ import pytest
 
 from polyfeed.book import BookStatus, CheckKind, HashVariant, Level, OrderBook
 from polyfeed.errors import InvalidLevelError
-from polyfeed.wire import LastTradePrice, TickSizeChange
+from polyfeed.wire import LastTradePrice, PriceChange, TickSizeChange
 from tests.book.builders import ASSET, MARKET, change, live_book, snapshot, tick_change
 
 # -- checks and status ---------------------------------------------------------------------------------
@@ -257,3 +257,72 @@ def test_a_hashed_snapshot_awaiting_its_print_gets_the_level_checks_meanwhile() 
     book = OrderBook(ASSET, tick_size="0.01", hash_variant=HashVariant.CURRENT)
     book.apply(snapshot([("0", "5"), ("0.40", "5")], [("0.60", "5")], hash="f" * 40))
     assert book.checks.failed[CheckKind.TICK] == 1 and book.status is BookStatus.SUSPECT
+
+
+# -- the hash schedule (hash_every_ms) -----------------------------------------------------------------
+
+
+def scheduled_book() -> tuple[OrderBook, OrderBook]:
+    """A book checking its hash at most every second, and a twin that gives the venue's claims."""
+    book = OrderBook(ASSET, tick_size="0.01", hash_variant=HashVariant.CURRENT, hash_every_ms=1000)
+    twin = OrderBook(ASSET, tick_size="0.01", hash_variant=HashVariant.CURRENT, verify_hash=False)
+    for b in (book, twin):
+        b.apply(snapshot([("0.40", "50")], [("0.60", "20")]))
+    return book, twin
+
+
+def claimed(twin: OrderBook, price: str, size: str, ts: str) -> PriceChange:
+    """The change, with the hash of the twin's book after it (what the venue would claim)."""
+    twin.apply(change(price, size, "BUY", ts=ts))
+    twin.settle()
+    return change(price, size, "BUY", ts=ts, hash=twin.compute_hash(ts))
+
+
+def test_a_live_books_hash_is_checked_at_most_once_an_interval_the_newest_claim_each_time() -> None:
+    book, twin = scheduled_book()
+    for ts in ("2000", "2300", "2600", "2900"):  # four bursts within a second of the venue's time
+        book.apply(claimed(twin, "0.3" + ts[1], "5", ts))
+        book.settle()
+    assert book.checks.passed[CheckKind.HASH] == 1, "the first, then none within the interval"
+    assert book.checks.passed[CheckKind.CROSSED] == 4, "the cheap checks at every burst end"
+    assert book.unverified_claim == "2900" and book.hash_due_ms == 3000
+    book.verify_deferred()
+    assert book.checks.passed[CheckKind.HASH] == 2 and book.unverified_claim is None
+    book.apply(claimed(twin, "0.35", "5", "3900"))  # an interval after the check of 2900
+    book.settle()
+    assert book.checks.passed[CheckKind.HASH] == 3, "an interval after the last check: checked at once"
+
+
+def test_a_wrong_level_under_a_deferred_claim_is_caught_when_it_is_checked() -> None:
+    book, twin = scheduled_book()
+    book.apply(claimed(twin, "0.31", "5", "2000"))
+    book.settle()
+    good = claimed(twin, "0.32", "5", "2100")
+    book.apply(change("0.32", "6", "BUY", ts="2100", hash=good.price_changes[0].hash or ""))  # a wrong size
+    book.settle()
+    assert book.status is BookStatus.LIVE and book.unverified_claim == "2100", "not checked yet"
+    book.settle(final=True)  # the stream gives up waiting (or the interval passes and a print never comes)
+    assert book.status is BookStatus.SUSPECT and book.last_failure is not None
+    assert book.last_failure.kind is CheckKind.HASH
+
+
+def test_a_deferred_claim_is_checked_before_a_snapshot_a_print_or_a_tick_change_moves_its_inputs() -> None:
+    book, twin = scheduled_book()
+    book.apply(claimed(twin, "0.31", "5", "2000"))
+    book.apply(claimed(twin, "0.32", "5", "2100"))
+    book.settle()
+    assert book.unverified_claim == "2100"
+    book.apply(
+        LastTradePrice(asset_id=ASSET, market=MARKET, price="0.5", side="BUY", size="1", timestamp="2200")
+    )
+    assert book.unverified_claim is None and book.checks.passed[CheckKind.HASH] == 2
+
+
+def test_a_book_not_live_is_checked_at_every_burst_so_that_it_heals_at_once() -> None:
+    book, twin = scheduled_book()
+    book.mark_stale("connection lost", 1500)
+    for ts in ("2000", "2100", "2200"):
+        book.apply(claimed(twin, "0.3" + ts[2], "5", ts))
+        book.settle()
+        assert book.status is BookStatus.LIVE  # healed by the first, then live
+    assert book.checks.passed[CheckKind.HASH] == 1, "live from the first verified hash on: deferred after"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polyfeed import MarketStream
-from polyfeed.book import BookStatus, OrderBook
+from polyfeed.book import BookStatus, CheckKind, OrderBook
 from polyfeed.net import Backoff
 from polyfeed.session import Disconnected, Event, SessionConfig, StatusChanged
 from polyfeed.sim import Simulator
@@ -49,6 +49,9 @@ class Report:
     longest_wrong_live_s: float = 0.0
     zombie_detection_s: list[tuple[float, float]] = field(default_factory=list)  # (detected after, deadline)
     suspect_spells: int = 0
+    levels_caught: int = 0
+    """Failed hash and snapshot checks: a wrong level found by the hash, or by the snapshot that replaced
+    it before the book's next hash check was due (``hash_interval_s``), which leaves no SUSPECT spell."""
     recovered_after_s: float = 0.0
     exceptions: list[str] = field(default_factory=list)
     faults: Counter[str] = field(default_factory=Counter)
@@ -66,6 +69,7 @@ class Report:
             ("longest LIVE and wrong during the flow", f"{self.longest_wrong_live_s:.2f} s"),
             ("zombie detected after", zombies),
             ("SUSPECT spells", str(self.suspect_spells)),
+            ("wrong levels caught (failed hash and snapshot checks)", str(self.levels_caught)),
             ("every book LIVE again after the faults stopped", f"{self.recovered_after_s:.1f} s"),
             ("exceptions", str(len(self.exceptions))),
         ]
@@ -222,6 +226,10 @@ async def run_chaos(
             finally:
                 sampler.cancel()
             report.exceptions.extend(f"callback: {n}" for n in range(stream.callback_errors))
+            report.levels_caught = sum(
+                b.checks.failed[CheckKind.HASH] + b.checks.failed[CheckKind.SNAPSHOT]
+                for b in stream.books.values()
+            )
             pool = stream._pool
             assert pool is not None
             for runner in pool._runners:  # a connection task that ended on its own died of something

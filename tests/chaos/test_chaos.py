@@ -3,8 +3,9 @@ its tokens, judged from outside by :mod:`tests.chaos.harness`. ``make test`` run
 fault; ``make chaos`` (``POLYFEED_CHAOS_SCALE=20``) runs twenty.
 
 The promise held to: no book LIVE and wrong at rest, ever; during the flow a wrong book is LIVE no
-longer than the documented bound (``settle_after_s + final_settle_after_s`` of the venue's time, plus
-the client's lag: docs/book-checks.md); no exception; every book LIVE again soon after the faults stop.
+longer than the documented bound (``settle_after_s`` plus the longer of ``final_settle_after_s`` and
+``hash_interval_s``, of the venue's time, plus the client's lag: docs/book-checks.md); no exception;
+every book LIVE again soon after the faults stop.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ FAULTS: list[dict[str, Any]] = [
     {"kind": "hostile", "mode": "huge"},
     {"kind": "zombie"},
 ]
-IN_FLIGHT_BOUND_S = 1.25 * CONFIG.settle_after_s + CONFIG.final_settle_after_s + 2.0
+IN_FLIGHT_BOUND_S = (
+    1.25 * CONFIG.settle_after_s + max(CONFIG.final_settle_after_s, CONFIG.hash_interval_s) + 2.0
+)
 """The documented bound in the venue's time, and 2 s for the client's lag and the sampler's step."""
 
 
@@ -84,4 +87,8 @@ def test_no_book_is_live_and_wrong_at_rest_and_wrong_books_are_caught_within_the
     # resolved markets leave the comparison (a resolve fault a round, and the exchange's own)
     assert report.comparisons_at_rest >= markets * len(FAULTS) * SCALE // 2, "books compared after each fault"
     assert report.longest_wrong_live_s < IN_FLIGHT_BOUND_S
-    assert report.suspect_spells >= 3 * SCALE, "each corrupted level was caught"
+    # A corrupted level is caught by the book's next hash check (at most hash_interval_s later), or by the
+    # snapshot that replaces the book first; or the venue's own next change of that level makes it right
+    # again before either, no lasting harm (the bound above holds either way). The quiet market's
+    # corrupted level has nothing to mend it: its hash must catch it.
+    assert report.levels_caught >= SCALE, "the quiet market's corrupted level was caught by a check"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import msgspec
 
-from polyfeed.book import BookStatus, OrderBook
+from polyfeed.book import BookStatus, CheckKind, HashVariant, OrderBook
 from polyfeed.session.settle import BurstClock
 from polyfeed.wire import Book, PriceChange, decode_market
 
 
-def book(asset: str) -> OrderBook:
+def book_message(asset: str) -> Book:
     snapshot = {
         "event_type": "book",
         "market": "0xm",
@@ -21,8 +21,12 @@ def book(asset: str) -> OrderBook:
     }
     (message,) = decode_market(msgspec.json.encode(snapshot))
     assert isinstance(message, Book)
+    return message
+
+
+def book(asset: str) -> OrderBook:
     ob = OrderBook(asset)
-    ob.apply(message)
+    ob.apply(book_message(asset))
     return ob
 
 
@@ -84,3 +88,34 @@ def test_clear_drops_open_bursts() -> None:
     clock.opened["a"] = 1
     clock.clear()
     assert clock.opened == {} and not clock.sweep_due()
+
+
+def test_a_claim_left_unchecked_is_checked_by_the_sweep_once_its_interval_has_passed() -> None:
+    book = OrderBook("a", tick_size="0.01", hash_variant=HashVariant.CURRENT, hash_every_ms=1000)
+    twin = OrderBook("a", tick_size="0.01", hash_variant=HashVariant.CURRENT, verify_hash=False)
+    base = book_message("a")
+    book.apply(base)
+    twin.apply(base)
+    clock = BurstClock(0.25, 3.0)
+    for ts in ("2000", "2400"):
+        message = change("a", ts, best_bid="0.41")
+        twin.apply_price_change(message)
+        twin.settle()
+        claim = msgspec.structs.replace(
+            message,
+            price_changes=[msgspec.structs.replace(message.price_changes[0], hash=twin.compute_hash(ts))],
+        )
+        book.apply_price_change(claim)
+        clock.opened["a"] = int(ts)
+        clock.venue_ms = int(ts) + 300
+        assert clock.sweep_due()
+        clock.sweep({"a": book}, {"a"}, lambda asset, old: None)
+    assert book.checks.passed[CheckKind.HASH] == 1 and book.unverified_claim == "2400", "deferred"
+    clock.venue_ms = 2999
+    clock.sweep({"a": book}, {"a"}, lambda asset, old: None)
+    assert book.unverified_claim == "2400", "not due before the interval"
+    clock.venue_ms = 3000
+    assert clock.sweep_due()
+    clock.sweep({"a": book}, {"a"}, lambda asset, old: None)
+    assert book.unverified_claim is None and book.checks.passed[CheckKind.HASH] == 2
+    assert book.status is BookStatus.LIVE

@@ -48,6 +48,9 @@ class BookChecks:
     neg_risk: bool
     hash_variant: HashVariant | None
     verify_hash: bool
+    hash_every_ms: int
+    _hash_checked_ms: int
+    _unverified: tuple[str, str] | None
     tick_size: str | None
     _tick_units: int
     last_trade_price: str | None
@@ -93,6 +96,7 @@ class BookChecks:
         self._burst_entry = None
         self._burst_old_tick = None
         self._awaiting = None
+        self._unverified = None
         if self._status is not _SYNCING and self._status is not _CLOSED:
             self._status = _STALE
             self.status_reason = reason
@@ -106,6 +110,7 @@ class BookChecks:
         self._burst_entry = None
         self._burst_old_tick = None
         self._awaiting = None
+        self._unverified = None
         self._status = _CLOSED
         self.status_reason = reason
         self.status_since_ms = at_ms
@@ -131,16 +136,41 @@ class BookChecks:
         """The timestamp of a hash that did not match and waits for a trade print, if one does."""
         return self._awaiting[0] if self._awaiting is not None else None
 
+    @property
+    def unverified_claim(self) -> str | None:
+        """The timestamp of the newest hash claim not checked yet (``hash_every_ms``), if one waits."""
+        return self._unverified[0] if self._unverified is not None else None
+
+    @property
+    def hash_due_ms(self) -> int:
+        """The venue time by which :attr:`unverified_claim` is to be checked (``hash_every_ms``)."""
+        return self._hash_checked_ms + self.hash_every_ms
+
     def settle(self, *, final: bool = False) -> None:
         """Close the current burst now and run the checks deferred to its end.
 
         The stream calls this when it knows no more messages of the burst will come (its connection has
-        been quiet for a moment). With ``final``, a hash mismatch still waiting for a trade print fails.
+        been quiet for a moment). With ``final``, a hash mismatch still waiting for a trade print fails,
+        and a claim left unchecked by ``hash_every_ms`` is checked.
         """
         if self._burst_ts is not None:
             self._settle_burst()
-        if final and self._awaiting is not None:
-            self._fail_awaiting(self._awaiting[0])
+        if final:
+            if self._unverified is not None:
+                self.verify_deferred()
+            if self._awaiting is not None:
+                self._fail_awaiting(self._awaiting[0])
+
+    def verify_deferred(self) -> None:
+        """Check the newest claim ``hash_every_ms`` left unchecked, against the book as it is: exact while
+        no burst is open (the levels are those the claim describes; later changes come with their own
+        claim). With a burst open, nothing is done: its end brings a newer claim."""
+        if self._unverified is None or self._burst_ts is not None:
+            return
+        ts, expected = self._unverified
+        self._unverified = None
+        self._hash_checked_ms = int(ts) if ts.isdigit() else 0
+        self._verify_hash(ts, expected)
 
     def _settle_burst(self) -> None:
         ts = self._burst_ts
@@ -167,6 +197,16 @@ class BookChecks:
             else:
                 self._check_top_of_book_slowly(venue_bid, venue_ask, best_bid, best_ask, ts)
         if entry.hash and self.verify_hash:
+            every = self.hash_every_ms
+            if every:
+                ms = int(ts) if ts.isdigit() else 0
+                # A live book's newest claim is checked at most every ``every`` ms of the venue's time; one
+                # not live is checked at every burst, so that a verified hash makes it live at once.
+                if ms and self._status is _LIVE and ms - self._hash_checked_ms < every:
+                    self._unverified = (ts, entry.hash)
+                    return
+                self._hash_checked_ms = ms
+            self._unverified = None
             self._verify_hash(ts, entry.hash)
 
     def _check_top_of_book_slowly(

@@ -50,6 +50,10 @@ class OrderBook(BookChecks):
         hash_variant: the venue's hash field set, or ``None`` to detect it from the first hash that
             verifies (useful for recordings of unknown date).
         verify_hash: run the hash check at the end of each burst (about 5 µs for 60 levels a side).
+        hash_every_ms: check the hash of a live book at most this often in the venue's time, the newest
+            claim each time (``0``: at every burst end). A claim not checked at its burst's end waits in
+            :attr:`unverified_claim` for :meth:`verify_deferred`, which the stream calls within the
+            interval (:mod:`polyfeed.session.settle`); snapshots, prints and tick changes check it first.
 
     Prices and sizes are exact: ``Decimal`` in the public API, the venue's text inside.
     """
@@ -64,8 +68,12 @@ class OrderBook(BookChecks):
         neg_risk: bool = False,
         hash_variant: HashVariant | None = None,
         verify_hash: bool = True,
+        hash_every_ms: int = 0,
     ) -> None:
         self.asset_id = asset_id
+        self.hash_every_ms = hash_every_ms
+        self._hash_checked_ms = 0  # the venue time of the last hash checked
+        self._unverified: tuple[str, str] | None = None  # (timestamp, hash) of the newest unchecked claim
         self.market = market
         self.min_order_size = min_order_size
         self.neg_risk = neg_risk
@@ -123,6 +131,8 @@ class OrderBook(BookChecks):
         if message.__class__ is PriceChange:
             return self.apply_price_change(message)
         cls = message.__class__
+        if self._unverified is not None and self._burst_ts is None:
+            self.verify_deferred()  # what comes next changes the inputs of the claim's hash
         if cls is Book:
             self._apply_book(message)  # type: ignore[arg-type]
             return True

@@ -22,6 +22,10 @@ class SessionConfig:
     final_settle_after_s: float = 3.0
     """How long a hash that did not match waits for its trade print before it fails: until the
     connection brings a message this much later in the venue's time, or is quiet this long."""
+    hash_interval_s: float = 1.0
+    """How often, at most, a live book's newest hash claim is checked, in the venue's time (0: at every
+    burst end). The top-of-book and crossed checks still run at every burst end; see
+    :mod:`polyfeed.session.settle` for the bound this gives."""
     resync_burst: int = 5
     resync_per_minute: float = 6.0
     """A token bucket: a flapping market cannot cause a storm of REST calls."""

@@ -98,8 +98,9 @@ class MarketSession(ResyncingSession):
         super().__init__(connection_id, self.config.ping_interval_s, self.config.pong_timeout_s)
         self.assets: set[str] = set(assets)
         self.books = books
+        self._hash_every_ms = int(self.config.hash_interval_s * 1000)
         for asset in self.assets:
-            books.setdefault(asset, OrderBook(asset))
+            self._book(asset)
         self.resyncs = ResyncSchedule(self.config)
         self.books_missing = 0
         """Tokens the venue said it has no book for (REST 404): their books are CLOSED."""
@@ -113,6 +114,13 @@ class MarketSession(ResyncingSession):
         self._venue_text = ""  # the last timestamp text parsed
         self._message_ms = 0  # the venue time of the message being routed (0: not an integer)
         self._idle = QuietOrZombie(connection_id, self.config.max_quiet_idle_s)
+
+    def _book(self, asset: str) -> None:
+        """This connection's book of ``asset``, created if missing, checked on this session's schedule."""
+        book = self.books.get(asset)
+        if book is None:
+            book = self.books[asset] = OrderBook(asset)
+        book.hash_every_ms = self._hash_every_ms
 
     @property
     def resyncs_requested(self) -> int:
@@ -176,7 +184,7 @@ class MarketSession(ResyncingSession):
             return
         self.assets.update(new)
         for asset in new:
-            self.books.setdefault(asset, OrderBook(asset))
+            self._book(asset)
         self._snapshots.expect(new, now_ns)
         if self._subscribed:  # else the next subscription frame carries them
             self._to_send.append(encode_operation("subscribe", assets_ids=new, initial_dump=True))
@@ -463,6 +471,7 @@ class MarketSession(ResyncingSession):
                     book = self.books[asset]
                     old = book.status
                     book.settle(final=final)
+                    book.verify_deferred()  # the connection is quiet: checking costs nothing anyone waits for
                     self._status_event(asset, old, now_ns)
                     if not final:
                         self._bursts.note_awaiting(asset, book)

@@ -11,10 +11,18 @@ falsely (issue 12, items 2 and 14).
 It runs as a sweep every ``settle_after_s / 4`` of the venue's time, not per message: the bound grows by
 a quarter, and the hot path pays one dict store a change (the session writes :attr:`BurstClock.opened`
 itself).
+
+A busy book's hash is checked at most every ``hash_interval_s`` of the venue's time (the newest claim
+each time, :attr:`polyfeed.book.OrderBook.hash_every_ms`): a claim its burst's end left unchecked is
+checked by the sweep once that interval has passed, unless a newer burst is open (its end brings a newer
+claim). So a book whose levels went wrong is found by its hash within ``hash_interval_s`` plus a sweep
+of the venue's time (at once by the top-of-book check when the top is wrong); a level wrong and then
+right again between two checks did no lasting harm.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Callable, Collection
 
@@ -37,6 +45,7 @@ class BurstClock:
         self.opened: dict[str, int] = {}
         """asset -> venue ms of its latest change (its open burst's); written by the session."""
         self._waiting: deque[tuple[int, str, str]] = deque()  # (venue ms, timestamp, asset), oldest first
+        self._deferred: list[tuple[int, str]] = []  # a heap of (venue ms due, asset): claims to check
         self._settle_ms = int(settle_after_s * 1000)
         self._final_ms = int(final_settle_after_s * 1000)
         self._sweep_ms = max(1, self._settle_ms // 4)
@@ -47,7 +56,7 @@ class BurstClock:
         if self.venue_ms < self._next_sweep_ms:
             return False
         self._next_sweep_ms = self.venue_ms + self._sweep_ms
-        return bool(self.opened or self._waiting)
+        return bool(self.opened or self._waiting or self._deferred)
 
     def note_awaiting(self, asset: str, book: OrderBook) -> None:
         """After a book settled: a hash of it awaiting its trade print fails if none comes in time."""
@@ -62,6 +71,7 @@ class BurstClock:
         self.opened.clear()
         if waiting:
             self._waiting.clear()
+            self._deferred.clear()
 
     def sweep(
         self,
@@ -84,6 +94,17 @@ class BurstClock:
                 book.settle()
                 if book.status is not old:
                     changed(asset, old)
+                self.note_awaiting(asset, book)
+                if book.unverified_claim is not None:
+                    heapq.heappush(self._deferred, (book.hash_due_ms, asset))
+        deferred = self._deferred
+        while deferred and deferred[0][0] <= venue:
+            _, asset = heapq.heappop(deferred)
+            book = books.get(asset)
+            if book is not None and book.unverified_claim is not None and asset in assets:
+                old = book.status
+                book.verify_deferred()  # nothing while a burst is open: its end brings a newer claim
+                changed(asset, old)
                 self.note_awaiting(asset, book)
         waiting = self._waiting
         horizon = venue - self._final_ms
