@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         VenueError,
         VenueUnreachableError,
     )
+    from polyfeed.net.gamma import MarketFilter
     from polyfeed.record.writer import Recorder
     from polyfeed.sim import Simulator
     from polyfeed.stream import MarketStream, SyncMarketStream, UserStream
@@ -36,6 +37,7 @@ __all__ = [
     "ConnectError",
     "Credentials",
     "FrameDecodeError",
+    "MarketFilter",
     "MarketStream",
     "OrderBook",
     "PolyfeedError",
@@ -55,6 +57,7 @@ _HOMES = {
     "MarketStream": "polyfeed.stream",
     "SyncMarketStream": "polyfeed.stream",
     "UserStream": "polyfeed.stream",
+    "MarketFilter": "polyfeed.net.gamma",
     "Venue": "polyfeed.venue",
     "OrderBook": "polyfeed.book",
     "BookStatus": "polyfeed.book",
