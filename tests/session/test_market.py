@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import msgspec
 
@@ -664,3 +665,24 @@ def test_interleaved_entries_apply_once_per_book_with_one_update_each() -> None:
     assert asks["0.98"] == "11" and asks["0.97"] == "12"
     after = {a: books[a].checks.total_passed + books[a].checks.total_failed for a in (yes, no)}
     assert after == before, "no check ran twice for one message (nor at all, mid-burst)"
+
+
+def test_a_quiet_connection_settles_only_the_books_with_something_pending() -> None:
+    exchange = Exchange(markets=3, seed=12)
+    assets = exchange.asset_ids()
+    session, books = started(assets, exchange)
+    settled: list[str] = []
+    for asset, book in books.items():
+        original = book.settle
+
+        def spy(*, final: bool = False, asset: str = asset, original: Any = original) -> None:
+            settled.append(asset)
+            original(final=final)
+
+        book.settle = spy  # type: ignore[method-assign]
+    (frame,) = [f for f in flow(exchange, {assets[0]}, 60) if b"price_change" in f][:1]
+    feed(session, frame, 2 * S)
+    tick(session, 2 * S + S // 2)  # quiet for settle_after_s: bursts close
+    assert settled and set(settled) <= {e.asset_id for e in decode_market(frame)[0].price_changes}, (
+        "the books the frame changed, not all six"
+    )

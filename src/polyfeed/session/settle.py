@@ -65,6 +65,14 @@ class BurstClock:
             ms = int(awaited) if awaited.isascii() and awaited.isdigit() else 0
             self._waiting.append((ms, awaited, asset))
 
+    def pending_assets(self) -> set[str]:
+        """Every asset with something to judge: an open burst, a hash awaiting its print, a claim left
+        unchecked. The others have nothing a quiet connection's settling could change."""
+        pending = set(self.opened)
+        pending.update(asset for _, _, asset in self._waiting)
+        pending.update(asset for _, asset in self._deferred)
+        return pending
+
     def clear(self, *, waiting: bool = True) -> None:
         """Forget open bursts (and hashes awaiting a print): their books were settled otherwise, or
         turned stale."""
