@@ -656,9 +656,18 @@ def test_interleaved_entries_apply_once_per_book_with_one_update_each() -> None:
             entry(no, "0.97", "12", "SELL"),
         ],
     )
+    given: list[list[str]] = []
+    apply = books[yes].apply_price_change
+
+    def spy(change: PriceChange) -> bool:
+        given.append([e.asset_id for e in change.price_changes])
+        return apply(change)
+
+    books[yes].apply_price_change = spy  # type: ignore[method-assign]
     events = feed(session, msgspec.json.encode(message), 2 * S)
     updated = [e.asset_id for e in events if isinstance(e, BookUpdated)]
     assert updated == [yes, no]
+    assert given == [[yes, yes]], "grouped by asset once: the book is given its own entries only"
     bids = {level.price: level.size for level in books[yes].wire_levels()[0]}
     assert bids["0.02"] == "11" and bids["0.03"] == "12"
     asks = {level.price: level.size for level in books[no].wire_levels()[1]}

@@ -35,6 +35,8 @@ import logging
 from collections.abc import Iterable
 from typing import cast
 
+import msgspec
+
 from polyfeed.book import BookStatus, OrderBook
 from polyfeed.errors import BookError, FrameDecodeError
 from polyfeed.session.config import SessionConfig
@@ -60,6 +62,7 @@ from polyfeed.wire import (
     Notice,
     Pong,
     PriceChange,
+    PriceChangeEntry,
     TickSizeChange,
     decode_market,
     encode_market_subscription,
@@ -279,25 +282,33 @@ class MarketSession(ResyncingSession):
         assets = self.assets
         done: str | None = None
         entries = message.price_changes  # usually two: this token and its complement
+        own: dict[str, PriceChange] | None = None
         if len(entries) > 2:
-            # Each book takes all of its entries at once (apply_price_change): an asset must come here
-            # once, even when entries interleave ([A, B, A, B] applied A and B twice each, with four
-            # BookUpdated, issue 14 item 3).
-            entries = list({e.asset_id: e for e in entries}.values())  # in order of first entry
+            # The entries grouped by asset once: each book takes its own entries, all at once, and comes
+            # here once even when they interleave ([A, B, A, B] was applied twice to each book, with four
+            # BookUpdated, issue 14 item 3), instead of each book scanning the whole message.
+            groups: dict[str, list[PriceChangeEntry]] = {}
+            for e in entries:
+                groups.setdefault(e.asset_id, []).append(e)
+            own = {
+                a: msgspec.structs.replace(message, price_changes=g) for a, g in groups.items() if a in assets
+            }
+            entries = [g[0] for g in groups.values()]  # in order of first entry
         pending = self.resyncs.pending
         for entry in entries:
             asset = entry.asset_id
             if asset == done or asset not in assets:
                 continue
             done = asset
+            change = own[asset] if own is not None else message
             resync = pending.get(asset) if pending else None
             if resync is not None:
-                resync.buffered.append(message)
+                resync.buffered.append(change)
                 continue
             book = self.books[asset]
             old = book.status
             try:
-                changed = book.apply_price_change(message)
+                changed = book.apply_price_change(change)
             except BookError as exc:
                 log.warning(
                     "connection %d: book %s could not take a message: %s", self.connection_id, asset, exc
