@@ -61,6 +61,7 @@ def test_zombie_answers_pings_but_sends_no_data() -> None:
             late: list[MarketMessage] = []
             await read_until_pong(ws, late.append)
             assert late == []
+            sim.pause()  # a close waits for the flow's backlog: a bounded one (not at 2,000 a second)
             await ws.close()
 
     run(scenario)
@@ -93,6 +94,7 @@ def test_duplicated_frames_arrive_twice() -> None:
                 frames.append((await ws.receive()).data)
             pairs = sum(1 for a, b in itertools.pairwise(frames) if a == b)
             assert pairs >= 5
+            sim.pause()  # a close waits for the flow's backlog: a bounded one (not at 2,000 a second)
             await ws.close()
 
     run(scenario)
@@ -163,6 +165,7 @@ def test_delay_keeps_order() -> None:
                     if isinstance(message, PriceChange):
                         stamps.append(int(message.timestamp))
             assert stamps == sorted(stamps)
+            sim.pause()  # a close waits for the flow's backlog: a bounded one (not at 2,000 a second)
             await ws.close()
 
     run(scenario)

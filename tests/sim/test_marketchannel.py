@@ -145,6 +145,7 @@ def test_operations_subscribe_and_unsubscribe_in_place_and_unknown_ids_are_ignor
                             after.append(message)
                     if len(after) >= 20:
                         break
+                sim.pause()  # the close waits for the flow's backlog: a bounded one, not at 2,000 a second
                 assert {m.market for m in after} == {second.condition_id}, (
                     "after the switch only the newly subscribed market's flow arrives"
                 )
@@ -182,6 +183,8 @@ def test_best_bid_ask_only_with_custom_features_and_it_matches_the_book() -> Non
                             )
                     if tops >= 10:
                         break
+                # The closes wait for each socket's backlog (plain was not read so far): bounded, paused.
+                sim.pause()
                 plain_kinds: set[type] = set()
                 await read_until_pong(plain, lambda m: plain_kinds.add(type(m)))
                 assert BestBidAsk not in plain_kinds and PriceChange in plain_kinds
