@@ -65,3 +65,26 @@ def test_trades_run_their_lifecycle_and_maker_fills_sit_on_the_order_s_own_token
         market = order.market
         if order.asset_id == market.no:  # the NO leg fills at 1 - p of the taker's YES price
             assert Decimal(mine.price) == 1 - Decimal(trade.price)
+
+
+def test_the_account_s_indexes_agree_with_a_walk_of_every_order_it_placed() -> None:
+    """The account finds its LIVE orders by market and level instead of walking every order it ever
+    placed; at every step the indexes say what such a walk would say."""
+    exchange = Exchange(markets=4, seed=5, median_lifetime_s=60.0, long_dated=0)
+    account = exchange.account
+    most = 0
+    for _ in range(8_000):
+        exchange.step(elapsed_ms=50)
+        live = [o for o in account.orders.values() if o.status == "LIVE"]
+        most = max(most, len(live))
+        assert account.open_orders() == live, "oldest first, as placed"
+        for market in {o.market.condition_id: o.market for o in account.orders.values()}.values():
+            mine = [o for o in live if o.market is market]
+            assert account.orders_in(market) == mine
+            for order in mine:
+                walked = sum(
+                    (o.remaining for o in mine if (o.yes_buy, o.key) == (order.yes_buy, order.key)),
+                    Decimal(0),
+                )
+                assert account.resting(market, order.yes_buy, order.key) == walked
+    assert len(exchange.resolved) > 5 and most > 2, "markets resolved with orders in them, others filled"

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import Counter
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -14,7 +17,7 @@ import pytest
 from polyfeed.book import BookStatus, CheckKind, OrderBook
 from polyfeed.sim import Exchange
 from polyfeed.sim.bookhash import book_hash, book_trade_price
-from polyfeed.sim.engine import SCALE, price_text
+from polyfeed.sim.engine import SCALE, Outbound, SimMarket, price_text
 from polyfeed.wire import Book, LastTradePrice, MarketResolved, NewMarket, PriceChange, TickSizeChange
 
 
@@ -244,9 +247,98 @@ def test_markets_open_and_resolve_with_broadcasts() -> None:
     assert isinstance(resolved, MarketResolved) and resolved.winning_asset_id in (target.yes, target.no)
     assert isinstance(replacement, NewMarket) and replacement.slug == "sim-market-4"
     assert target not in exchange.markets and len(exchange.markets) == 4, "a new market in its place"
-    with pytest.raises(ValueError, match="not in list"):
+    with pytest.raises(ValueError, match="not open"):
         exchange.resolve_market(target)
     with pytest.raises(KeyError):
         exchange.book(target.yes)
     for out in exchange.run(3_000):
         assert target.condition_id not in (getattr(out.message, "market", None),) or out.channel != "market"
+
+
+# -- at the venue's scale -------------------------------------------------------------------------------
+
+
+class Unwalkable(list[Any]):
+    """A list that may be indexed, grown and cut, never walked: what the flow may do with markets."""
+
+    def __iter__(self) -> Iterator[Any]:
+        raise AssertionError("walked every item")
+
+    def __contains__(self, item: object) -> bool:
+        raise AssertionError("searched every item")
+
+    def __reversed__(self) -> Iterator[Any]:
+        raise AssertionError("walked every item")
+
+    def index(self, *args: Any) -> int:
+        raise AssertionError("searched every item")
+
+    def remove(self, item: Any) -> None:
+        raise AssertionError("searched every item")
+
+
+class UnwalkableDict(dict[str, Any]):
+    """A dict that may be read and written by key, never walked."""
+
+    def __iter__(self) -> Iterator[str]:
+        raise AssertionError("walked every key")
+
+    def values(self) -> Any:
+        raise AssertionError("walked every value")
+
+    def items(self) -> Any:
+        raise AssertionError("walked every item")
+
+
+def test_an_event_never_walks_the_markets_nor_every_order_the_account_placed() -> None:
+    """What an event costs does not grow with the markets or with time: the flow draws its market in
+    O(log n) (polyfeed.sim.weights), resolves a market and opens its replacement by bisection and by
+    slot, and finds the account's orders by market, never by a walk of everything."""
+    exchange = Exchange(markets=200, seed=6, median_lifetime_s=30.0, long_dated=0)
+    exchange.markets = Unwalkable(exchange.markets)
+    exchange._slots = Unwalkable(exchange._slots)
+    account = exchange.account
+    account.orders = UnwalkableDict(account.orders)
+    account._live = Unwalkable(account._live)
+    kinds = Counter(type(out.message).__name__ for out in exchange.run(10_000, elapsed_ms=40))  # 400 s
+    assert len(exchange.resolved) > 100, "some 13 median lifetimes: markets resolved and were replaced"
+    assert kinds["Order"] > 100 and kinds["Trade"] > 0, "the account placed, cancelled and traded"
+    assert len(exchange.markets) == 200 and len(exchange.by_asset) == 400
+    indexes = [m.index for m in list.__iter__(exchange.markets)]
+    assert indexes == sorted(indexes), "the open markets stay in the order they opened"
+
+
+def test_books_are_drawn_when_first_read_the_same_whatever_the_order() -> None:
+    """An exchange of the venue's size builds in seconds because no book is drawn until something
+    reads it; each market draws from a seed of its own, so the order of first readings changes no
+    book and no later message."""
+    first, second = Exchange(markets=40, seed=9), Exchange(markets=40, seed=9)
+    tops = [(m.best_bid_key, m.best_ask_key) for m in first.markets]
+    assert not any(m.book_drawn for m in first.markets), "the top of book is known without a book"
+    for market in reversed(second.markets):
+        second.book(market.no)
+    for market in first.markets:
+        first.book(market.yes)
+    for one, other, top in zip(first.markets, second.markets, tops, strict=True):
+        assert one.book_drawn and other.book_drawn
+        assert one.wire_levels(one.yes) == other.wire_levels(other.yes)
+        assert (one.best_bid_key, one.best_ask_key) == top, "the drawn book opens at the known top"
+    encode = msgspec.json.encode
+    assert [encode(o.message) for o in first.run(3_000)] == [encode(o.message) for o in second.run(3_000)]
+
+
+def test_the_flow_draws_only_the_books_it_touches_and_resolution_lets_them_go() -> None:
+    exchange = Exchange(markets=500, seed=2)
+    touched = {
+        m.condition_id for _ in range(50) for out in exchange.step() if (m := _market_of(exchange, out))
+    }
+    drawn = {m.condition_id for m in exchange.markets if m.book_drawn}
+    assert drawn == touched and 0 < len(drawn) <= 50
+    market = next(m for m in exchange.markets if m.book_drawn)
+    exchange.resolve_market(market)
+    assert market.resolved_at_ms == exchange.now_ms and not market.bids and not market.asks
+
+
+def _market_of(exchange: Exchange, out: Outbound) -> SimMarket | None:
+    condition_id = getattr(out.message, "market", None)
+    return exchange.by_condition.get(condition_id) if isinstance(condition_id, str) else None

@@ -3,12 +3,17 @@ best_bid_ask and broadcasts, over real WebSockets on loopback (port 0)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any, cast
 
 import aiohttp
 import pytest
 
-from polyfeed.sim import Simulator
+from polyfeed.sim import Exchange, Simulator
+from polyfeed.sim.connection import Connection
+from polyfeed.sim.frames import encode_outbound
+from polyfeed.sim.marketchannel import MarketChannel
 from polyfeed.wire import (
     BestBidAsk,
     Book,
@@ -251,3 +256,76 @@ def test_an_oversize_frame_closes_only_its_own_connection() -> None:
             await bystander.close()
 
     run(scenario)
+
+
+class Unsearchable(set[str]):
+    """A connection's assets that routing must not search: it asks each asset's subscribers instead."""
+
+    def __contains__(self, item: object) -> bool:
+        raise AssertionError("routing searched a connection's assets")
+
+    def __iter__(self) -> Iterator[str]:
+        raise AssertionError("routing walked a connection's assets")
+
+
+def drain(conn: Connection) -> list[str | None]:
+    frames = []
+    while not conn.queue.empty():
+        frames.append(conn.queue.get_nowait())
+    return frames
+
+
+def test_a_message_goes_to_its_assets_subscribers_without_a_look_at_the_other_connections() -> None:
+    """Routing costs a message's receivers, not every connection's assets (the whole venue is some 92
+    connections of 500 assets): each asset knows its subscribers, kept through subscribes, unsubscribes
+    and disconnects, and a connection holding both tokens of a market gets each message once."""
+    exchange = Exchange(markets=40, seed=3)
+    channel = MarketChannel(
+        exchange,
+        lambda: None,
+        subscribe_timeout_s=1,
+        max_assets=500,
+        dump_per_asset=False,
+        snapshot_tick_size=True,
+    )
+    tokens = exchange.asset_ids()
+    connections = []
+    for i in range(20):
+        conn = Connection(cast(Any, None))
+        channel.connections.add(conn)
+        channel._add_assets(conn, [*tokens[i * 4 : (i + 1) * 4], tokens[0]])  # and everyone the first token
+        connections.append(conn)
+    channel._remove_assets(connections[1], [tokens[0], tokens[4]])
+    gone = connections[2]
+    channel.connections.discard(gone)  # what a disconnect does
+    channel._unlist(gone, list(gone.assets))
+    wanted = {id(c): set(c.assets) for c in connections}
+    assert wanted[id(connections[1])] == set(tokens[5:8])
+    for conn in connections:
+        conn.assets = Unsearchable(conn.assets)
+    outs = [out for out in exchange.run(3_000) if out.channel == "market"]
+    for out in outs:
+        channel.broadcast(out)
+    assert drain(gone) == []
+    for conn in connections[:2] + connections[3:]:
+        expected = [encode_outbound(o) for o in outs if wanted[id(conn)] & set(o.assets)]
+        assert drain(conn) == expected and expected
+
+
+def test_a_resolved_market_s_tops_are_forgotten() -> None:
+    exchange = Exchange(markets=3, seed=3)
+    channel = MarketChannel(
+        exchange,
+        lambda: None,
+        subscribe_timeout_s=1,
+        max_assets=500,
+        dump_per_asset=False,
+        snapshot_tick_size=True,
+    )
+    for out in exchange.run(300):
+        channel.broadcast(out)
+    market = exchange.markets[1]
+    assert {market.yes, market.no} <= channel._tops.keys()
+    for out in exchange.resolve_market(market):
+        channel.broadcast(out)
+    assert not {market.yes, market.no} & channel._tops.keys()

@@ -43,6 +43,10 @@ SIM_ADDRESS = "0x00000000000000000000000000000000000CafE5"
 _LIFECYCLE_MS = {"MINED": 2_000, "CONFIRMED": 5_000, "RETRYING": 3_000, "FAILED": 4_000}
 
 
+def _placed(order: AccountOrder) -> int:
+    return order.seq
+
+
 @dataclass
 class AccountOrder:
     """One of the account's orders, on one token; ``yes_buy`` / ``key`` place it in the YES-terms book."""
@@ -59,6 +63,8 @@ class AccountOrder:
     matched: Decimal = Decimal(0)
     status: str = "LIVE"
     trades: list[str] = field(default_factory=list)
+    seq: int = 0
+    """Its place among the account's orders, in the order they were placed."""
 
     @property
     def remaining(self) -> Decimal:
@@ -72,7 +78,13 @@ class SimAccount:
         self.rng = rng
         self.credentials = credentials
         self.orders: dict[str, AccountOrder] = {}
-        self._open: dict[str, AccountOrder] = {}  # orders that may still be LIVE (pruned as they close)
+        """Every order ever placed, by id (the REST views read it)."""
+        # The LIVE orders only, found without scanning: the flow asks about one market's orders, or one
+        # level's, at every trade and cancel, and at the venue's scale (22,800 markets, most of them
+        # rarely traded) the account's resting orders would otherwise make every event slower.
+        self._live: list[AccountOrder] = []  # in no meaningful order; O(1) to draw from and remove from
+        self._live_at: dict[str, int] = {}  # order id -> its place in _live
+        self._by_market: dict[str, list[AccountOrder]] = {}  # condition id -> LIVE orders, oldest first
         self.trades: dict[str, Trade] = {}
         self._schedule: list[tuple[int, int, str, str]] = []
         self._seq = 0
@@ -84,19 +96,37 @@ class SimAccount:
         return sum(
             (
                 o.remaining
-                for o in self.open_orders()
-                if o.market is market and o.yes_buy == yes_buy and o.key == key
+                for o in self._by_market.get(market.condition_id, ())
+                if o.yes_buy == yes_buy and o.key == key
             ),
             Decimal(0),
         )
 
+    def orders_in(self, market: SimMarket) -> list[AccountOrder]:
+        """The account's LIVE orders in one market, oldest first (the front of their levels' queues)."""
+        return list(self._by_market.get(market.condition_id, ()))
+
     def open_orders(self) -> list[AccountOrder]:
-        # Only the orders that may still be open are looked at: scanning every order ever placed made
-        # the flow slower the longer the exchange ran (it is called for every trade and cancel).
-        live = [o for o in self._open.values() if o.status == "LIVE"]
-        if len(live) != len(self._open):
-            self._open = {o.id: o for o in live}
-        return live
+        """The account's LIVE orders, oldest first."""
+        return sorted(self._live, key=_placed)
+
+    def draw_open_order(self, rng: random.Random) -> AccountOrder | None:
+        """One LIVE order drawn with ``rng``, ``None`` if there is none; O(1)."""
+        return rng.choice(self._live) if self._live else None
+
+    def _closed(self, order: AccountOrder) -> None:
+        """Forget an order that is no longer LIVE from the indexes of LIVE orders."""
+        place = self._live_at.pop(order.id, None)
+        if place is None:
+            return
+        last = self._live.pop()
+        if last is not order:  # the last order takes the closed one's place
+            self._live[place] = last
+            self._live_at[last.id] = place
+        in_market = self._by_market[order.market.condition_id]
+        in_market.remove(order)
+        if not in_market:
+            del self._by_market[order.market.condition_id]
 
     # -- events ---------------------------------------------------------------------------------------
 
@@ -118,13 +148,17 @@ class SimAccount:
             yes_buy=yes_buy,
             key=key,
             created_s=str(now_ms // 1000),
+            seq=len(self.orders),
         )
         self.orders[order.id] = order
-        self._open[order.id] = order
+        self._live_at[order.id] = len(self._live)
+        self._live.append(order)
+        self._by_market.setdefault(market.condition_id, []).append(order)
         return self._order_message(order, "PLACEMENT", now_ms)
 
     def cancel(self, order: AccountOrder, now_ms: int) -> Order:
         order.status = "CANCELED"
+        self._closed(order)
         return self._order_message(order, "CANCELLATION", now_ms)
 
     def fill_as_maker(
@@ -140,16 +174,17 @@ class SimAccount:
     ) -> list[Order | Trade]:
         """Fill up to ``amount`` of the account's orders at one level (front of the queue)."""
         out: list[Order | Trade] = []
-        for order in self.open_orders():
+        for order in self.orders_in(market):  # oldest first: the front of the level's queue
             if amount <= 0:
                 break
-            if order.market is not market or order.yes_buy != yes_buy or order.key != key:
+            if order.yes_buy != yes_buy or order.key != key:
                 continue
             fill = min(order.remaining, amount)
             amount -= fill
             order.matched += fill
             if order.remaining == 0:
                 order.status = "MATCHED"
+                self._closed(order)
             trade_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
             order.trades.append(trade_id)
             maker = MakerOrder(

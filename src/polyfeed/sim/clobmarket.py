@@ -14,6 +14,7 @@ from typing import Any
 
 from polyfeed.sim.engine import Exchange, SimMarket
 from polyfeed.sim.gamma import end_date
+from polyfeed.sim.numbers import SCALE, price_text
 
 __all__ = ["clob_market_document", "find_market"]
 
@@ -23,13 +24,8 @@ def find_market(exchange: Exchange, condition_id: str) -> tuple[SimMarket, bool]
 
     Resolved markets are still found: the CLOB keeps serving them, closed, with the winner marked.
     """
-    for market in exchange.markets:
-        if market.condition_id == condition_id:
-            return market, False
-    for market in exchange.resolved:
-        if market.condition_id == condition_id:
-            return market, True
-    return None
+    market = exchange.by_condition.get(condition_id)
+    return None if market is None else (market, market.resolved_at_ms is not None)
 
 
 def _number(text: str) -> int | float:
@@ -40,10 +36,12 @@ def _number(text: str) -> int | float:
 
 def _token_price(exchange: Exchange, asset: str) -> float:
     """The token's midpoint (the venue's ``price`` here tracks the market), else its last trade, else 0.5."""
-    book = exchange.book(asset)
-    if book.bids and book.asks:
-        return round((float(book.bids[-1].price) + float(book.asks[-1].price)) / 2, 4)
     market = exchange.by_asset[asset]
+    bid_key, ask_key = market.best_bid_key, market.best_ask_key  # YES terms, no book drawn for them
+    if bid_key > 0 and ask_key < SCALE:
+        if asset == market.no:  # the NO token's book mirrors the YES one's (spec 4.2)
+            bid_key, ask_key = SCALE - ask_key, SCALE - bid_key
+        return round((float(price_text(bid_key)) + float(price_text(ask_key))) / 2, 4)
     return float(market.last_trade_price) if market.last_trade_price else 0.5
 
 

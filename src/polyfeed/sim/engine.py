@@ -25,13 +25,19 @@ What a step can do (spec section 12):
   in its place (``new_market``), so the number of markets stays the same; lifetimes are minutes to
   hours of the simulated clock, and the documented slugs never resolve (:mod:`polyfeed.sim.lifetimes`).
 
-Same seed, same stream: the engine draws from one ``random.Random(seed)`` and its own clock.
+Same seed, same stream: the engine draws from one ``random.Random(seed)`` and its own clock, and each
+market's first book from a seed of its own drawn when the market opens, so that the order in which books
+are first read changes nothing (:class:`polyfeed.sim.market.OpeningBook`).
+
+At the venue's scale (22,800 markets): building draws no book, an event draws its market in O(log n)
+(:mod:`polyfeed.sim.weights`), a market resolves and its replacement opens in its slot without a walk
+of the markets, and the account's orders are found by market and level.
 """
 
 from __future__ import annotations
 
-import itertools
 import random
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,8 +46,9 @@ import msgspec
 
 from polyfeed.sim.account import SimAccount
 from polyfeed.sim.lifetimes import LONG_DATED, MEDIAN_LIFETIME_S, Lifetimes
-from polyfeed.sim.market import Change, SimMarket
+from polyfeed.sim.market import Change, OpeningBook, SimMarket, opening_size
 from polyfeed.sim.numbers import SCALE, price_text, size_text
+from polyfeed.sim.weights import Weights
 from polyfeed.wire import (
     Book,
     LastTradePrice,
@@ -66,6 +73,15 @@ class Outbound:
     """``market`` (route by ``assets``), ``user`` (the account's orders and trades, route by ``market``)
     or ``broadcast`` (``new_market`` / ``market_resolved``: every custom-feature connection, spec 11.10)."""
     market: str = ""
+
+
+def _weight(market: SimMarket) -> int:
+    """A market's share of the flow, an integer (exact sums, :mod:`polyfeed.sim.weights`), never 0."""
+    return max(1, round(market.activity * 1_000_000))
+
+
+def _index(market: SimMarket) -> int:
+    return market.index
 
 
 class Exchange:
@@ -94,19 +110,32 @@ class Exchange:
         if markets < 1:
             raise ValueError("an exchange needs at least one market")
         self.rng = random.Random(seed)
+        self.start_ms = start_ms
         self.now_ms = start_ms
         self.lifetimes = Lifetimes(random.Random(seed + 3), median_lifetime_s, long_dated)
         """When each market resolves on its own (a generator of its own: the order flow is unchanged)."""
         self.markets: list[SimMarket] = []
+        """The open markets, in the order they opened (their ``index``)."""
+        self.resolved: list[SimMarket] = []
+        """The resolved markets, in the order they resolved (their books let go)."""
         self.by_asset: dict[str, SimMarket] = {}
+        """The open markets by token id."""
+        self.by_condition: dict[str, SimMarket] = {}
+        """Every market, open or resolved, by condition id."""
+        self.by_slug: dict[str, SimMarket] = {}
+        """Every market, open or resolved, by slug."""
+        self._levels = levels
+        # The flow draws a market in proportion to its activity from fixed slots: a market that resolves
+        # leaves its slot to the one that opens in its place, so drawing, resolving and opening are each
+        # O(log n) (polyfeed.sim.weights), whatever the number of markets.
+        self._slots: list[SimMarket] = []
+        self._slot_of: dict[str, int] = {}
+        self._weights = Weights()
         for index in range(markets):
             # Most open with a prior trade ("0.500" in their books); every fifth, the first among them,
             # has never traded and hashes "" (spec 7.3), so an initial dump always holds both kinds, at a
             # place a test can name.
-            self._add_market(index, levels, traded=index % 5 != 0)
-        self._levels = levels
-        self.resolved: list[SimMarket] = []
-        self._reweigh()
+            self._open(self._new_market(index, traded=index % 5 != 0))
         self.account = SimAccount(random.Random(seed + 2))
         """The simulated account (credentials :data:`polyfeed.sim.account.SIM_CREDENTIALS`)."""
 
@@ -115,11 +144,13 @@ class Exchange:
     def _token_id(self) -> str:
         return str(self.rng.randrange(10**76, 10**77))
 
-    def _add_market(self, index: int, levels: tuple[int, int], *, traded: bool) -> SimMarket:
-        """A market with a fresh book; ``traded``: it has traded before (the exchange's first markets),
-        otherwise it never has and hashes ``"last_trade_price":""`` (spec 7.3, a new market's capture)."""
+    def _new_market(self, index: int, *, traded: bool) -> SimMarket:
+        """A market whose book opens around a fair value (drawn on first reading, :class:`OpeningBook`);
+        ``traded``: it has traded before (the exchange's first markets), otherwise it never has and hashes
+        ``"last_trade_price":""`` (spec 7.3, a new market's capture)."""
         rng = self.rng
         fair = rng.randrange(1500, 8500)
+        activity = rng.lognormvariate(0, 1)
         market = SimMarket(
             index=index,
             condition_id="0x" + f"{rng.getrandbits(256):064x}",
@@ -128,48 +159,41 @@ class Exchange:
             question=f"Simulated market {index}: will it happen?",
             slug=f"sim-market-{index}",
             fair_key=fair,
-            activity=rng.lognormvariate(0, 1),
+            activity=activity,
+            volume=round(activity * 25_000, 2) if traded else 0.0,
         )
         tick = market.tick_key
-        depth_bids = rng.randrange(levels[0], levels[1] + 1)
-        depth_asks = rng.randrange(levels[0], levels[1] + 1)
         best_bid = (fair // tick) * tick
         best_ask = best_bid + tick * rng.randrange(1, 4)
-        for n in range(depth_bids):
-            key = best_bid - n * tick
-            if key >= tick:
-                market.set(True, key, self._size())
-        for n in range(depth_asks):
-            key = best_ask + n * tick
-            if key <= SCALE - tick:
-                market.set(False, key, self._size())
+        market.opening = OpeningBook(rng.getrandbits(64), best_bid, best_ask, tick, self._levels)
         if traded:
             market.last_trade_price = price_text((best_bid + best_ask) // 2 // tick * tick)
             market.last_trade_side = rng.choice(("BUY", "SELL"))
+        return market
+
+    def _open(self, market: SimMarket, slot: int | None = None) -> None:
+        """List a new market: at the end of :attr:`markets`, in a slot of its own or a resolved one's."""
         self.markets.append(market)
         self.by_asset[market.yes] = market
         self.by_asset[market.no] = market
+        self.by_condition[market.condition_id] = market
+        self.by_slug[market.slug] = market
         self.lifetimes.opened(market, self.now_ms)
-        return market
-
-    def _size(self) -> Decimal:
-        rng = self.rng
-        whole = int(rng.paretovariate(1.2) * 20)
-        return (
-            Decimal(whole) + Decimal(rng.randrange(0, 100)) / 100
-            if rng.random() < 0.5
-            else Decimal(whole + 5)
-        )
+        if slot is None:
+            slot = len(self._slots)
+            self._slots.append(market)
+            self._weights.append(_weight(market))
+        else:
+            self._slots[slot] = market
+            self._weights.set(slot, _weight(market))
+        self._slot_of[market.condition_id] = slot
 
     # -- reading --------------------------------------------------------------------------------------
 
-    def _reweigh(self) -> None:
-        self._cum_weights = list(itertools.accumulate(m.activity for m in self.markets))
-
     def add_market(self) -> list[Outbound]:
         """A new market opens, never traded: its books start, and ``new_market`` is broadcast (spec 4.6)."""
-        market = self._add_market(len(self.markets) + len(self.resolved), self._levels, traded=False)
-        self._reweigh()
+        market = self._new_market(len(self.markets) + len(self.resolved), traded=False)
+        self._open(market)
         return [Outbound(market.new_market_notice(str(self.now_ms)), (), channel="broadcast")]
 
     def resolve_market(self, market: SimMarket) -> list[Outbound]:
@@ -180,17 +204,19 @@ class Exchange:
         Raises:
             ValueError: the market is not open (it resolved already).
         """
-        self.markets.remove(market)
+        if not self._is_open(market):
+            raise ValueError(f"{market.slug} is not open: it resolved already")
+        # markets stay in index order: the market's place is found by bisection, not by a scan
+        del self.markets[bisect_left(self.markets, market.index, key=_index)]
         self.resolved.append(market)
-        self._reweigh()
+        market.resolved_at_ms = self.now_ms
         del self.by_asset[market.yes], self.by_asset[market.no]
-        out = [
-            self._user(self.account.cancel(o, self.now_ms))
-            for o in self.account.open_orders()
-            if o.market is market
-        ]
+        out = [self._user(self.account.cancel(o, self.now_ms)) for o in self.account.orders_in(market)]
         out.append(Outbound(market.resolved_notice(str(self.now_ms)), (), channel="broadcast"))
-        out.extend(self.add_market())
+        market.close_book()
+        replacement = self._new_market(len(self.markets) + len(self.resolved), traded=False)
+        self._open(replacement, self._slot_of.pop(market.condition_id))
+        out.append(Outbound(replacement.new_market_notice(str(self.now_ms)), (), channel="broadcast"))
         return out
 
     def asset_ids(self) -> list[str]:
@@ -201,7 +227,9 @@ class Exchange:
         """The book of a token now, as the venue sends it: the initial-dump shape (with ``tick_size``
         and ``last_trade_price``) or the REST ``/book`` shape (with the metadata too). Its
         ``last_trade_price`` is the book's 3-decimal text (``"0.490"``, spec 7.3), ``""`` if the market
-        never traded, and its hash is :func:`polyfeed.sim.bookhash.book_hash` itself.
+        never traded, and its hash is the stream's own (:meth:`SimMarket.hash`, from each level's text
+        serialised once: a whole universe's books are served in seconds; the tests hold it equal to
+        :func:`polyfeed.sim.bookhash.book_hash`).
 
         Raises:
             KeyError: an unknown token id.
@@ -213,7 +241,7 @@ class Exchange:
             market=market.condition_id,
             asset_id=asset_id,
             timestamp=ts,
-            hash=market.plain_hash(asset_id, ts),
+            hash=market.hash(asset_id, ts),
             bids=bids,
             asks=asks,
             tick_size=market.tick,
@@ -234,7 +262,7 @@ class Exchange:
             for ended in self.lifetimes.due(self.now_ms, self._is_open):
                 out.extend(self.resolve_market(ended))
         rng = self.rng
-        market = rng.choices(self.markets, cum_weights=self._cum_weights)[0]  # O(log n), not O(n)
+        market = self._slots[self._weights.pick(rng.random())]  # O(log n) (polyfeed.sim.weights)
         market.fair_key = min(
             SCALE - 150, max(150, market.fair_key + rng.choice((-1, 0, 0, 1)) * market.tick_key)
         )
@@ -281,10 +309,9 @@ class Exchange:
         return [*self._changes(market, [(buy, key, levels[key])]), self._user(placed)]
 
     def _account_cancels(self) -> list[Outbound]:
-        live = self.account.open_orders()
-        if not live:
+        order = self.account.draw_open_order(self.rng)
+        if order is None:
             return []
-        order = self.rng.choice(live)
         market = order.market
         levels = market.bids if order.yes_buy else market.asks
         remaining = max(Decimal(0), levels[order.key] - order.remaining)
@@ -305,7 +332,7 @@ class Exchange:
         if not tick <= key <= SCALE - tick:
             return None
         levels = market.bids if buy else market.asks
-        market.set(buy, key, levels.get(key, Decimal(0)) + self._size())
+        market.set(buy, key, levels.get(key, Decimal(0)) + opening_size(self.rng))
         return (buy, key, levels[key])
 
     def _cancel(self, market: SimMarket) -> Change | None:
@@ -354,7 +381,7 @@ class Exchange:
         opposite = market.asks if buy else market.bids
         if not opposite:
             return self._changes(market, [self._limit(market)])
-        if by_account and any(o.market is market and o.yes_buy != buy for o in self.account.open_orders()):
+        if by_account and any(o.yes_buy != buy for o in self.account.orders_in(market)):
             by_account = False  # the account never trades against itself
         keys = market.ask_side.keys if buy else market.bid_side.keys
         reach = min(len(keys), 1 + int(rng.expovariate(1.0)))
@@ -396,6 +423,7 @@ class Exchange:
         # the print's text is trimmed ("0.49"); books and hashes from now on use "0.490" (spec 7.3)
         market.last_trade_price = price_text(last_key)
         market.last_trade_side = "BUY" if buy else "SELL"
+        market.volume = round(market.volume + float(wanted - left) * last_key / SCALE, 2)
         if by_account:
             user.append(
                 self._user(

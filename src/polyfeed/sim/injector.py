@@ -22,7 +22,7 @@ from aiohttp import WSCloseCode, web
 from polyfeed.sim.connection import parse_json
 from polyfeed.sim.engine import Exchange, Outbound
 from polyfeed.sim.faults import Fault, parse_fault
-from polyfeed.sim.frames import rest_book
+from polyfeed.sim.frames import json_body, rest_book
 from polyfeed.sim.hostile import hostile_frames
 from polyfeed.sim.marketchannel import MarketChannel
 from polyfeed.sim.userchannel import UserChannel
@@ -167,6 +167,6 @@ class FaultInjector:
         stale = self._stale_books.get(request.query.get("token_id", "")) if path == "/book" else None
         if self._stale_left and stale is not None:
             self._stale_left -= 1
-            return web.json_response(rest_book(stale))
+            return json_body(rest_book(stale))
         response: web.StreamResponse = await handler(request)
         return response

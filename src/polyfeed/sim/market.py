@@ -10,20 +10,25 @@ Each side keeps its YES-terms keys (units of 0.0001) ascending, and beside them 
 the hash as a YES level and as its NO mirror. Wire order falls out of that one order: YES bids ascend
 with the keys and YES asks descend against them, while NO bids (YES asks at ``1 - p``) ascend as the
 YES ask keys descend, and NO asks (YES bids at ``1 - p``) descend as the YES bid keys ascend.
+
+A market's first book is drawn only when something first reads it (:class:`OpeningBook`): an exchange of
+the venue's size (22,800 markets, some 1.5 million levels) would otherwise spend most of a minute at
+start drawing and serialising books that no one reads for a while.
 """
 
 from __future__ import annotations
 
+import random
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from polyfeed.sim.bookhash import book_hash, book_trade_price, level_text, spliced_hash
+from polyfeed.sim.bookhash import book_hash, book_trade_price, json_string, level_head, spliced_hash
 from polyfeed.sim.numbers import SCALE, price_text, size_text
 from polyfeed.wire import MarketResolved, NewMarket, PriceChange, PriceChangeEntry, PriceLevel, TickSizeChange
 
-__all__ = ["BookSide", "Change", "Claims", "SimMarket"]
+__all__ = ["BookSide", "Change", "Claims", "OpeningBook", "SimMarket", "opening_size"]
 
 Change = tuple[bool, int, Decimal]
 """A YES-terms level's new size: (a bid?, key, size), size 0 for a removed level."""
@@ -32,6 +37,7 @@ Claims = dict[str, tuple[str, str, str]]
 
 TICK_KEYS = {"0.01": 100, "0.001": 10}
 _PRICES = [price_text(k) for k in range(SCALE + 1)]  # every key's text, made once: the hot path's
+_HEADS = [level_head(p) for p in _PRICES]  # each key's level text up to its size, made once
 _EMPTY = PriceLevel("", "")
 
 
@@ -63,18 +69,102 @@ class BookSide:
                 del self.yes_texts[i], self.no_texts[i], self.yes_levels[i], self.no_levels[i]
             return
         size_str = size_text(size)
-        yes, no = _PRICES[key], _PRICES[SCALE - key]
         if not present:
             keys.insert(i, key)
             self.yes_texts.insert(i, "")
             self.no_texts.insert(i, "")
             self.yes_levels.insert(i, _EMPTY)
             self.no_levels.insert(i, _EMPTY)
-        self.yes_texts[i] = level_text(yes, size_str)
-        self.no_texts[i] = level_text(no, size_str)
-        self.yes_levels[i] = PriceLevel(yes, size_str)
-        self.no_levels[i] = PriceLevel(no, size_str)
+        size_json = json_string(size_str) + "}"
+        self.yes_texts[i] = _HEADS[key] + size_json  # bookhash.level_text, its head made once per price
+        self.no_texts[i] = _HEADS[SCALE - key] + size_json
+        self.yes_levels[i] = PriceLevel(_PRICES[key], size_str)
+        self.no_levels[i] = PriceLevel(_PRICES[SCALE - key], size_str)
         self.sizes[key] = size
+
+    def load(self, levels: list[tuple[int, Decimal, str]]) -> None:
+        """Fill an empty side at once with levels ``(key, size, size text)`` of positive size, their keys
+        ascending."""
+        keys, sizes = self.keys, self.sizes
+        yes_texts, no_texts, yes_levels, no_levels = (
+            self.yes_texts,
+            self.no_texts,
+            self.yes_levels,
+            self.no_levels,
+        )
+        for key, size, size_str in levels:
+            size_json = json_string(size_str) + "}"
+            keys.append(key)
+            sizes[key] = size
+            yes_texts.append(_HEADS[key] + size_json)
+            no_texts.append(_HEADS[SCALE - key] + size_json)
+            yes_levels.append(PriceLevel(_PRICES[key], size_str))
+            no_levels.append(PriceLevel(_PRICES[SCALE - key], size_str))
+
+
+def opening_size(rng: random.Random) -> Decimal:
+    """A level's size in a market's first book: long-tailed (at least 20), half of them in cents."""
+    whole = int(rng.paretovariate(1.2) * 20)
+    return Decimal(whole) + Decimal(rng.randrange(0, 100)) / 100 if rng.random() < 0.5 else Decimal(whole + 5)
+
+
+def _opening_levels(rng: random.Random, keys: list[int]) -> list[tuple[int, Decimal, str]]:
+    """Levels of a first book, ``(key, size, size text)``, their sizes drawn as :func:`opening_size`
+    draws them (Pareto 1.2 from 20, half of them in cents) from plain floats and text, without decimal
+    arithmetic: a universe's first books hold some 1.5 million levels."""
+    draw = rng.random
+    levels = []
+    for key in keys:
+        whole = int(20.0 / (1.0 - draw()) ** _PARETO_EXPONENT)  # random.paretovariate(1.2) * 20
+        if draw() < 0.5:
+            cents = int(draw() * 100)
+            text = f"{whole}.{cents:02d}".rstrip("0") if cents else str(whole)
+        else:
+            text = str(whole + 5)
+        levels.append((key, Decimal(text), text))
+    return levels
+
+
+_PARETO_EXPONENT = 1.0 / 1.2
+
+
+@dataclass(frozen=True, slots=True)
+class OpeningBook:
+    """What a market's first book is drawn from, when it is first read: its own seed (so that the order
+    in which books are first read never changes them, nor the exchange's stream), its top of book, and
+    the range of levels a side starts with."""
+
+    seed: int
+    best_bid: int
+    best_ask: int
+    tick: int
+    levels: tuple[int, int]
+
+    @property
+    def top(self) -> tuple[int, int] | None:
+        """The best bid and ask keys the drawn book will have (0 / ``SCALE`` for an empty side): each
+        side's first level is the top itself when it is inside the price range. ``None`` when a side may
+        open with no level at all (only drawing tells)."""
+        if self.levels[0] < 1:
+            return None
+        bid = self.best_bid if self.best_bid >= self.tick else 0
+        ask = self.best_ask if self.best_ask <= SCALE - self.tick else SCALE
+        return bid, ask
+
+    def draw(self) -> tuple[BookSide, BookSide]:
+        """The bid and ask sides: levels one tick apart from the top, each with :func:`opening_size`."""
+        rng = random.Random(self.seed)
+        lo, hi = self.levels
+        tick = self.tick
+        depth_bids, depth_asks = rng.randrange(lo, hi + 1), rng.randrange(lo, hi + 1)
+        bid_keys = [k for n in range(depth_bids) if (k := self.best_bid - n * tick) >= tick]
+        ask_keys = [k for n in range(depth_asks) if (k := self.best_ask + n * tick) <= SCALE - tick]
+        bids = _opening_levels(rng, bid_keys)
+        asks = _opening_levels(rng, ask_keys)
+        bid_side, ask_side = BookSide(), BookSide()
+        bid_side.load(bids[::-1])
+        ask_side.load(asks)
+        return bid_side, ask_side
 
 
 @dataclass(eq=False)  # identity: markets are compared with ``in`` and removed from lists, fields change
@@ -100,10 +190,39 @@ class SimMarket:
     resolves_at_ms: int | None = None
     """When it resolves on its own (simulated epoch ms, :mod:`polyfeed.sim.lifetimes`); ``None``: a
     long-dated market, resolved only by hand."""
-    bid_side: BookSide = field(default_factory=BookSide)
-    ask_side: BookSide = field(default_factory=BookSide)
+    resolved_at_ms: int | None = None
+    """When it resolved (simulated epoch ms); ``None`` while it is open."""
+    volume: float = 0.0
+    """Gamma's ``volumeNum``: USDC traded, as the engine counts it (an opening amount, then every fill)."""
+    opening: OpeningBook | None = None
+    """Where the first book comes from, drawn on first reading (``None``: it opens empty)."""
+    _sides: tuple[BookSide, BookSide] | None = field(default=None, repr=False)
 
     # -- the unified book -----------------------------------------------------------------------------
+
+    def _draw_sides(self) -> tuple[BookSide, BookSide]:
+        sides = self.opening.draw() if self.opening is not None else (BookSide(), BookSide())
+        self._sides, self.opening = sides, None
+        return sides
+
+    @property
+    def bid_side(self) -> BookSide:
+        """The YES bids (the book is drawn here on first reading, :class:`OpeningBook`)."""
+        return (self._sides or self._draw_sides())[0]
+
+    @property
+    def ask_side(self) -> BookSide:
+        """The YES asks."""
+        return (self._sides or self._draw_sides())[1]
+
+    @property
+    def book_drawn(self) -> bool:
+        """Whether the book has been drawn (read at least once) and so holds memory."""
+        return self._sides is not None
+
+    def close_book(self) -> None:
+        """Let the book go: a resolved market has none (REST answers 404 for its tokens, spec 8.1)."""
+        self._sides, self.opening = (BookSide(), BookSide()), None
 
     @property
     def bids(self) -> Mapping[int, Decimal]:
@@ -121,13 +240,17 @@ class SimMarket:
 
     @property
     def best_bid_key(self) -> int:
-        """The best YES bid's key, 0 with no bids."""
+        """The best YES bid's key, 0 with no bids (a book not drawn yet is not drawn for it)."""
+        if self._sides is None and self.opening is not None and (top := self.opening.top) is not None:
+            return top[0]
         keys = self.bid_side.keys
         return keys[-1] if keys else 0
 
     @property
     def best_ask_key(self) -> int:
         """The best YES ask's key, ``SCALE`` with no asks."""
+        if self._sides is None and self.opening is not None and (top := self.opening.top) is not None:
+            return top[1]
         keys = self.ask_side.keys
         return keys[0] if keys else SCALE
 

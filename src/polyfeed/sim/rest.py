@@ -28,7 +28,7 @@ from aiohttp import web
 from polyfeed.sim.clobmarket import clob_market_document, find_market
 from polyfeed.sim.connection import parse_json
 from polyfeed.sim.engine import Exchange, SimMarket
-from polyfeed.sim.frames import rest_book
+from polyfeed.sim.frames import json_body, rest_book
 from polyfeed.wire import Book
 
 __all__ = ["BATCH_LIMIT", "NO_BOOK", "BookRest"]
@@ -143,13 +143,13 @@ class BookRest:
 
     async def _get_book(self, request: web.Request) -> web.Response:
         book = self._book_or_error(request.query.get("token_id"))
-        return book if isinstance(book, web.Response) else web.json_response(rest_book(book))
+        return book if isinstance(book, web.Response) else json_body(rest_book(book))
 
     async def _post_books(self, request: web.Request) -> web.Response:
         items = await _batch(request)
         if isinstance(items, web.Response):
             return items
-        return web.json_response([rest_book(book) for book in self._books_of(items)])
+        return json_body([rest_book(book) for book in self._books_of(items)])
 
     # -- prices, midpoints, spreads -------------------------------------------------------------------
 
