@@ -1,9 +1,10 @@
 """CPU share of a MarketStream with 100 TLS connections carrying 20,000 messages/s in total.
 
-The server (bench/paceserver.py, its own process) paces a recorded stream per token over wss; the
-client is a plain ``MarketStream`` (one asset a connection, so 100 connections; hash and top-of-book
-checks on, as by default) whose events a consumer drains with ``async for``. Once every book is live,
-the client process's CPU time is measured over a window of wall time.
+The server (bench/paceserver.py, its own process) paces a recorded stream per token over wss: what the
+venue sends a connection subscribed to that token, so every frame concerns its book (the share is
+printed). The client is a plain ``MarketStream`` (one asset a connection, so 100 connections; hash and
+top-of-book checks on, as by default) whose events a consumer drains with ``async for``. Once every book
+is live, the client process's CPU time is measured over a window of wall time.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def main() -> None:
             assert server.stdout is not None
             port, *tokens = server.stdout.readline().split()
             ids = [t.decode() for t in tokens]
+            in_books, frames = map(int, server.stdout.readline().split())
             results = [
                 ("uvloop", run(measure(int(port), ids, client))),
                 ("asyncio", asyncio.run(measure(int(port), ids, client))),
@@ -97,6 +99,8 @@ def main() -> None:
             server.terminate()
             server.wait()
     print(f"{CONNECTIONS} TLS connections, {TOTAL_RATE:,} msgs/s in total, hash checks on, events consumed:")
+    concern = in_books / frames
+    print(f"  frames concerning the book of their connection: {in_books:,} of {frames:,} ({concern:.1%})")
     for loop, (rate, share, live, connections, failed) in results:
         print(
             f"  {loop:<8} {connections} connections, {rate:>7,.0f} messages/s, {live}/{len(ids)} books live, "

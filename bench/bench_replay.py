@@ -1,8 +1,14 @@
 """Replay speed: a recording of the local exchange's stream read back and driven through the same
-session code as live (books kept, top-of-book, crossed and hash checks on), at ``--speed max``.
+session code as live (books kept, top-of-book and crossed checks at every burst end, the hash on its
+default schedule), at ``--speed max``, beside a minimal replay of the same recording that reads it and
+does the same book work without the session.
 
 The recording holds what a live MarketStream would write: the subscription frame, then every frame
 with its receive time, and a timer marker every 1,000 frames; it is written with the real Recorder.
+Like with like (bench/baseline.py): every frame concerns the subscribed books (the connection holds every
+token of a local exchange whose markets never resolve; the share is printed), the minimal replay routes
+messages to books as polyfeed does (the apply calls of both are counted and printed), and the figure
+that means something is the ratio of the two, measured side by side in the same rounds.
 """
 
 from __future__ import annotations
@@ -11,31 +17,30 @@ import contextlib
 import io
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
-from polyfeed.book import BookStatus
+from baseline import CALLS, CountingBook, MinimalBooks, calls_text, checks, concerning, subscribed_stream
+from polyfeed.book import BookStatus, OrderBook
 from polyfeed.cli import main as polyfeed
 from polyfeed.record import Channel, Recorder, RecordKind, read_recording, recording_info
 from polyfeed.replay.replay import Replay, replay
-from polyfeed.sim import Exchange
-from polyfeed.sim.frames import book_frame, encode_outbound
+from polyfeed.session import SessionConfig
 from polyfeed.wire import encode_market_subscription
 
-N_FRAMES = 300_000
+N_FRAMES = 60_000
+ROUNDS = 5
+HASH_EVERY_MS = int(SessionConfig().hash_interval_s * 1000)  # the hash schedule replay's sessions use
+_FRAME = int(RecordKind.FRAME)
+_SENT = int(RecordKind.SENT)
 
 
-def record(directory: Path) -> tuple[int, float]:
-    exchange = Exchange(markets=4, seed=1)
-    assets = exchange.asset_ids()
-    frames = [msgspec.json.encode([book_frame(exchange.book(a, initial=True), initial=True)]) for a in assets]
-    while len(frames) < N_FRAMES:
-        frames.extend(encode_outbound(o).encode() for o in exchange.step() if o.channel == "market")
-    frames = frames[:N_FRAMES]
+def record(directory: Path, frames: list[bytes], assets: list[str]) -> None:
     market = int(Channel.MARKET)
     t = 1_790_000_000_000_000_000
-    started = time.perf_counter()
     with Recorder(directory) as recorder:
         recorder.write(int(RecordKind.SENT), market, 1, t, encode_market_subscription(assets))
         for i, frame in enumerate(frames):
@@ -43,40 +48,103 @@ def record(directory: Path) -> tuple[int, float]:
             recorder.write(int(RecordKind.FRAME), market, 1, t, frame)
             if i % 1000 == 999:
                 recorder.write(int(RecordKind.MARKER), market, 1, t, b'{"marker":"timer"}')
-    return len(frames), time.perf_counter() - started
+
+
+def polyfeed_replay(directory: Path, book: type[OrderBook] = OrderBook, verify_hash: bool = True) -> Replay:
+    """``replay`` as the library runs it; ``book``: the class of the books (made before the session's)."""
+    state = Replay()
+    if book is not OrderBook or not verify_hash:
+        subscription = next(r for r in read_recording(directory) if r.kind == _SENT)
+        assets = msgspec.json.decode(subscription.payload)["assets_ids"]
+        state.books.update({a: book(a, verify_hash=verify_hash) for a in assets})
+    for _ in replay(directory, state=state):
+        pass
+    return state
+
+
+def minimal_replay(
+    directory: Path, book: type[OrderBook] = OrderBook, verify_hash: bool = True
+) -> MinimalBooks:
+    """The recording read, and its frames applied to the subscribed books as polyfeed routes them."""
+    minimal: MinimalBooks | None = None
+    for record in read_recording(directory):
+        if record.kind == _FRAME and minimal is not None:
+            minimal.frame(record.payload)
+        elif record.kind == _SENT:
+            assets = msgspec.json.decode(record.payload)["assets_ids"]
+            minimal = MinimalBooks(assets, verify_hash=verify_hash, hash_every_ms=HASH_EVERY_MS, book=book)
+    assert minimal is not None
+    return minimal
+
+
+def counted(run: Callable[..., object], directory: Path) -> Counter[str]:
+    """The apply calls of a run of ``polyfeed_replay`` or ``minimal_replay`` (no hash: it changes no call)."""
+    CALLS.clear()
+    run(directory, book=CountingBook, verify_hash=False)
+    return Counter(CALLS)
 
 
 def main() -> None:
+    frames, assets = subscribed_stream(N_FRAMES)
+    in_books, total = concerning(frames, assets)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp, "rec")
-        frames, _ = record(directory)
+        record(directory, frames, assets)
         info = recording_info(directory)
         started = time.perf_counter()
         records = sum(1 for _ in read_recording(directory))
         read_s = time.perf_counter() - started
-        best = 0.0
-        for _ in range(3):
-            state = Replay()
-            started = time.perf_counter()
-            for _ in replay(directory, state=state):
-                pass
-            best = max(best, frames / (time.perf_counter() - started))
-        live = sum(b.status is BookStatus.LIVE for b in state.books.values())
-        failed = sum(b.checks.total_failed for b in state.books.values())
-        command = 0.0
-        for _ in range(2):  # the command: the same replay, each event counted for its summary
-            with contextlib.redirect_stdout(io.StringIO()) as out:
-                started = time.perf_counter()
-                code = polyfeed(["replay", str(directory)])
-                elapsed = time.perf_counter() - started
-            assert code == 0 and "replayed " in out.getvalue(), out.getvalue()
-            command = max(command, frames / elapsed)
+        polyfeed_calls = counted(polyfeed_replay, directory)
+        minimal_calls = counted(minimal_replay, directory)
+        wall: dict[str, list[float]] = {"polyfeed": [], "minimal": []}
+        cpu: dict[str, list[float]] = {"polyfeed": [], "minimal": []}
+        books: dict[str, dict[str, OrderBook]] = {}
+        for round_ in range(ROUNDS):  # every other round in reverse: neither side always goes first
+            for key in ("polyfeed", "minimal") if round_ % 2 == 0 else ("minimal", "polyfeed"):
+                run = polyfeed_replay if key == "polyfeed" else minimal_replay
+                started, cpu_started = time.perf_counter(), time.process_time()
+                books[key] = run(directory).books
+                wall[key].append(total / (time.perf_counter() - started))
+                cpu[key].append(total / (time.process_time() - cpu_started))
+        with contextlib.redirect_stdout(io.StringIO()) as out:  # the command: events counted for a summary
+            started, cpu_started = time.perf_counter(), time.process_time()
+            code = polyfeed(["replay", str(directory)])
+            command = total / (time.perf_counter() - started)
+            command_cpu = total / (time.process_time() - cpu_started)
+        assert code == 0 and "replayed " in out.getvalue(), out.getvalue()
+    best, minimal = max(wall["polyfeed"]), max(wall["minimal"])
+    best_cpu, minimal_cpu = max(cpu["polyfeed"]), max(cpu["minimal"])
+    each = {
+        figure: " ".join(f"{a / b:.2f}" for a, b in zip(rates["polyfeed"], rates["minimal"], strict=True))
+        for figure, rates in (("wall", wall), ("cpu", cpu))
+    }
     size = f"{info.bytes_on_disk / 1e6:.1f} MB on disk, {info.segments} segments"
-    print(f"replay of {frames:,} recorded frames ({size}):")
-    print(f"  read only:                          {records / read_s:>10,.0f} records/s")
-    print(f"  replay --speed max, books + checks: {best:>10,.0f} messages/s (target 150,000)")
-    print(f"  the command, polyfeed replay DIR:   {command:>10,.0f} messages/s (with its summary)")
-    print(f"  {live} of {len(state.books)} books live at the end, {failed} checks failed")
+    share = in_books / len(frames)
+    print(f"replay of {len(frames):,} recorded frames ({total:,} messages, {size}):")
+    print(f"  frames concerning the subscribed books: {in_books:,} of {len(frames):,} ({share:.1%})")
+    print("  book work on these frames, counted in an untimed pass:")
+    print(f"    polyfeed replay: {calls_text(polyfeed_calls)}")
+    print(f"    minimal replay:  {calls_text(minimal_calls)}")
+    done = {key: "{:,}/{:,}".format(*checks(b)) for key, b in books.items()}
+    live = sum(b.status is BookStatus.LIVE for b in books["polyfeed"].values())
+    print(
+        f"  checks passed/failed: polyfeed {done['polyfeed']}, minimal {done['minimal']}; "
+        f"{live} of {len(books['polyfeed'])} polyfeed books live at the end"
+    )
+    rows = [
+        ("read only", f"{records / read_s:,.0f} records/s"),
+        (f"replay --speed max, books + checks, best of {ROUNDS}", f"{best:,.0f} messages/s (target 150,000)"),
+        (f"minimal replay: read, decode, the same books, best of {ROUNDS}", f"{minimal:,.0f} messages/s"),
+        ("replay / minimal replay, of the best runs", f"{best / minimal:.2f} (each round: {each['wall']})"),
+        ("  the same by CPU time", f"{best_cpu / minimal_cpu:.2f} (each round: {each['cpu']})"),
+        ("the command, polyfeed replay DIR, one run", f"{command:,.0f} messages/s, with its summary"),
+        (
+            "the command / minimal replay, by wall and by CPU time",
+            f"{command / minimal:.2f}, {command_cpu / minimal_cpu:.2f}",
+        ),
+    ]
+    for what, figure in rows:
+        print(f"  {what:<62} {figure}")
 
 
 if __name__ == "__main__":
