@@ -177,7 +177,10 @@ class Chaos:
         self._last_sent = sent
         # Every frame written, not only none sent for a moment: under load a slow reader holds a send
         # back for longer than a poll, and its books would be judged with frames still on their way.
-        written = all(c.idle for c in self.sim.market.connections)
+        written = all(
+            c.idle and (c.transport is None or c.transport.get_write_buffer_size() == 0)
+            for c in self.sim.market.connections
+        )  # and out of the exchange's transports: bytes still buffered there have not reached the client
         return quiet and written and all(b.open_burst is None and b.awaiting_print is None for b in books)
 
     async def inject(self, fault: dict[str, Any]) -> None:
