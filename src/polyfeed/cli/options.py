@@ -140,7 +140,7 @@ Targets = Annotated[
 OptionalTargets = Annotated[
     list[str] | None,
     typer.Argument(
-        metavar="[SLUG|URL|TOKEN]...",
+        metavar="SLUG|URL|TOKEN",
         help="Market or event slugs, polymarket.com URLs, or token ids (all digits); none with --all.",
         show_default=False,
     ),
