@@ -104,7 +104,10 @@ async def main() -> None:
 
     async def books(request: web.Request) -> web.Response:
         body = msgspec.json.decode(await request.read())
-        return web.json_response([rest[i["token_id"]] for i in body if i.get("token_id") in rest])
+        found = [rest[i["token_id"]] for i in body if i.get("token_id") in rest]
+        return web.Response(
+            body=msgspec.json.encode(found), content_type="application/json"
+        )  # structs inside
 
     app = web.Application()
     app.router.add_get("/ws/market", market)
