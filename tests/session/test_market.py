@@ -695,3 +695,21 @@ def test_a_quiet_connection_settles_only_the_books_with_something_pending() -> N
     assert settled and set(settled) <= {e.asset_id for e in decode_market(frame)[0].price_changes}, (
         "the books the frame changed, not all six"
     )
+
+
+def test_a_timestamp_of_digits_that_are_not_ascii_is_no_integer_and_raises_nothing() -> None:
+    """``"²".isdigit()`` is true and ``int("²")`` raises: the hash schedule parsed a burst's timestamp
+    with ``isdigit`` alone, and one such frame raised out of the session."""
+    session = MarketSession(1, ["a"], {})
+    connect(session, 0)
+    feed(session, hand_book("a", "1000"), 1)
+    hostile = {
+        "market": "0xm",
+        "timestamp": "²",
+        "event_type": "price_change",
+        "price_changes": [{"asset_id": "a", "price": "0.41", "size": "1", "side": "BUY", "hash": "0" * 40}],
+    }
+    feed(session, msgspec.json.encode(hostile), 2 * S)
+    tick(session, 2 * S + S // 2)  # quiet: the burst closes and its claim is judged
+    events = feed(session, hand_book("a", "3000"), 3 * S)
+    assert session.books["a"].status is BookStatus.LIVE and events, "the stream went on"

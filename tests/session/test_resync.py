@@ -7,8 +7,8 @@ from __future__ import annotations
 import msgspec
 
 from polyfeed.session import SessionConfig
-from polyfeed.session.resync import PendingResync, ResyncSchedule, SnapshotWatch, refusal, venue_ms
-from polyfeed.wire import Book, decode_market
+from polyfeed.session.resync import PendingResync, ResyncSchedule, SnapshotWatch, refusal
+from polyfeed.wire import Book, decode_market, timestamp_ms
 
 S = 1_000_000_000
 
@@ -71,7 +71,9 @@ def test_an_answer_older_than_the_stream_or_not_orderable_is_refused() -> None:
     bad = refusal(book("2026-12-02T20:00:00Z"), PendingResync(0, seen_ms=1500))
     assert bad is not None and "not an integer" in bad
     assert (
-        venue_ms("1700000000000") == 1_700_000_000_000 and venue_ms("１２") is None and venue_ms(None) is None
+        timestamp_ms("1700000000000") == 1_700_000_000_000
+        and timestamp_ms("１２") is None
+        and timestamp_ms(None) is None
     )
 
 

@@ -18,13 +18,12 @@ print and fails only if the book changes first or :meth:`BookChecks.settle` is c
 
 from __future__ import annotations
 
-from typing import Any
-
 from polyfeed.book.hashing import NEWEST_FIRST, HashVariant, hash_with_head, json_string, metadata_tail
 from polyfeed.book.ladder import Side
 from polyfeed.book.prices import PRICE_KEYS, PRICE_SCALE, price_key, size_is_zero
 from polyfeed.book.status import CHECK_INDEX, BookStatus, CheckCounts, CheckFailure, CheckKind
 from polyfeed.errors import InvalidLevelError
+from polyfeed.wire.codec import timestamp_ms
 from polyfeed.wire.market import Book, PriceChangeEntry, TickSizeChange
 
 __all__ = ["BookChecks"]
@@ -81,7 +80,7 @@ class BookChecks:
     def _set_status(self, status: BookStatus, reason: str, timestamp: str | None) -> None:
         self._status = status
         self.status_reason = reason
-        self.status_since_ms = _ms(timestamp)
+        self.status_since_ms = timestamp_ms(timestamp)
 
     def mark_stale(self, reason: str, at_ms: int) -> None:
         """Declare the data stale (the stream lost its connection or went silent); a snapshot or a
@@ -117,7 +116,7 @@ class BookChecks:
 
     def _fail(self, kind: CheckKind, detail: str, timestamp: str | None) -> None:
         self.checks.failed_by_index[CHECK_INDEX[kind]] += 1
-        self.last_failure = CheckFailure(kind, detail, _ms(timestamp) or 0)
+        self.last_failure = CheckFailure(kind, detail, timestamp_ms(timestamp) or 0)
         if self._status is _LIVE or self._status is _SUSPECT:
             self._set_status(_SUSPECT, f"{kind.value} check failed: {detail}", timestamp)
 
@@ -169,7 +168,7 @@ class BookChecks:
             return
         ts, expected = self._unverified
         self._unverified = None
-        self._hash_checked_ms = int(ts) if ts.isdigit() else 0
+        self._hash_checked_ms = timestamp_ms(ts) or 0
         self._verify_hash(ts, expected)
 
     def _settle_burst(self) -> None:
@@ -199,7 +198,7 @@ class BookChecks:
         if entry.hash and self.verify_hash:
             every = self.hash_every_ms
             if every:
-                ms = int(ts) if ts.isdigit() else 0
+                ms = timestamp_ms(ts) or 0
                 # A live book's newest claim is checked at most every ``every`` ms of the venue's time; one
                 # not live is checked at every burst, so that a verified hash makes it live at once.
                 if ms and self._status is _LIVE and ms - self._hash_checked_ms < every:
@@ -414,10 +413,3 @@ class BookChecks:
             # A tick change can come inside the burst that moved the price past 0.04/0.96 (the venue's
             # order is undocumented): the burst stays open, and its hash is tried under both ticks.
             self._burst_old_tick = self.tick_size
-
-
-def _ms(timestamp: Any) -> int | None:
-    try:
-        return int(timestamp)
-    except (TypeError, ValueError):
-        return None

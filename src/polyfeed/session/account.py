@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from polyfeed.wire import Order, Trade
+from polyfeed.wire import Order, Trade, timestamp_ms
 
 __all__ = ["FINAL_TRADE_STATUSES", "OPEN_STATUSES", "Fill", "OrderState", "TradeState", "UserState"]
 
@@ -44,8 +44,8 @@ def _decimal(text: str) -> Decimal:
 def _time_ms(trade: Trade) -> int:
     """A trade message's time in ms: ``timestamp`` (seconds or ms), else ``last_update`` (seconds)."""
     for text, scale in ((trade.timestamp, 0), (trade.last_update, 1000)):
-        if text.isdigit():
-            value = int(text)
+        value = timestamp_ms(text)
+        if value is not None:
             return value * (scale or (1 if value >= 10**12 else 1000))
     return 0
 
@@ -146,7 +146,7 @@ class UserState:
     def apply_order(self, message: Order) -> bool:
         """Merge an ``order`` message or REST row; returns whether the order changed."""
         known = self.orders.get(message.id)
-        stamp = int(message.timestamp) if message.timestamp.isdigit() else 0
+        stamp = timestamp_ms(message.timestamp) or 0
         if known is None:
             self.orders[message.id] = OrderState(
                 id=message.id,

@@ -67,6 +67,7 @@ from polyfeed.wire import (
     decode_market,
     encode_market_subscription,
     encode_operation,
+    timestamp_ms,
 )
 
 __all__ = ["MarketSession", "SessionConfig"]
@@ -241,7 +242,7 @@ class MarketSession(ResyncingSession):
                 ts = message.timestamp  # type: ignore[union-attr]
                 if ts != self._venue_text:  # parsed once per timestamp: most messages share the last one
                     self._venue_text = ts
-                    ms = int(ts) if ts.isdigit() and ts.isascii() else 0
+                    ms = int(ts) if ts.isdigit() and ts.isascii() else 0  # timestamp_ms, inlined
                     self._message_ms = ms
                     if ms > bursts.venue_ms:
                         bursts.venue_ms = ms
@@ -388,7 +389,7 @@ class MarketSession(ResyncingSession):
             changed = False
         if changed and message.__class__ is PriceChange:  # a change re-applied after a resync: a burst
             ts = message.timestamp
-            self._opened[asset] = int(ts) if ts.isdigit() else 0
+            self._opened[asset] = timestamp_ms(ts) or 0
         if changed and updated:
             self._events.append(
                 BookUpdated(

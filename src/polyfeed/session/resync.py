@@ -26,9 +26,9 @@ from polyfeed.session.base import ChannelSession
 from polyfeed.session.config import SessionConfig
 from polyfeed.session.events import Resynced, ResyncRequested
 from polyfeed.session.idle import QuietOrZombie
-from polyfeed.wire import Book, PriceChange, decode_market
+from polyfeed.wire import Book, PriceChange, decode_market, timestamp_ms
 
-__all__ = ["PendingResync", "ResyncSchedule", "ResyncingSession", "SnapshotWatch", "refusal", "venue_ms"]
+__all__ = ["PendingResync", "ResyncSchedule", "ResyncingSession", "SnapshotWatch", "refusal"]
 
 log = logging.getLogger("polyfeed.session.market")  # the market session's log, where users look
 _WITHOUT_SNAPSHOT = (BookStatus.SYNCING, BookStatus.STALE)
@@ -116,17 +116,10 @@ class ResyncSchedule:
         return ready
 
 
-def venue_ms(timestamp: str | None) -> int | None:
-    """A venue timestamp (ms text) as an integer; ``None`` when it is missing or not an integer."""
-    if timestamp is None or not timestamp.isascii() or not timestamp.isdigit():
-        return None
-    return int(timestamp)
-
-
 def refusal(snapshot: Book, resync: PendingResync) -> str | None:
     """Why a REST answer cannot be used (``None``: it can)."""
-    rest_ms = venue_ms(snapshot.timestamp)
-    if rest_ms is None or any(venue_ms(m.timestamp) is None for m in resync.buffered):
+    rest_ms = timestamp_ms(snapshot.timestamp)
+    if rest_ms is None or any(timestamp_ms(m.timestamp) is None for m in resync.buffered):
         # Updates that cannot be ordered against the REST book cannot be replayed onto it (issue 12,
         # item 4): the answer is refused, the book stays suspect, and the resync is tried again.
         return f"a timestamp that is not an integer (REST {snapshot.timestamp!r})"
@@ -203,7 +196,7 @@ class ResyncingSession(ChannelSession):
         raise NotImplementedError
 
     def _request_resync(self, asset: str, reason: str, now_ns: int) -> None:
-        wait_s = self.resyncs.try_start(asset, now_ns, venue_ms(self.books[asset].timestamp))
+        wait_s = self.resyncs.try_start(asset, now_ns, timestamp_ms(self.books[asset].timestamp))
         if wait_s is not None:
             log.info(
                 "connection %d: resync of %s deferred %.1f s: REST budget spent",
@@ -258,7 +251,7 @@ class ResyncingSession(ChannelSession):
             log.warning("connection %d: resync of %s refused: %s", self.connection_id, asset, refused)
             self.resync_failed(asset, now_ns)
             return
-        rest_ms = venue_ms(snapshot.timestamp) or 0
+        rest_ms = timestamp_ms(snapshot.timestamp) or 0
         self.resyncs.succeeded(asset)
         self._snapshots.arrived(asset)
         self._idle.forget((asset,))  # the book held at the close is gone
@@ -266,7 +259,7 @@ class ResyncingSession(ChannelSession):
         self._index_market(asset, snapshot.market)
         replayed = 0
         for message in resync.buffered:  # every stamp is an integer: refusal() saw to it
-            if (venue_ms(message.timestamp) or 0) > rest_ms:
+            if (timestamp_ms(message.timestamp) or 0) > rest_ms:
                 self._apply(asset, message, now_ns)
                 replayed += 1
         self._events.append(

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Collection
 
 from polyfeed.book import BookStatus, OrderBook
+from polyfeed.wire import timestamp_ms
 
 __all__ = ["BurstClock"]
 
@@ -62,8 +63,7 @@ class BurstClock:
         """After a book settled: a hash of it awaiting its trade print fails if none comes in time."""
         awaited = book.awaiting_print
         if awaited is not None:
-            ms = int(awaited) if awaited.isascii() and awaited.isdigit() else 0
-            self._waiting.append((ms, awaited, asset))
+            self._waiting.append((timestamp_ms(awaited) or 0, awaited, asset))
 
     def pending_assets(self) -> set[str]:
         """Every asset with something to judge: an open burst, a hash awaiting its print, a claim left

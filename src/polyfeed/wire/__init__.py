@@ -19,6 +19,7 @@ from polyfeed.wire.codec import (
     decode_json,
     decode_market,
     decode_user,
+    timestamp_ms,
 )
 from polyfeed.wire.market import (
     BestBidAsk,
@@ -75,4 +76,5 @@ __all__ = [
     "encode_market_subscription",
     "encode_operation",
     "encode_user_subscription",
+    "timestamp_ms",
 ]

@@ -47,6 +47,7 @@ __all__ = [
     "decode_json",
     "decode_market",
     "decode_user",
+    "timestamp_ms",
 ]
 
 
@@ -305,3 +306,12 @@ def _decode_slow(
         except msgspec.ValidationError as exc:
             raise FrameDecodeError(f"malformed {tag} message: {exc}", data) from None
     return out
+
+
+def timestamp_ms(text: str | None) -> int | None:
+    """A venue timestamp (ASCII digits, ms or s) as an integer; ``None`` when it is missing or anything
+    else. ``str.isdigit`` alone is not enough: it accepts ``"²"``, which ``int`` then refuses, so a hostile
+    timestamp would raise out of whatever parsed it."""
+    if text is None or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
