@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import msgspec
+import pytest
 
 from polyfeed.book import BookStatus, CheckKind, OrderBook
 from polyfeed.session import (
@@ -635,7 +635,9 @@ def test_a_rest_answer_that_comes_after_a_snapshot_superseded_its_resync_is_not_
     assert book.status is BookStatus.LIVE and book.best_bid is not None and str(book.best_bid.price) == "0.45"
 
 
-def test_interleaved_entries_apply_once_per_book_with_one_update_each() -> None:
+def test_interleaved_entries_apply_once_per_book_with_one_update_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Issue 14, item 3: ``[A, B, A, B]`` was applied twice to each book, with four BookUpdated."""
     exchange = Exchange(markets=1, seed=5)
     market = exchange.markets[0]
@@ -657,13 +659,14 @@ def test_interleaved_entries_apply_once_per_book_with_one_update_each() -> None:
         ],
     )
     given: list[list[str]] = []
-    apply = books[yes].apply_price_change
+    apply = OrderBook.apply_price_change
 
-    def spy(change: PriceChange) -> bool:
-        given.append([e.asset_id for e in change.price_changes])
-        return apply(change)
+    def spy(book: OrderBook, change: PriceChange) -> bool:
+        if book is books[yes]:
+            given.append([e.asset_id for e in change.price_changes])
+        return apply(book, change)
 
-    books[yes].apply_price_change = spy  # type: ignore[method-assign]
+    monkeypatch.setattr(OrderBook, "apply_price_change", spy)
     events = feed(session, msgspec.json.encode(message), 2 * S)
     updated = [e.asset_id for e in events if isinstance(e, BookUpdated)]
     assert updated == [yes, no]
@@ -676,19 +679,20 @@ def test_interleaved_entries_apply_once_per_book_with_one_update_each() -> None:
     assert after == before, "no check ran twice for one message (nor at all, mid-burst)"
 
 
-def test_a_quiet_connection_settles_only_the_books_with_something_pending() -> None:
+def test_a_quiet_connection_settles_only_the_books_with_something_pending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     exchange = Exchange(markets=3, seed=12)
     assets = exchange.asset_ids()
-    session, books = started(assets, exchange)
+    session, _books = started(assets, exchange)
     settled: list[str] = []
-    for asset, book in books.items():
-        original = book.settle
+    original = OrderBook.settle
 
-        def spy(*, final: bool = False, asset: str = asset, original: Any = original) -> None:
-            settled.append(asset)
-            original(final=final)
+    def spy(book: OrderBook, *, final: bool = False) -> None:
+        settled.append(book.asset_id)
+        original(book, final=final)
 
-        book.settle = spy  # type: ignore[method-assign]
+    monkeypatch.setattr(OrderBook, "settle", spy)
     (frame,) = [f for f in flow(exchange, {assets[0]}, 60) if b"price_change" in f][:1]
     feed(session, frame, 2 * S)
     tick(session, 2 * S + S // 2)  # quiet for settle_after_s: bursts close

@@ -20,7 +20,14 @@ from decimal import Decimal
 from polyfeed.book.checks import BookChecks
 from polyfeed.book.hashing import HashVariant, json_string
 from polyfeed.book.ladder import Level, Side
-from polyfeed.book.prices import PRICE_KEYS, PRICE_SCALE, price_key, text_to_decimal, trade_price_text
+from polyfeed.book.prices import (
+    LEVEL_HEADS,
+    PRICE_SCALE,
+    level_head,
+    price_key,
+    text_to_decimal,
+    trade_price_text,
+)
 from polyfeed.book.status import BookStatus, CheckCounts, CheckFailure, CheckKind
 from polyfeed.errors import AssetMismatchError, InvalidLevelError
 from polyfeed.wire.market import (
@@ -57,6 +64,8 @@ class OrderBook(BookChecks):
 
     Prices and sizes are exact: ``Decimal`` in the public API, the venue's text inside.
     """
+
+    __slots__ = ()  # the state's slots are declared with it, in BookChecks
 
     def __init__(
         self,
@@ -167,16 +176,16 @@ class OrderBook(BookChecks):
                 last = entry
                 price = entry.price
                 size = entry.size
-                key = PRICE_KEYS.get(price)
-                if key is None:
-                    key = price_key(price)
+                head = LEVEL_HEADS.get(price)
+                if head is None:
+                    head = level_head(price)
                 side_text = entry.side
                 if side_text == "BUY":
                     side = bids
-                    k = key
+                    k = head[0]
                 elif side_text == "SELL":
                     side = asks
-                    k = -key
+                    k = head[1]
                 else:
                     raise InvalidLevelError(f"side {side_text!r} is neither BUY nor SELL")
                 keys = side.keys
@@ -188,23 +197,22 @@ class OrderBook(BookChecks):
                     zero = size[0] in "0." and not size.strip("0.")
                 else:
                     raise InvalidLevelError(f"size {size!r} is not a non-negative decimal")
+                j = 2 * i
                 if zero:
                     if found:
-                        del keys[i], side.prices[i], side.sizes[i], side.frags[i]
+                        del keys[i], side.parts[j : j + 2]
                     continue
-                frag = f'{{"price":"{price}","size":"{size}"}}'
                 if found:
-                    side.sizes[i] = size
-                    side.frags[i] = frag
-                    side.prices[i] = price
+                    parts = side.parts
+                    parts[j] = head[2]  # the venue hashes the text it sent last ("0.30" after "0.3")
+                    parts[j + 1] = size
                 else:
+                    key = head[0]
                     tick = self._tick_units
                     if tick and (key % tick or key < tick or key > PRICE_SCALE - tick):
                         self._fail(CheckKind.TICK, f"price {price} is off the {self.tick_size} tick grid", ts)
                     keys.insert(i, k)
-                    side.prices.insert(i, price)
-                    side.sizes.insert(i, size)
-                    side.frags.insert(i, frag)
+                    side.parts[j:j] = (head[2], size)
         except InvalidLevelError as exc:
             self._fail(CheckKind.MALFORMED, str(exc), ts)
             raise
@@ -332,13 +340,13 @@ class OrderBook(BookChecks):
     def best_bid(self) -> Level | None:
         """The highest bid, or ``None`` when there are no bids."""
         side = self._bids
-        return Level(text_to_decimal(side.prices[-1]), Decimal(side.sizes[-1])) if side.keys else None
+        return Level(text_to_decimal(side.best_price()), Decimal(side.parts[-1])) if side.keys else None
 
     @property
     def best_ask(self) -> Level | None:
         """The lowest ask, or ``None`` when there are no asks."""
         side = self._asks
-        return Level(text_to_decimal(side.prices[-1]), Decimal(side.sizes[-1])) if side.keys else None
+        return Level(text_to_decimal(side.best_price()), Decimal(side.parts[-1])) if side.keys else None
 
     def bids(self, depth: int | None = None) -> list[Level]:
         """Bids, best (highest) first; at most ``depth`` of them."""
@@ -353,14 +361,14 @@ class OrderBook(BookChecks):
         """Midpoint of best bid and best ask, ``None`` if a side is empty."""
         if not (self._bids.keys and self._asks.keys):
             return None
-        return (text_to_decimal(self._bids.prices[-1]) + text_to_decimal(self._asks.prices[-1])) / 2
+        return (text_to_decimal(self._bids.best_price()) + text_to_decimal(self._asks.best_price())) / 2
 
     @property
     def spread(self) -> Decimal | None:
         """Best ask minus best bid, ``None`` if a side is empty."""
         if not (self._bids.keys and self._asks.keys):
             return None
-        return text_to_decimal(self._asks.prices[-1]) - text_to_decimal(self._bids.prices[-1])
+        return text_to_decimal(self._asks.best_price()) - text_to_decimal(self._bids.best_price())
 
     @property
     def depth(self) -> tuple[int, int]:
@@ -389,8 +397,8 @@ class OrderBook(BookChecks):
         )
 
     def __repr__(self) -> str:
-        bid = self._bids.prices[-1] if self._bids.keys else "-"
-        ask = self._asks.prices[-1] if self._asks.keys else "-"
+        bid = self._bids.best_price() if self._bids.keys else "-"
+        ask = self._asks.best_price() if self._asks.keys else "-"
         top = f"{bid} / {ask}"
         n_bids, n_asks = self.depth
         return f"<OrderBook {self.asset_id[:8]}... {self._status.value} {top} ({n_bids}x{n_asks} levels)>"

@@ -15,8 +15,10 @@ from operator import methodcaller
 from polyfeed.errors import InvalidLevelError
 
 __all__ = [
+    "LEVEL_HEADS",
     "PRICE_SCALE",
     "key_to_decimal",
+    "level_head",
     "price_key",
     "size_is_valid",
     "size_is_zero",
@@ -35,6 +37,33 @@ PRICE_KEYS: dict[str, int] = {}
 """Price text -> key, for every valid price text seen so far. Read directly on hot paths."""
 
 _DECIMALS: dict[str, Decimal] = {}
+
+_HEAD_OPEN = '"},{"price":"'
+_HEAD_CLOSE = '","size":"'
+HEAD_PRICE = slice(len(_HEAD_OPEN), -len(_HEAD_CLOSE))
+"""``head[HEAD_PRICE]`` is the price text of a level head."""
+
+LEVEL_HEADS: dict[str, tuple[int, int, str]] = {}
+"""Price text -> ``(key, -key, head)`` for every valid price text seen so far, read directly on hot
+paths. The head is the level's JSON up to its size, ``"},{"price":"0.3","size":"`` (the first three
+characters close the level before it): a side keeps its levels as heads and size texts, one shared
+head object per price, so a level costs its size text and three pointers, and the side's hashed JSON
+is one join (:class:`polyfeed.book.ladder.Side`). The negated key is shared too, for the asks."""
+
+
+def level_head(text: str) -> tuple[int, int, str]:
+    """``(key, -key, head)`` of a price text (:data:`LEVEL_HEADS`), validated and cached.
+
+    Raises:
+        InvalidLevelError: as :func:`price_key`.
+    """
+    head = LEVEL_HEADS.get(text)
+    if head is None:
+        key = price_key(text)
+        head = (key, -key, _HEAD_OPEN + text + _HEAD_CLOSE)
+        if len(LEVEL_HEADS) < _CACHE_LIMIT:
+            LEVEL_HEADS[text] = head
+    return head
 
 
 def price_key(text: str) -> int:
