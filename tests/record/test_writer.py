@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -59,10 +60,13 @@ def test_a_quiet_stream_is_flushed_and_rotated_by_tick(tmp_path: Path) -> None:
     first, second, third = numbered(3, step_ns=100_000_000)
     write_all(recorder, [first])  # the first write flushes at once and sets the pace
     write_all(recorder, [second, third])
+    recorder.drain()  # the writer thread has written what it was handed
     assert list(read_recording(directory)) == [first], "buffered until flush_s has passed"
     recorder.tick(third.recv_ns + S // 2)
+    recorder.drain()
     assert list(read_recording(directory)) == [first]
     recorder.tick(first.recv_ns + S)
+    recorder.drain()
     assert list(read_recording(directory)) == [first, second, third], "a tick flushed them"
     assert index_lines(directory) == []
     recorder.tick(first.recv_ns + 10 * S)
@@ -130,8 +134,8 @@ while True:
 def test_a_recorder_killed_with_sigkill_leaves_a_readable_recording(tmp_path: Path) -> None:
     """The child reports how many records it wrote and when; once it reports a record received 1.5 s
     after the mark, everything up to the mark has been flushed (a flush follows within flush_s of
-    receive time, synchronously in write), so SIGKILL must not lose it. Segments rotate by time only,
-    so only the time-driven flush can have saved the records."""
+    receive time: write hands it to the writer thread, which writes it at once), so SIGKILL must not
+    lose it. Segments rotate by time only, so only the time-driven flush can have saved the records."""
     directory = tmp_path / "rec"
     child = subprocess.Popen(
         [sys.executable, "-c", KILLED_RECORDER, str(directory)],
@@ -182,6 +186,7 @@ def test_a_failed_write_fails_the_recorder_once_and_keeps_what_was_written(
     failures: list[RecordingError] = []
     recorder = Recorder(directory, flush_s=1.0, on_failure=failures.append)
     write_all(recorder, records[:200])  # flushed at 0 s (record 0) and 1 s (records 1-100)
+    recorder.drain()  # both frames written before the disk fills
     real_write = os.write
 
     def half_then_full(fd: int, data: bytes | memoryview) -> int:
@@ -190,6 +195,7 @@ def test_a_failed_write_fails_the_recorder_once_and_keeps_what_was_written(
 
     monkeypatch.setattr(os, "write", half_then_full)
     write_all(recorder, records[200:201])  # 2 s: a flush is due, and fails half way
+    recorder.drain()  # the writer thread's failure is found (at the next flush or tick, live)
     monkeypatch.undo()
     segment = directory / "seg-000001.pfr.zst"
     expected = (
@@ -276,6 +282,7 @@ def test_a_first_write_that_fails_leaves_no_empty_segment(
 
     monkeypatch.setattr(os, "write", too_large)
     write_all(recorder, numbered(3))
+    recorder.drain()
     monkeypatch.undo()
     assert str(recorder.failed) == (
         f"cannot write {directory / 'seg-000001.pfr.zst'}: [Errno 27] File too large; the recording holds "
@@ -285,3 +292,89 @@ def test_a_first_write_that_fails_leaves_no_empty_segment(
     with pytest.raises(RecordingError):
         recorder.close()
     assert segment_files(directory) == [] and list(read_recording(directory)) == []
+
+
+def test_a_flush_hands_the_records_to_the_writer_thread_without_waiting_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write that makes a flush due returns while its frame is being written (compression and the
+    write happen on the recorder's thread, off the stream's event loop); flush() waits for it."""
+    writing = threading.Event()
+    release = threading.Event()
+    released: list[bool] = []
+    writers: list[int] = []
+    real_write = os.write
+
+    def held(fd: int, data: bytes | memoryview) -> int:
+        writers.append(threading.get_ident())
+        writing.set()
+        released.append(release.wait(timeout=30))  # a guard against a hang, never reached when it works
+        return real_write(fd, data)
+
+    directory = tmp_path / "rec"
+    records = numbered(3)
+    recorder = Recorder(directory)
+    monkeypatch.setattr(os, "write", held)
+    write_all(recorder, records[:1])  # the first write flushes at once
+    assert writing.wait(timeout=30), "the frame is being written..."
+    release.set()  # ... and write() has returned before it was
+    write_all(recorder, records[1:])
+    recorder.flush()
+    assert [r.payload for r in read_recording(directory)] == [r.payload for r in records]
+    recorder.close()
+    monkeypatch.undo()
+    assert released == [True, True], "write() returned while its frame was being written"
+    assert threading.get_ident() not in writers, "frames are written on the recorder's own thread"
+
+
+def test_a_write_that_fails_on_the_writer_thread_is_signalled_on_the_recording_thread_at_a_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """on_failure is called where the stream records (its event loop), found by tick, which the
+    stream calls about twice a second, or by the next flush."""
+    signalled: list[int] = []
+    recorder = Recorder(tmp_path / "rec", on_failure=lambda _: signalled.append(threading.get_ident()))
+    wrote = threading.Event()
+
+    def full(fd: int, data: bytes | memoryview) -> int:
+        wrote.set()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    write_all(recorder, numbered(1))  # flushed at once, on the writer thread
+    assert wrote.wait(timeout=30)
+    for _ in range(100_000):  # until the writer thread's failure is in (a few ticks at most)
+        recorder.tick(T0 + S // 10)
+        if recorder.failed is not None:
+            break
+        threading.Event().wait(0.001)
+    monkeypatch.undo()
+    assert recorder.failed is not None and "No space left on device" in str(recorder.failed)
+    assert signalled == [threading.get_ident()], "once, on the thread that records"
+    assert recorder.records_lost == 1 and recorder.records == 0
+    with pytest.raises(RecordingError):
+        recorder.close()
+
+
+UNCLOSED_RECORDER = """
+import atexit, sys
+from polyfeed.record import Recorder
+recorder = Recorder(sys.argv[1], flush_s=1.0)
+atexit.register(recorder.close)  # runs after the writer thread has stopped, at the interpreter's exit
+S = 1_000_000_000
+for seq in range(300):
+    recorder.write(1, 0, 7, 1_790_000_000 * S + seq * (S // 100), b'{"seq":%d}' % seq)
+"""
+
+
+def test_a_recorder_closed_at_the_interpreters_exit_writes_everything(tmp_path: Path) -> None:
+    """At exit the writer thread finishes what it was handed, and a close in an atexit handler (too
+    late for new threads) compresses and writes the rest itself."""
+    directory = tmp_path / "rec"
+    done = subprocess.run(
+        [sys.executable, "-c", UNCLOSED_RECORDER, str(directory)], capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    seqs = [json.loads(r.payload)["seq"] for r in read_recording(directory, on_damage=pytest.fail)]
+    assert seqs == list(range(300))
+    assert [line["records"] for line in index_lines(directory)] == [300]
