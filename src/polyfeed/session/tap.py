@@ -61,6 +61,7 @@ _FRAME = int(RecordKind.FRAME)
 _SENT = int(RecordKind.SENT)
 _MARKER = int(RecordKind.MARKER)
 _REST = int(RecordKind.REST)
+_MARKET = int(Channel.MARKET)
 
 
 class FrameSink(Protocol):
@@ -156,6 +157,12 @@ class MarketTap(SessionTap):
     def __init__(self, session: MarketSession, sink: FrameSink) -> None:
         super().__init__(session, sink)
         self.session = session
+
+    def receive_data(self, data: bytes, now_ns: int) -> None:
+        # The hot path when recording: a market frame is written as received (nothing to scrub).
+        self._now_ns = now_ns
+        self._write(_FRAME, _MARKET, self._connection, now_ns, data)
+        self.session.receive_data(data, now_ns)
 
     def subscribe(self, assets: Iterable[str], now_ns: int) -> None:
         self._now_ns = now_ns
