@@ -23,6 +23,7 @@ from polyfeed.book import OrderBook
 from polyfeed.errors import InvalidLevelError
 from polyfeed.net.connection import Backoff, FrameSink
 from polyfeed.net.gamma import MarketFilter, TokenInfo, resolve_slugs
+from polyfeed.net.gamma_cache import GammaCache
 from polyfeed.net.pool import MarketPool
 from polyfeed.net.rest import fetch_books
 from polyfeed.net.transport import http_session
@@ -163,6 +164,7 @@ class MarketStream(QueuedStream):
         market_filter: MarketFilter | None = None,
         *,
         poll_s: float = 300.0,
+        gamma_cache: GammaCache | None = None,
         venue: Venue | None = None,
         per_connection: int = 500,
         connect_interval_s: float = 0.1,
@@ -178,8 +180,11 @@ class MarketStream(QueuedStream):
         markets open and resolve (:class:`polyfeed.stream.universe.Universe`): Gamma is paged on entering
         and every ``poll_s``, ``new_market`` messages add markets as they open, ``market_resolved`` and
         Gamma's ``closed`` drop them. Each connection carries up to ``per_connection`` tokens (the
-        venue's most, 500, by default). The other arguments are the constructor's; custom features are
-        turned on in ``config`` (they carry ``new_market`` and ``market_resolved``)."""
+        venue's most, 500, by default). With ``gamma_cache``
+        (:class:`polyfeed.net.gamma_cache.GammaCache`), a listing an earlier run wrote less than its
+        ``max_age_s`` ago is subscribed at once and corrected by a walk of Gamma behind it. The other
+        arguments are the constructor's; custom features are turned on in ``config`` (they carry
+        ``new_market`` and ``market_resolved``)."""
         config = config or SessionConfig()
         if not config.custom_feature_enabled:
             config = dataclasses.replace(config, custom_feature_enabled=True)
@@ -196,7 +201,7 @@ class MarketStream(QueuedStream):
             recorder=recorder,
             max_connect_attempts=max_connect_attempts,
         )
-        stream.universe = Universe(stream, market_filter or MarketFilter(), poll_s)
+        stream.universe = Universe(stream, market_filter or MarketFilter(), poll_s, gamma_cache)
         return stream
 
     @property

@@ -5,6 +5,10 @@ venue, followed as markets open and resolve.
   subscribed as it arrives, so the first connections open while later pages load. The books' metadata
   (tick size, minimum order size, neg-risk: they enter the hash) comes from Gamma's own documents;
   REST ``POST /books`` only completes the tokens Gamma left incomplete.
+- **With a cache** (:class:`polyfeed.net.gamma_cache.GammaCache`), a listing written by an earlier run
+  less than ``max_age_s`` ago is subscribed at once, without waiting for Gamma, and a walk of Gamma
+  starts straight away in the background to correct it as a poll does (markets opened since are added,
+  markets it lists no more are dropped). Every complete walk is written to the cache.
 - **A market that opens** is subscribed when its ``new_market`` message comes (a broadcast of the custom
   features, spec 4.6, sent to every connection: each market is added once), with its metadata from REST,
   and in any case at the next Gamma poll.
@@ -27,6 +31,7 @@ import aiohttp
 
 from polyfeed.errors import PolyfeedError
 from polyfeed.net.gamma import GammaMarket, MarketFilter, active_markets
+from polyfeed.net.gamma_cache import GammaCache
 from polyfeed.session import Event, MessageReceived
 from polyfeed.wire import MarketResolved, NewMarket
 
@@ -44,13 +49,24 @@ class Universe:
     Args:
         stream: the stream whose pool and books it fills.
         market_filter: Gamma's filters for a partial universe.
-        poll_s: seconds between two walks of Gamma (``0``: no polling).
+        poll_s: seconds between two walks of Gamma (``0``: no polling, except the walk that corrects
+            a cached listing).
+        cache: Gamma's listing on disk, read on entering and written after every walk (``None``: none).
     """
 
-    def __init__(self, stream: MarketStream, market_filter: MarketFilter, poll_s: float) -> None:
+    def __init__(
+        self,
+        stream: MarketStream,
+        market_filter: MarketFilter,
+        poll_s: float,
+        cache: GammaCache | None = None,
+    ) -> None:
         self.stream = stream
         self.market_filter = market_filter
         self.poll_s = poll_s
+        self.cache = cache
+        self.from_cache = False
+        """Whether the first subscriptions came from the cached listing (Gamma then walked behind)."""
         self.markets: dict[str, tuple[str, ...]] = {}
         """condition id -> its tokens, for every market followed."""
         self.labels: dict[str, tuple[str, str]] = {}
@@ -72,15 +88,32 @@ class Universe:
         return sum(len(tokens) for tokens in self.markets.values())
 
     async def start(self, http: aiohttp.ClientSession, gamma_url: str) -> None:
-        """The first walk (every page subscribed as it comes); then the polls run in the background.
+        """The first walk (every page subscribed as it comes), or the cached listing at once and the walk
+        behind it; then the polls run in the background.
 
         Raises:
-            VenueError: Gamma could not give the first walk.
+            VenueError: Gamma could not give the first walk (and no cached listing was young enough).
         """
         self._http = http
         self._gamma_url = gamma_url
+        cached = self.cache.load(gamma_url, self.market_filter) if self.cache is not None else None
+        if cached is not None:
+            self.from_cache = True
+            self._listed.update(m.condition_id for m in cached)  # the walk drops those it lists no more
+            await self._add(cached)
+            log.info(
+                "following %d markets (%d tokens) from the cached Gamma listing, Gamma walked behind; "
+                "filters: %s",
+                len(self.markets),
+                self.tokens,
+                self.market_filter,
+            )
+            self._spawn(self._poll_forever(first_s=0.0))
+            return
+        walked: list[GammaMarket] = []
         async for page in active_markets(http, gamma_url, self.market_filter):
             self._listed.update(m.condition_id for m in page)
+            walked.extend(page)
             await self._add(page)
         log.info(
             "following %d markets (%d tokens); filters: %s",
@@ -88,8 +121,9 @@ class Universe:
             self.tokens,
             self.market_filter,
         )
+        await self._store(walked)
         if self.poll_s > 0:
-            self._spawn(self._poll_forever())
+            self._spawn(self._poll_forever(first_s=self.poll_s))
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -163,10 +197,15 @@ class Universe:
 
     # -- polls ----------------------------------------------------------------------------------------
 
-    async def _poll_forever(self) -> None:
+    async def _poll_forever(self, first_s: float) -> None:
+        pause_s = first_s
         while True:
-            await asyncio.sleep(self.poll_s)
+            if pause_s > 0:
+                await asyncio.sleep(pause_s)
             await self.poll()
+            if self.poll_s <= 0:
+                return
+            pause_s = self.poll_s
 
     async def poll(self) -> None:
         """Walk Gamma once: add the markets it lists that are not followed, drop those it no longer lists."""
@@ -192,6 +231,12 @@ class Universe:
         for condition_id in gone:
             log.info("market %s is no longer listed open by Gamma: dropped", condition_id)
             self._drop(condition_id)
+        await self._store(pages)
+
+    async def _store(self, listing: list[GammaMarket]) -> None:
+        """Write a whole walk's listing to the cache, off the event loop (megabytes at full scale)."""
+        if self.cache is not None:
+            await asyncio.to_thread(self.cache.store, self._gamma_url, self.market_filter, listing)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
