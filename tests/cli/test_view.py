@@ -10,7 +10,15 @@ from rich.console import Console
 
 from polyfeed.book import BookStatus, OrderBook
 from polyfeed.cli.terminal import abbreviate
-from polyfeed.cli.view import STATUS_STYLE, BookLabel, WatchState, render_screen
+from polyfeed.cli.view import (
+    STATUS_STYLE,
+    Activity,
+    BookLabel,
+    UniverseCounts,
+    WatchState,
+    panels_that_fit,
+    render_screen,
+)
 from polyfeed.session import BookUpdated, Disconnected, MessageReceived, Reconnected, Resynced, StatusChanged
 from polyfeed.sim.engine import Exchange
 from polyfeed.wire import LastTradePrice, MarketResolved
@@ -251,3 +259,83 @@ def test_the_state_notes_when_a_book_closed_and_which_outcome_won() -> None:
 def test_a_label_s_text_names_the_market_and_outcome() -> None:
     assert BookLabel("fed-decision-in-december", "Yes").text == "fed-decision-in-december · Yes"
     assert BookLabel("7667…1111").text == "7667…1111"
+
+
+# -- watch --all: the busiest books of a large universe -----------------------------------------------
+
+
+def updated(state: WatchState, asset: str, times: int = 1) -> None:
+    for _ in range(times):
+        state.on_event(BookUpdated(recv_ns=0, seq=1, connection_id=1, asset_id=asset))
+
+
+def test_the_busiest_books_are_those_updated_most_in_the_window() -> None:
+    state = WatchState(activity=Activity(bucket_ns=5 * 10**9, bucket_start_ns=0))
+    activity = state.activity
+    assert activity is not None
+    for asset, times in (("a", 3), ("b", 7), ("c", 1), ("d", 5)):
+        updated(state, asset, times)
+    assert activity.busiest(2, now_ns=10**9) == [("b", 7), ("d", 5)]
+    activity.rotate(6 * 10**9)  # a new bucket: the last one's counts still count
+    updated(state, "c", 9)
+    assert activity.busiest(3, now_ns=7 * 10**9) == [("c", 10), ("b", 7), ("d", 5)]
+    assert activity.busiest(10, now_ns=12 * 10**9) == [("c", 9)], "the first bucket left the window"
+    assert activity.busiest(10, now_ns=30 * 10**9) == [], "nothing updated for two buckets"
+
+
+def test_without_activity_the_state_counts_no_books() -> None:
+    state = WatchState()
+    updated(state, "a")
+    assert state.activity is None and "a" in state.updated_ns
+
+
+def universe_frame(width: int, height: int | None, count: int = 9) -> tuple[str, list[str]]:
+    books, order = snapshot_books(count)
+    state = WatchState(started_ns=NOW_NS - 12 * 10**9, activity=Activity(bucket_start_ns=NOW_NS))
+    for n, asset in enumerate(order):
+        updated(state, asset, 100 - n)
+        state.updated_ns[asset] = NOW_NS - 10**8
+    counts = UniverseCounts(
+        {BookStatus.LIVE: 45_210, BookStatus.SYNCING: 300, BookStatus.STALE: 89, BookStatus.CLOSED: 1}
+    )
+    labels = {a: BookLabel(f"market-{n // 2}", "Yes" if n % 2 == 0 else "No") for n, a in enumerate(order)}
+    console = Console(width=width, record=True, color_system=None)
+    console.print(
+        render_screen(
+            books, order, labels, state, width=width, height=height, now_ns=NOW_NS, rate=3979, universe=counts
+        )
+    )
+    return console.export_text(), order
+
+
+def test_with_a_universe_the_header_counts_every_book_by_status_and_each_panel_its_updates() -> None:
+    text, order = universe_frame(80, 24, count=4)
+    lines = text.splitlines()
+    assert all(cell_len(line) <= 80 for line in lines) and len(lines) <= 24
+    assert lines[0] == "polyfeed top 4  3,979 msg/s  drops 0  reconnects 0  resyncs 0  up 12s  ^C quits"
+    assert lines[1] == "all 45,600 books: 45,210 live 300 syncing 0 suspect 89 stale 1 closed"
+    assert "market-0 · Yes" in lines[2] and "market-0 · No" in lines[2]
+    subtitles = [line for line in lines if line.startswith("╰")]
+    assert "100 upd/10s · " in subtitles[0] and "99 upd/10s · " in subtitles[0]
+    assert "97 upd/10s · " in subtitles[1] and abbreviate(order[0]) in subtitles[0]
+    assert "LIVE 0.1s ago" in text
+
+
+def test_the_books_that_fit_are_as_many_as_the_screen_draws() -> None:
+    for width, height in ((80, 24), (120, 40), (60, 30), (160, 50)):
+        fit = panels_that_fit(width, height, header_rows=2)
+        text, _ = universe_frame(width, height, count=fit + 3)
+        lines = text.splitlines()
+        assert sum(line.count("╭") for line in lines) == fit, (width, height)
+        assert len(lines) <= height
+    assert panels_that_fit(80, 24) == 4 and panels_that_fit(80, 24, 8) == 2
+
+
+def test_each_book_keeps_its_last_three_trades_newest_first() -> None:
+    state = WatchState()
+    for n in range(4):
+        trade = LastTradePrice(
+            asset_id="a", market="0x", price=f"0.{n + 1}", size="1", side="BUY", timestamp="1"
+        )
+        state.on_event(MessageReceived(recv_ns=0, seq=n, connection_id=1, message=trade))
+    assert [t.price for t in state.trades["a"]] == ["0.4", "0.3", "0.2"]

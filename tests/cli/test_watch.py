@@ -1,9 +1,11 @@
 """``polyfeed watch`` against the local exchange: plain frames when piped, one line when the venue is
 not there, a clean end on Ctrl-C, a resolved market shown as resolved, and in a real terminal (tmux)
-``-v``'s log lines kept below the books instead of drawn through them."""
+``-v``'s log lines kept below the books instead of drawn through them; ``--all``'s busiest books, its
+universe counted by status, and its cached Gamma listing."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import select
@@ -11,9 +13,15 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import aiohttp
 import pytest
+from rich.cells import cell_len
 
+from polyfeed.cli.view import panels_that_fit
+from polyfeed.net.gamma import GammaMarket, MarketFilter, active_markets
+from polyfeed.net.gamma_cache import GammaCache
 from polyfeed.sim import Simulator
 from tests.cli.harness import (
     BOUND_S,
@@ -163,3 +171,108 @@ def test_with_v_log_lines_go_below_the_books_and_to_stderr_when_the_screen_close
     final = tmux.wait_for(lambda s: EXIT_MARK in s, "watch end on Ctrl-C", history=True)
     assert f"{EXIT_MARK}0" in final
     assert final.count("polyfeed: WARNING polyfeed.session: connection 1: skipped a frame") == 2, final
+
+
+# -- watch --all: every market followed, the busiest shown --------------------------------------------
+
+
+def last_frame(out: str, books: int) -> str:
+    return out[out.rindex("\npolyfeed top ") : out.rindex(f"\n{books} books for")]
+
+
+def panel_updates(frame: str) -> list[int]:
+    return [int(n.replace(",", "")) for n in re.findall(r"─ ([\d,]+) upd/10s · ", frame)]
+
+
+def test_all_shows_the_busiest_books_and_counts_every_book_by_status(
+    exchange: Exchange, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLYFEED_CACHE_DIR", str(tmp_path / "cache"))
+    books = len(exchange.sim.exchange.asset_ids())
+    result = polyfeed(capsys, "watch", "--all", "--top", "3", "--seconds", "3", *exchange.venue_args())
+    assert result.code == 0, result.err
+    frame = last_frame(result.out, books)
+    lines = frame.strip("\n").splitlines()
+    assert lines[0].startswith("polyfeed top 3  ")
+    counted = re.fullmatch(
+        rf"all {books} books: (\d+) live (\d+) syncing (\d+) suspect (\d+) stale (\d+) closed", lines[1]
+    )
+    assert counted is not None, lines[1]
+    assert sum(int(n) for n in counted.groups()) == books, "every book of the universe, in one status each"
+    assert sum(line.count("╭") for line in lines) == 3, "only the three busiest drawn"
+    updates = panel_updates(frame)
+    assert len(updates) == 3 and updates == sorted(updates, reverse=True), "busiest first"
+    slugs = {m.slug for m in exchange.sim.exchange.markets}
+    titles = re.findall(r"╭─ (\S+) · (Yes|No) ", frame)
+    assert len(titles) == 3 and all(slug in slugs for slug, _ in titles), "named as Gamma names them"
+    assert result.out.splitlines()[-2].startswith(f"{books} books for ")
+    assert list((tmp_path / "cache").glob("gamma-markets-*.json")), "Gamma's listing cached for a restart"
+
+
+def test_all_subscribes_from_a_young_cached_listing_when_gamma_is_down(
+    exchange: Exchange,
+    closed_port: int,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("POLYFEED_CACHE_DIR", str(tmp_path))
+    no_gamma = f"http://127.0.0.1:{closed_port}"
+
+    async def listing() -> list[GammaMarket]:
+        async with aiohttp.ClientSession() as http:
+            return [m async for page in active_markets(http, exchange.rest_url) for m in page]
+
+    GammaCache().store(no_gamma, MarketFilter(), asyncio.run(listing()))
+    venue = ["--ws-url", exchange.ws_url, "--rest-url", exchange.rest_url, "--gamma-url", no_gamma]
+    books = len(exchange.sim.exchange.asset_ids())
+    result = polyfeed(capsys, "watch", "--all", "--top", "2", "--seconds", "3", "--timeout", "20", *venue)
+    assert result.code == 0, result.err
+    assert f"all {books} books: " in result.out and "LIVE" in last_frame(result.out, books)
+
+    refused = polyfeed(capsys, "watch", "--all", "--no-cache", "--timeout", "1", *venue)
+    line = assert_one_line_failure(refused, "watch")
+    assert (
+        refused.code == 1 and f"{no_gamma} (Gamma) or {exchange.rest_url} did not answer within 1 s" in line
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ([], "give markets to follow (slugs, URLs, token ids), or --all"),
+        (["sim-market-0", "--all"], "--all follows every market: give no markets with it"),
+        (["sim-market-0", "--top", "3"], "--top picks among every market: it needs --all"),
+        (["sim-market-0", "--min-volume", "10"], "need --all"),
+        (["--all", "--top", "0"], "--top"),
+    ],
+)
+def test_bad_all_arguments_are_one_line_and_exit_2(
+    args: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = polyfeed(capsys, "watch", *args)
+    line = assert_one_line_failure(result, "watch")
+    assert result.code == 2 and says in line
+
+
+def test_all_in_a_terminal_shows_as_many_busiest_books_as_the_window_holds(
+    exchange: Exchange, tmux: Tmux, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLYFEED_CACHE_DIR", str(tmp_path))
+    tmux.start("watch", "--all", *exchange.venue_args())
+    books = len(exchange.sim.exchange.asset_ids())
+
+    def panels(screen: str) -> int:
+        return sum(line.count("╭") for line in screen.splitlines())
+
+    fit = panels_that_fit(80, 23, header_rows=2)  # the last row is left free
+    screen = tmux.wait_for(lambda s: f"all {books} books:" in s and panels(s) == fit, f"{fit} books")
+    lines = screen.rstrip("\n").splitlines()
+    assert lines[0].startswith(f"polyfeed top {fit}  ") and all(cell_len(line) <= 80 for line in lines)
+    tmux.resize(120, 33)
+    wider = panels_that_fit(120, 32, header_rows=2)
+    assert wider > fit
+    tmux.wait_for(lambda s: panels(s) == wider and f"polyfeed top {wider}  " in s, f"{wider} books, resized")
+    tmux.keys("C-c")
+    final = tmux.wait_for(lambda s: EXIT_MARK in s, "watch --all ends on Ctrl-C", history=True)
+    assert f"{EXIT_MARK}0" in final and f"{books} books for " in final

@@ -31,6 +31,7 @@ from rich.console import Console
 
 from polyfeed.cli.terminal import progress, spinner
 from polyfeed.net.gamma import MarketFilter, TokenInfo, is_token_id, label_tokens, resolve_targets
+from polyfeed.net.gamma_cache import GammaCache
 from polyfeed.net.transport import http_session
 from polyfeed.sim import Simulator
 from polyfeed.venue import Venue
@@ -43,15 +44,18 @@ __all__ = [
     "GammaUrl",
     "Local",
     "MinVolume",
+    "NoCache",
     "OptionalTargets",
     "RestUrl",
     "Seconds",
     "Tag",
     "Targets",
     "Timeout",
+    "Top",
     "UserWsUrl",
     "VenueOptions",
     "WsUrl",
+    "gamma_cache",
     "market_filter",
     "open_venue",
     "resolve_for_console",
@@ -188,6 +192,34 @@ EndsBefore = Annotated[
         rich_help_panel=_ALL_PANEL,
     ),
 ]
+
+NoCache = Annotated[
+    bool,
+    typer.Option(
+        "--no-cache",
+        help="Walk Gamma before subscribing, even when a listing written less than 10 minutes ago is "
+        "cached ($POLYFEED_CACHE_DIR, else $XDG_CACHE_HOME/polyfeed or ~/.cache/polyfeed); without it, "
+        "a young listing is subscribed at once and Gamma walked behind it.",
+        rich_help_panel=_ALL_PANEL,
+    ),
+]
+Top = Annotated[
+    int | None,
+    typer.Option(
+        "--top",
+        min=1,
+        metavar="N",
+        help="With --all, show the N busiest books, by updates in the last 5-10 s (default: as many as "
+        "the window holds; 20 when piped).",
+        show_default=False,
+        rich_help_panel=_ALL_PANEL,
+    ),
+]
+
+
+def gamma_cache(no_cache: bool) -> GammaCache | None:
+    """Gamma's listing cached in the user's cache directory for ``--all``; ``None`` with ``--no-cache``."""
+    return None if no_cache else GammaCache()
 
 
 def market_filter(

@@ -10,6 +10,12 @@ the books did. Ctrl-C ends it quietly with exit code 0, after a one-line summary
 
 The stream asks for the venue's custom features, so that ``market_resolved`` closes a resolved
 market's books at once: the screen shows them ``RESOLVED`` rather than live and ageing.
+
+``watch --all`` follows every open market (``MarketStream.all_markets``, the filters and Gamma cache of
+``record --all``) and draws only the busiest books, by updates over the last 5-10 seconds
+(:class:`BusiestBooks`): each update costs a dict increment, and about once a second the top N are
+picked with ``heapq.nlargest`` and the universe's books counted by status for the header. A frame
+draws those N books only, whatever the universe's size.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Coroutine
+from collections import Counter
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Annotated, Any
 
 import typer
@@ -26,24 +33,42 @@ from rich.live import Live
 
 from polyfeed.cli.errors import CommandError, run_command
 from polyfeed.cli.options import (
+    AllMarkets,
+    EndsAfter,
+    EndsBefore,
     GammaUrl,
     Local,
+    MinVolume,
+    NoCache,
+    OptionalTargets,
     RestUrl,
     Seconds,
-    Targets,
+    Tag,
     Timeout,
+    Top,
     VenueOptions,
     WsUrl,
+    gamma_cache,
+    market_filter,
     open_venue,
     resolve_for_console,
 )
 from polyfeed.cli.terminal import ScreenLog, out_console, spinner, stderr_to
-from polyfeed.cli.view import BookLabel, WatchState, render_screen
+from polyfeed.cli.view import (
+    Activity,
+    BookLabel,
+    UniverseCounts,
+    WatchState,
+    panels_that_fit,
+    render_screen,
+)
+from polyfeed.net.gamma import MarketFilter
+from polyfeed.net.gamma_cache import GammaCache
 from polyfeed.session import SessionConfig
 from polyfeed.stream import MarketStream
 from polyfeed.venue import Venue
 
-__all__ = ["EPILOG", "Depth", "draw", "show_books", "summary", "watch_command"]
+__all__ = ["EPILOG", "BusiestBooks", "Depth", "draw", "show_books", "summary", "watch_command"]
 
 EPILOG = """**Examples**
 
@@ -51,6 +76,8 @@ EPILOG = """**Examples**
 * `polyfeed watch https://polymarket.com/event/fed-decision-in-december --depth 8`
 * `polyfeed watch 7667...1111 5220...3344 --seconds 60`
 * `polyfeed watch sim-market-0 sim-market-1 --local`
+* `polyfeed watch --all --top 12`: the 12 busiest books of every open market
+* `polyfeed watch --all --tag 21 --min-volume 100000`
 """
 
 Depth = Annotated[
@@ -61,10 +88,12 @@ Depth = Annotated[
 ]
 _REFRESH_S = 0.25
 _PLAIN_EVERY_S = 2.0
+_PLAIN_TOP = 20  # the busiest books a plain frame of --all shows without --top
+_RANK_EVERY_NS = 1_000_000_000  # --all picks its busiest books (and counts statuses) once a second
 
 
 def watch_command(
-    targets: Targets,
+    targets: OptionalTargets = None,
     depth: Depth = None,
     seconds: Seconds = None,
     ws_url: WsUrl = None,
@@ -72,17 +101,33 @@ def watch_command(
     gamma_url: GammaUrl = None,
     local: Local = False,
     timeout: Timeout = 30.0,
+    all_markets: AllMarkets = False,
+    top: Top = None,
+    tag: Tag = None,
+    min_volume: MinVolume = None,
+    ends_after: EndsAfter = None,
+    ends_before: EndsBefore = None,
+    no_cache: NoCache = False,
 ) -> None:
     """Watch live books in the terminal.
 
     Each book shows both sides' top levels as a ladder, its status (syncing, live, suspect, stale) and
     age, the checks it passed and failed, spread, mid and the last trades; the top line counts messages
-    a second, reconnects and resyncs. Readable from 80 columns; Ctrl-C quits.
+    a second, reconnects and resyncs. Readable from 80 columns; Ctrl-C quits. With --all, every open
+    market is followed and the busiest books are shown, with every book counted by status.
     """
+    universe = market_filter(targets, all_markets, tag, min_volume, ends_after, ends_before)
+    if universe is None and top is not None:
+        raise typer.BadParameter("--top picks among every market: it needs --all")
     console = out_console()
     state = WatchState()
     venue = VenueOptions(ws_url, rest_url, gamma_url, local)
-    run_command("watch", _watch(venue, targets, state, console, seconds, depth, timeout))
+    if universe is None:
+        run_command("watch", _watch(venue, targets or [], state, console, seconds, depth, timeout))
+    else:
+        cache = gamma_cache(no_cache)
+        watching = _watch_all(venue, universe, cache, state, console, seconds, depth, timeout, top)
+        run_command("watch", watching)
     if state.books:
         console.print(summary(state), soft_wrap=True)
 
@@ -132,14 +177,41 @@ async def show_books(
         max_queue=0,
         config=SessionConfig(custom_feature_enabled=True),  # market_resolved closes a book at once
     )
-    log = ScreenLog(lambda token: labels[token].text if token in labels else None)
+
+    def choose(_now_ns: int, _width: int, _height: int | None) -> _Chosen:
+        return token_ids, labels, None
+
+    await _show(stream, venue, state, console, choose, seconds, depth, timeout_s, tend)
+
+
+_Chosen = tuple[Sequence[str], Mapping[str, BookLabel], UniverseCounts | None]
+
+
+async def _show(
+    stream: MarketStream,
+    venue: Venue,
+    state: WatchState,
+    console: Console,
+    choose: Callable[[int, int, int | None], _Chosen],
+    seconds: float | None,
+    depth: int | None,
+    timeout_s: float,
+    tend: Callable[[MarketStream], Coroutine[Any, Any, None]] | None = None,
+    doing: str = "",
+) -> None:
+    """Enter ``stream`` and draw, each frame, the books ``choose(now_ns, width, height)`` picks (with
+    their labels, and the universe's counts for ``--all``) for a screen of that size."""
+    log = ScreenLog(lambda token: _label_text(stream, choose, token))
     async with contextlib.AsyncExitStack() as stack:
-        with spinner(console, f"connecting to {venue.market_url}"):
+        with spinner(console, f"{doing}connecting to {venue.market_url}"):
             try:
                 async with asyncio.timeout(timeout_s or None):
                     await stack.enter_async_context(stream)
             except TimeoutError:
-                raise CommandError(f"{venue.rest_url} did not answer within {timeout_s:g} s") from None
+                who = venue.rest_url
+                if stream.universe is not None and venue.gamma_url != venue.rest_url:
+                    who = f"{venue.gamma_url} (Gamma) or {venue.rest_url}"
+                raise CommandError(f"{who} did not answer within {timeout_s:g} s") from None
         state.books = stream.books
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -158,17 +230,21 @@ async def show_books(
                 )
             now_ns = time.monotonic_ns()
             terminal = console.is_terminal
+            height = console.height - 1 - log.rows if terminal else None
+            width = console.width
+            order, labels, universe = choose(now_ns, width, height)
             return render_screen(
                 stream.books,
-                token_ids,
+                order,
                 labels,
                 state,
-                width=console.width,
-                height=console.height - 1 - log.rows if terminal else None,
+                width=width,
+                height=height,
                 depth=depth,
                 now_ns=now_ns,
                 rate=state.rate(now_ns),
                 interactive=terminal,
+                universe=universe,
             )
 
         try:
@@ -178,6 +254,101 @@ async def show_books(
                 tender.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await tender
+
+
+def _label_text(
+    stream: MarketStream, choose: Callable[[int, int, int | None], _Chosen], token: str
+) -> str | None:
+    """How a log line on the screen names a book: its market and outcome, when known."""
+    if stream.universe is not None:
+        label = stream.universe.labels.get(token)
+        return BookLabel(*label).text if label is not None else None
+    labels = choose(0, 0, None)[1]
+    return labels[token].text if token in labels else None
+
+
+async def _watch_all(
+    options: VenueOptions,
+    universe: MarketFilter,
+    cache: GammaCache | None,
+    state: WatchState,
+    console: Console,
+    seconds: float | None,
+    depth: int | None,
+    timeout_s: float,
+    top: int | None,
+) -> None:
+    state.activity = Activity()
+    async with open_venue(options) as venue:
+        stream = MarketStream.all_markets(
+            universe, venue=venue, gamma_cache=cache, on_event=state.on_event, max_queue=0
+        )
+        busiest = BusiestBooks(stream, state, top=top, depth=depth)
+        doing = "listing every open market on Gamma, "
+        await _show(stream, venue, state, console, busiest.choose, seconds, depth, timeout_s, doing=doing)
+
+
+class BusiestBooks:
+    """``watch --all``'s choice of books: the ``top`` busiest by updates in ``state.activity``'s window
+    (``None``: as many as the screen holds, 20 on a plain frame), picked again at most once a second,
+    with the universe's books counted by status at the same time. Between two picks a frame costs
+    nothing more than drawing the books chosen.
+    """
+
+    def __init__(
+        self,
+        stream: MarketStream,
+        state: WatchState,
+        *,
+        top: int | None,
+        depth: int | None,
+        rank_every_ns: int = _RANK_EVERY_NS,
+    ) -> None:
+        assert state.activity is not None, "the state must count activity"
+        self.stream = stream
+        self.state = state
+        self.activity = state.activity
+        self.top = top
+        self.depth = depth
+        self.rank_every_ns = rank_every_ns
+        self.order: list[str] = []
+        self.labels: dict[str, BookLabel] = {}
+        self.counts = UniverseCounts({}, self.activity.window_s)
+        self._ranked_ns: int | None = None
+        self._screen: tuple[int, int | None] | None = None
+
+    def wanted(self, width: int, height: int | None) -> int:
+        """How many books to pick for a screen of ``width`` x ``height`` (``None``: a plain frame)."""
+        if self.top is not None:
+            return self.top
+        if height is None:
+            return _PLAIN_TOP
+        return panels_that_fit(width, height, self.depth, header_rows=2)
+
+    def choose(self, now_ns: int, width: int, height: int | None) -> _Chosen:
+        """The books to draw on a screen of ``width`` x ``height`` (a frame's call)."""
+        due = self._ranked_ns is None or now_ns - self._ranked_ns >= self.rank_every_ns
+        if due or (width, height) != self._screen:  # a resized window asks for more or fewer at once
+            self.rank(now_ns, self.wanted(width, height))
+            self._ranked_ns, self._screen = now_ns, (width, height)
+        return self.order, self.labels, self.counts
+
+    def rank(self, now_ns: int, wanted: int) -> None:
+        """Pick the ``wanted`` busiest books (made up with quiet ones when fewer were updated in the
+        window, so that a quiet universe still shows books) and count the universe by status."""
+        books = self.stream.books
+        order = [asset for asset, _ in self.activity.busiest(wanted, now_ns) if asset in books]
+        if len(order) < wanted:
+            chosen = set(order)
+            for asset in books:
+                if len(order) >= wanted:
+                    break
+                if asset not in chosen:
+                    order.append(asset)
+        self.order = order
+        named = self.stream.universe.labels if self.stream.universe is not None else {}
+        self.labels = {a: BookLabel(*named[a]) for a in order if a in named}
+        self.counts = UniverseCounts(Counter(b.status for b in books.values()), self.activity.window_s)
 
 
 async def draw(
