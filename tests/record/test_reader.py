@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import zstandard
@@ -276,3 +279,59 @@ def test_a_newer_format_version_is_refused(tmp_path: Path) -> None:
 def test_a_directory_without_meta_is_not_a_recording(tmp_path: Path) -> None:
     with pytest.raises(RecordingFormatError, match="not a recording"):
         read_recording(tmp_path)
+
+
+class _SpiedDecompressor:
+    """zstandard's decompressor, noting the thread each frame is decompressed on."""
+
+    real = zstandard.ZstdDecompressor
+    threads: ClassVar[list[int]] = []
+
+    def __init__(self) -> None:
+        self._dctx = self.real()
+
+    def decompressobj(self) -> _SpiedDecompressor:
+        self._obj = self._dctx.decompressobj()
+        return self
+
+    def decompress(self, data: bytes) -> bytes:
+        self.threads.append(threading.get_ident())
+        return self._obj.decompress(data)
+
+    @property
+    def eof(self) -> bool:
+        return self._obj.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._obj.unused_data
+
+
+def test_large_frames_are_decompressed_ahead_on_the_readers_thread_and_damage_still_read_past(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy stream's frames (hundreds of kB): the next one is decompressed on another thread while
+    the records of this one are consumed, with a damaged frame and a killed recorder's tail as before."""
+    directory = tmp_path / "rec"
+    records = numbered(9_000, size=300)  # 1 ms apart: about 1,000 records (300 kB) a frame
+    recorder = Recorder(directory, flush_s=1.0)
+    write_all(recorder, records)
+    recorder.drain()  # killed here: the last segment stays open, without an index line
+    (segment,) = segment_files(directory)
+    starts = frame_offsets(segment)
+    assert len(starts) >= 8
+    flip(segment, (starts[4] + starts[5]) // 2)
+    with segment.open("r+b") as fh:
+        fh.truncate(starts[-1] + 100)  # the last frame cut short
+    monkeypatch.setattr(zstandard, "ZstdDecompressor", _SpiedDecompressor)
+    _SpiedDecompressor.threads.clear()
+    read, damages = read_all(directory)
+    monkeypatch.undo()
+    assert {d.problem for d in damages} == {"damaged"} and len(damages) == 1
+    got = seqs(read)
+    holes = [(a, b) for a, b in itertools.pairwise(got) if b != a + 1]
+    assert got[0] == 0 and len(holes) == 1, "in order, one frame lost to the damage"
+    assert holes[0][1] - holes[0][0] > 900 and got[-1] < 8_000, "and the cut tail"
+    assert sum(map(is_gap, read)) == 1
+    assert set(_SpiedDecompressor.threads) - {threading.get_ident()}, "frames decompressed ahead"
+    recorder.close()

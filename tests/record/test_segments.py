@@ -9,6 +9,7 @@ from pathlib import Path
 import zstandard
 
 from polyfeed.record import Recorder
+from polyfeed.record.format import RECORD_HEADER
 from polyfeed.record.segments import Recording, SegmentReader, Stretch
 from tests.record.recordings import flip, frame_offsets, index_lines, numbered, segment_files, write_all
 
@@ -97,3 +98,21 @@ def test_a_frame_that_decodes_but_holds_no_whole_records_is_skipped_alone(tmp_pa
     assert (stretch.offset, stretch.size, stretch.rest) == (starts[2], len(bogus), False)
     assert "is cut short" in stretch.reason
     assert seqs == list(range(500))
+
+
+def test_a_frame_whose_last_payload_runs_past_its_end_is_skipped_alone(tmp_path: Path) -> None:
+    directory = tmp_path / "rec"
+    with Recorder(directory, flush_s=0.05) as recorder:
+        write_all(recorder, numbered(500))
+    (segment,) = segment_files(directory)
+    starts = frame_offsets(segment)
+    data = segment.read_bytes()
+    whole = RECORD_HEADER.pack(3, 1, 0, 1, 5) + b'{"seq":-1}'[:3]
+    past = RECORD_HEADER.pack(100, 1, 0, 1, 6) + b"x" * 10  # says 100 bytes, holds 10
+    bogus = zstandard.ZstdCompressor(write_checksum=True).compress(whole + past)
+    segment.write_bytes(data[: starts[2]] + bogus + data[starts[2] :])
+    seqs, stretches, _ = read(segment)
+    (stretch,) = stretches
+    assert (stretch.offset, stretch.size, stretch.rest) == (starts[2], len(bogus), False)
+    assert stretch.reason.startswith(f"record 1 of the frame at byte offset {starts[2]} is cut short")
+    assert seqs == list(range(500)), "the record before it is not yielded either: the frame is damaged"

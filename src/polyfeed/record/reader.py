@@ -15,6 +15,7 @@ there with a warning, as the format promises. Nothing here logs a payload.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -68,7 +69,8 @@ def read_recording(
         RecordingError: a file that cannot be read.
     """
     recording = Recording(directory)
-    return _read(recording, from_ns, until_ns, on_damage or _log_damage)
+    # Records come a frame's worth at a time, flattened in C: no generator resumed for each record.
+    return itertools.chain.from_iterable(_read(recording, from_ns, until_ns, on_damage or _log_damage))
 
 
 def _log_damage(damage: Damage) -> None:
@@ -83,7 +85,8 @@ def _gap_marker(losses: list[str], recv_ns: int) -> Record:
 
 def _read(
     recording: Recording, from_ns: int | None, until_ns: int | None, report: Callable[[Damage], None]
-) -> Iterator[Record]:
+) -> Iterator[list[Record]]:
+    """The records in batches (a zstd frame's, or a gap marker alone)."""
     lo = -1 if from_ns is None else from_ns
     hi = NEVER_NS if until_ns is None else until_ns
     windowed = from_ns is not None or until_ns is not None
@@ -112,9 +115,9 @@ def _read(
                 if not batch:
                     continue
                 if pending:
-                    yield _gap_marker(pending, batch[0].recv_ns if last_ns is None else last_ns)
+                    yield [_gap_marker(pending, batch[0].recv_ns if last_ns is None else last_ns)]
                     pending = []
-                yield from batch
+                yield batch
                 last_ns = batch[-1].recv_ns
         finally:
             if reader.stretches:
@@ -128,7 +131,7 @@ def _read(
                     "%s holds %d records but %s says %d", slot.path, reader.records, INDEX_FILE, entry.records
                 )
     if pending and last_ns is not None:
-        yield _gap_marker(pending, last_ns)
+        yield [_gap_marker(pending, last_ns)]
 
 
 def _missing(slot: Slot) -> Damage:

@@ -17,6 +17,7 @@ import logging
 import os
 import struct
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 _READ_CHUNK = 1 << 20
 _MAGIC = zstandard.MAGIC_NUMBER.to_bytes(4, "little")  # 28 b5 2f fd: every zstd frame starts with it
 _HEADER_BYTES = 18  # the longest zstd frame header
+_PREFETCH_BYTES = 256 << 10  # after a frame this large, the next is decompressed on the reader's thread
 
 
 @dataclass(frozen=True)
@@ -181,20 +183,66 @@ def _records(content: bytes, offset: int, first: bool) -> list[Record]:
     unpack = RECORD_HEADER.unpack_from
     out: list[Record] = []
     append = out.append
+    header_cut = False
     try:
         while pos < end:
             length, kind, channel, connection, recv_ns = unpack(content, pos)
             start = pos + 18
             pos = start + length
-            if pos > end:
-                raise struct.error("payload runs past the frame")
             append(Record(kind, channel, connection, recv_ns, content[start:pos]))
     except struct.error:
+        header_cut = True
+    if header_cut or pos > end:  # only the last record's payload can run past the end: the loop stops
         raise _BadContentError(
-            f"record {len(out)} of the frame at byte offset {offset} is cut short; frames hold whole "
-            "records, so the file is damaged"
-        ) from None
+            f"record {len(out) if header_cut else len(out) - 1} of the frame at byte offset {offset} is "
+            "cut short; frames hold whole records, so the file is damaged"
+        )
     return out
+
+
+_Decoded = tuple[int, list[bytes], str, int, bytes]
+"""A frame decompressed: its offset, its content in pieces, why it failed (``""``: it did not), the
+offset after it and the data read after it."""
+
+
+class _Decoder:
+    """Decompresses a segment's frames one at a time, reading the file as it goes."""
+
+    def __init__(self, fh: BinaryIO, dctx: zstandard.ZstdDecompressor, stats: SegmentReader | None) -> None:
+        self.fh = fh
+        self.dctx = dctx
+        self.stats = stats
+
+    def next(self, offset: int, data: bytes) -> _Decoded | None:
+        """The frame at ``offset`` (``data``: the file's bytes from there), or None at the end."""
+        return self.next_frame(offset, data) if data else None
+
+    def next_frame(self, offset: int, data: bytes) -> _Decoded:
+        fh = self.fh
+        start = offset
+        if self.stats is not None:
+            if len(data) < _HEADER_BYTES:
+                data += fh.read(_READ_CHUNK)
+            self.stats._count_checksum(data)
+        obj = self.dctx.decompressobj()
+        out = []
+        reason = ""
+        try:
+            while True:
+                out.append(obj.decompress(data))
+                if obj.eof:
+                    rest = obj.unused_data
+                    offset += len(data) - len(rest)
+                    data = rest or fh.read(_READ_CHUNK)
+                    break
+                offset += len(data)
+                data = fh.read(_READ_CHUNK)
+                if not data:
+                    reason = "the file ends inside a zstd frame"
+                    break
+        except zstandard.ZstdError as exc:
+            reason = f"zstd frame does not decode: {exc}"
+        return start, out, reason, offset, data
 
 
 class SegmentReader:
@@ -249,72 +297,67 @@ class SegmentReader:
             log.warning("%s: the recording ends in an empty segment; the recorder was probably killed", path)
 
     def _frames(self, fh: BinaryIO) -> Iterator[list[Record] | Stretch]:
-        dctx = zstandard.ZstdDecompressor()
-        offset = 0
-        data = fh.read(_READ_CHUNK)
-        while data:
-            start = offset
-            if self.stats:
-                if len(data) < _HEADER_BYTES:
-                    data += fh.read(_READ_CHUNK)
-                self._count_checksum(data)
-            obj = dctx.decompressobj()
-            out = []
-            reason = ""
-            try:
-                while True:
-                    out.append(obj.decompress(data))
-                    if obj.eof:
-                        rest = obj.unused_data
-                        offset += len(data) - len(rest)
-                        data = rest or fh.read(_READ_CHUNK)
-                        break
-                    offset += len(data)
-                    data = fh.read(_READ_CHUNK)
-                    if not data:
-                        reason = "the file ends inside a zstd frame"
-                        break
-            except zstandard.ZstdError as exc:
-                reason = f"zstd frame does not decode: {exc}"
-            if not reason:
-                try:
-                    batch = _records(b"".join(out), start, start == 0)
-                except _BadContentError as exc:
-                    reason = str(exc)
-                except RecordingFormatError as exc:
-                    raise RecordingFormatError(f"{self.path}: {exc}") from None
-                else:
-                    self.frames += 1
-                    if batch:
-                        self._count(batch)
-                        yield batch
+        """The frames of the file in order. While the records of one frame are parsed and consumed, a
+        thread of the reader's decompresses the next one (zstd releases the GIL): a replay's session
+        work and the decompression run side by side. Only after a large frame (a busy stream's: small
+        ones cost less to decompress than to hand over); ``stats`` reads on one thread."""
+        executor: ThreadPoolExecutor | None = None
+        ahead: Future[_Decoded] | None = None
+        try:
+            decoder = _Decoder(fh, zstandard.ZstdDecompressor(), self if self.stats else None)
+            decoded: _Decoded | None = decoder.next(0, fh.read(_READ_CHUNK))
+            while decoded is not None:
+                start, out, reason, offset, data = decoded
+                if not reason:
+                    if data and not self.stats and sum(map(len, out)) >= _PREFETCH_BYTES:
+                        if executor is None:
+                            executor = ThreadPoolExecutor(1, thread_name_prefix="polyfeed-reader")
+                        ahead = executor.submit(decoder.next_frame, offset, data)  # decompressed meanwhile
+                        decoded = None
+                    else:
+                        decoded = decoder.next(offset, data)
+                    try:
+                        batch = _records(b"".join(out), start, start == 0)
+                    except _BadContentError as exc:
+                        reason = str(exc)
+                    except RecordingFormatError as exc:
+                        raise RecordingFormatError(f"{self.path}: {exc}") from None
+                    else:
+                        self.frames += 1
+                        if batch:
+                            self._count(batch)
+                            yield batch
+                    if reason:  # the frame decoded (its end is known): skip just this one
+                        self.stretches.append(Stretch(start, offset - start, reason, rest=False))
+                        yield self.stretches[-1]
+                    if ahead is not None:
+                        decoded = ahead.result()
+                        ahead = None
                     continue
-                # The frame decoded (its end is known): skip just this one.
-                self.stretches.append(Stretch(start, offset - start, reason, rest=False))
-                yield self.stretches[-1]
-                continue
-            if self.last and _is_crash_tail(fh, start):
-                self.truncated = True
-                self.truncated_at = start
-                if self.stats:  # the caller reports it
+                if self.last and _is_crash_tail(fh, start):
+                    self.truncated = True
+                    self.truncated_at = start
+                    if self.stats:  # the caller reports it
+                        return
+                    log.warning(
+                        "%s: the recording ends in a truncated frame at byte offset %d (%d bytes ignored); "
+                        "the recorder was probably killed",
+                        self.path,
+                        start,
+                        self.size - start,
+                    )
                     return
-                log.warning(
-                    "%s: the recording ends in a truncated frame at byte offset %d (%d bytes ignored); "
-                    "the recorder was probably killed",
-                    self.path,
-                    start,
-                    self.size - start,
-                )
-                return
-            following = _next_frame(fh, start + 1)
-            end = self.size if following is None else following
-            self.stretches.append(Stretch(start, end - start, reason, rest=following is None))
-            yield self.stretches[-1]
-            if following is None:
-                return
-            fh.seek(following)
-            offset = following
-            data = fh.read(_READ_CHUNK)
+                following = _next_frame(fh, start + 1)
+                end = self.size if following is None else following
+                self.stretches.append(Stretch(start, end - start, reason, rest=following is None))
+                yield self.stretches[-1]
+                if following is None:
+                    return
+                fh.seek(following)
+                decoded = decoder.next(following, fh.read(_READ_CHUNK))
+        finally:
+            if executor is not None:  # the file is closed after this: the thread must be done with it
+                executor.shutdown(wait=True, cancel_futures=True)
 
     def _count(self, batch: list[Record]) -> None:
         self.records += len(batch)
