@@ -109,7 +109,9 @@ class Replay:
                     self.skipped += 1
                     return []
                 session.receive_data(record.payload, record.recv_ns)
-                return _outputs(session)
+                session.data_to_send()  # _outputs, inlined on the hot path
+                session.requests_received()
+                return session.events_received()
             if kind == _MARKER:
                 return self._market_marker(record)
             if kind == _SENT:
@@ -314,7 +316,8 @@ def replay(
     """
     state = state if state is not None else Replay()
     feed = state.feed
+    start_ns = -1 if from_ns is None else from_ns
     for record in read_recording(directory, until_ns=until_ns, on_damage=on_damage):
         events = feed(record)
-        if from_ns is None or record.recv_ns >= from_ns:
+        if record.recv_ns >= start_ns:
             yield record, events
