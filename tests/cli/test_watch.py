@@ -206,6 +206,8 @@ def test_all_shows_the_busiest_books_and_counts_every_book_by_status(
     titles = re.findall(r"╭─ (\S+) · (Yes|No) ", frame)
     assert len(titles) == 3 and all(slug in slugs for slug, _ in titles), "named as Gamma names them"
     assert result.out.splitlines()[-2].startswith(f"{books} books for ")
+    first_rate = re.search(r"^polyfeed top 3  ([\d,]+) msg/s", result.out, re.M)
+    assert first_rate is not None and first_rate.group(1) != "0", "the first plain frame has a rate"
     assert list((tmp_path / "cache").glob("gamma-markets-*.json")), "Gamma's listing cached for a restart"
 
 

@@ -213,6 +213,7 @@ async def _show(
                     who = f"{venue.gamma_url} (Gamma) or {venue.rest_url}"
                 raise CommandError(f"{who} did not answer within {timeout_s:g} s") from None
         state.books = stream.books
+        state.rate(time.monotonic_ns())  # a first sample: a plain frame, two seconds on, has a rate
         loop = asyncio.get_running_loop()
         started = loop.time()
 
