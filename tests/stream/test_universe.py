@@ -15,6 +15,7 @@ import pytest
 
 from polyfeed import MarketStream
 from polyfeed.book import BookStatus
+from polyfeed.errors import VenueError
 from polyfeed.net import Backoff
 from polyfeed.net.gamma import GammaMarket, MarketFilter, active_markets
 from polyfeed.net.gamma_cache import GammaCache
@@ -237,5 +238,40 @@ def test_the_walk_behind_a_cached_listing_drops_a_market_gone_and_adds_one_opene
                     return listed is not None and {m.condition_id for m in listed} == set(universe.markets)
 
                 await until(cache_corrected, "the cached listing rewritten from the walk")
+
+    run(main)
+
+
+def test_a_market_whose_metadata_cannot_be_loaded_is_tried_again_at_the_next_poll(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not recorded as followed while never subscribed (the next poll would skip it for ever), and the
+    poll's drops still happen."""
+
+    async def main() -> None:
+        async with Simulator(markets=4, seed=12, events_per_s=50) as sim:
+            stream = MarketStream.all_markets(venue=sim.venue, backoff=FAST, poll_s=0)
+            async with stream:
+                universe = stream.universe
+                assert universe is not None
+                stream.universe = None  # no new_market/market_resolved handling: the polls alone
+                gone = sim.exchange.markets[1]
+                sim.resolve_market(1)
+                fresh = sim.exchange.markets[-1]
+
+                async def refused(assets: list[str]) -> None:
+                    raise VenueError(sim.rest_url + "/books", "HTTP 503", status=503)
+
+                with monkeypatch.context() as patched:
+                    patched.setattr(stream, "_load_metadata", refused)
+                    await universe.poll()
+                assert (universe.polls, universe.polls_failed) == (1, 1)
+                assert fresh.condition_id not in universe.markets and fresh.yes not in stream.books
+                assert fresh.yes not in universe.labels
+                assert gone.condition_id not in universe.markets and gone.yes not in stream.books
+                await universe.poll()
+                assert (universe.polls, universe.polls_failed) == (2, 1)
+                assert fresh.condition_id in universe.markets and fresh.yes in stream.books
+                await until(lambda: stream.books[fresh.yes].status is BookStatus.LIVE, "followed and live")
 
     run(main)

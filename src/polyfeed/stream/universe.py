@@ -142,10 +142,21 @@ class Universe:
         for market in new:
             self.markets[market.condition_id] = tuple(t.token_id for t in market.tokens)
             self.labels.update((t.token_id, (t.market_slug, t.outcome)) for t in market.tokens)
-        incomplete = self.stream._gamma_metadata(tokens)
-        await self.stream._load_metadata(incomplete)
         pool = self.stream._pool
         assert pool is not None
+        incomplete = self.stream._gamma_metadata(tokens)
+        try:
+            await self.stream._load_metadata(incomplete)
+        except PolyfeedError:  # not followed after all: the next walk finds them new again
+            for market in new:
+                self.markets.pop(market.condition_id, None)
+                for token in market.tokens:
+                    self.labels.pop(token.token_id, None)
+            subscribed = pool.assets
+            for token in tokens:
+                if token.token_id not in subscribed:
+                    pool.books.pop(token.token_id, None)
+            raise
         pool.subscribe(t.token_id for t in tokens)
 
     def _drop(self, condition_id: str) -> None:
@@ -222,7 +233,11 @@ class Universe:
             log.warning("Gamma poll failed (%s); the next in %.0f s", exc, self.poll_s)
             return
         before = len(self.markets)
-        await self._add(pages)
+        try:
+            await self._add(pages)
+        except PolyfeedError as exc:  # REST could not complete their metadata: the drops still happen
+            self.polls_failed += 1
+            log.warning("markets Gamma listed could not be followed yet (%s); the next poll tries again", exc)
         self.opened += len(self.markets) - before
         # A market added at its new_market may not be listed yet (its tokens appear on Gamma minutes
         # later, spec 9.2): only a market Gamma listed before and lists no more is dropped.
