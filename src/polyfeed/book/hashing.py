@@ -115,9 +115,5 @@ def hash_with_head(
     head: str, bid_fragments: Iterable[str], ask_fragments: Iterable[str] | Sequence[str], tail: str
 ) -> str:
     """SHA-1 of ``head + bids + '],"asks":[' + asks + tail``; the pieces come from the book's caches."""
-    return hash_of_text(head + ",".join(bid_fragments) + '],"asks":[' + ",".join(ask_fragments) + tail)
-
-
-def hash_of_text(text: str) -> str:
-    """SHA-1 of the book's hashed JSON text, as the venue writes it: lowercase hex, no ``0x``."""
+    text = head + ",".join(bid_fragments) + '],"asks":[' + ",".join(ask_fragments) + tail
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
