@@ -30,3 +30,10 @@ def closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+@pytest.fixture(autouse=True)
+def _private_gamma_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test its own Gamma listing cache (``--all`` caches it by default): never the user's, and
+    never a listing an earlier test's exchange wrote on the same port."""
+    monkeypatch.setenv("POLYFEED_CACHE_DIR", str(tmp_path_factory.mktemp("gamma-cache")))

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections import defaultdict
+from pathlib import Path
 
 import msgspec
 import pytest
 
+from polyfeed.net.gamma import MarketFilter
+from polyfeed.net.gamma_cache import GammaCache
 from polyfeed.session import AnyEvent, MessageReceived, encode_event
 from tests.cli.harness import BOUND_S, Exchange, assert_one_line_failure, polyfeed, polyfeed_process
 
@@ -47,6 +51,30 @@ def test_all_streams_every_open_market(exchange: Exchange, capsys: pytest.Captur
     events = [json.loads(line) for line in result.out.splitlines()]
     snapshots = {e["message"]["asset_id"] for e in events if e.get("message_type") == "Book"}
     assert snapshots == set(exchange.sim.exchange.asset_ids()), "a snapshot of every open market's tokens"
+
+
+def test_all_streams_from_the_cached_listing_when_gamma_is_down(
+    exchange: Exchange, closed_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first ``--all`` run caches Gamma's listing; the next subscribes it without Gamma (and walks
+    Gamma behind it, which fails here and is logged); ``--no-cache`` waits for Gamma."""
+    first = polyfeed(capsys, "stream", "--all", "--count", "5", *exchange.venue_args())
+    assert first.code == 0, first.err
+    no_gamma = ["--ws-url", exchange.ws_url, "--rest-url", exchange.rest_url]
+    no_gamma += ["--gamma-url", f"http://127.0.0.1:{closed_port}"]
+    # the cache is keyed by Gamma's URL: seed the closed port's key with the listing just written
+    cache_dir = Path(os.environ["POLYFEED_CACHE_DIR"])
+    (written,) = cache_dir.iterdir()
+    listing = GammaCache().load(exchange.rest_url, MarketFilter())
+    assert listing is not None and written.stat().st_size > 0
+    GammaCache().store(f"http://127.0.0.1:{closed_port}", MarketFilter(), listing)
+    cached = polyfeed(capsys, "stream", "--all", "--count", "600", "--timeout", "20", *no_gamma)
+    assert cached.code == 0, cached.err
+    events = [json.loads(line) for line in cached.out.splitlines()]
+    snapshots = {e["message"]["asset_id"] for e in events if e.get("message_type") == "Book"}
+    assert snapshots == set(exchange.sim.exchange.asset_ids()), "every token of the cached listing"
+    refused = polyfeed(capsys, "stream", "--all", "--no-cache", "--timeout", "1", *no_gamma)
+    assert refused.code == 1 and "did not answer within 1 s" in refused.err
 
 
 def test_seconds_ends_the_stream(exchange: Exchange, capsys: pytest.CaptureFixture[str]) -> None:

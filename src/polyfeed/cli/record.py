@@ -36,6 +36,7 @@ from polyfeed.cli.options import (
     GammaUrl,
     Local,
     MinVolume,
+    NoCache,
     OptionalTargets,
     RestUrl,
     Seconds,
@@ -44,6 +45,7 @@ from polyfeed.cli.options import (
     UserWsUrl,
     VenueOptions,
     WsUrl,
+    gamma_cache,
     market_filter,
     open_venue,
     resolve_for_console,
@@ -52,6 +54,7 @@ from polyfeed.cli.recording import LABELS_META, book_order, books_table, labels_
 from polyfeed.cli.terminal import err_console, out_console, spinner
 from polyfeed.cli.view import BookLabel, WatchState
 from polyfeed.net.gamma import MarketFilter
+from polyfeed.net.gamma_cache import GammaCache
 from polyfeed.record.format import META_FILE, REDACTED_API_KEY
 from polyfeed.record.writer import Recorder
 from polyfeed.sim.account import SIM_ADDRESS, SIM_CREDENTIALS
@@ -128,6 +131,7 @@ def record_command(
     min_volume: MinVolume = None,
     ends_after: EndsAfter = None,
     ends_before: EndsBefore = None,
+    no_cache: NoCache = False,
 ) -> None:
     """Record markets losslessly into a directory, for replay, serving and export.
 
@@ -156,6 +160,7 @@ def record_command(
     venue = VenueOptions(ws_url, rest_url, gamma_url, local, user_ws_url)
     rotate_s = rotate_minutes * 60.0
     job = _Recording(out, targets or [], credentials, address, rotate_mb * _MIB, rotate_s, universe)
+    job.cache = gamma_cache(no_cache) if universe is not None else None
     run_command("record", job.run(venue, seconds, timeout))
     if job.recorder is not None:  # also after Ctrl-C: the recording was closed properly
         _print_summary(out_console(), job)
@@ -175,6 +180,8 @@ class _Recording:
         universe: MarketFilter | None = None,
     ) -> None:
         self.universe = universe
+        self.cache: GammaCache | None = None
+        """Gamma's listing on disk, for ``--all``."""
         self.out = out
         self.targets = targets
         self.credentials = credentials
@@ -225,6 +232,7 @@ class _Recording:
                     rotate_s=self.rotate_s,
                     on_event=self.state.on_event,
                     all_markets=self.universe,
+                    gamma_cache=self.cache,
                     meta={LABELS_META: labels_to_meta(self.labels), "targets": targets},
                     on_open=on_open,
                     on_stop=self._stopped,

@@ -30,6 +30,7 @@ from polyfeed.cli.options import (
     GammaUrl,
     Local,
     MinVolume,
+    NoCache,
     OptionalTargets,
     RestUrl,
     Seconds,
@@ -37,12 +38,14 @@ from polyfeed.cli.options import (
     Timeout,
     VenueOptions,
     WsUrl,
+    gamma_cache,
     market_filter,
     open_venue,
     resolve_for_console,
 )
 from polyfeed.cli.terminal import err_console, spinner
 from polyfeed.net.gamma import MarketFilter
+from polyfeed.net.gamma_cache import GammaCache
 from polyfeed.session import Event, encode_event
 from polyfeed.stream import MarketStream
 
@@ -81,6 +84,7 @@ def stream_command(
     min_volume: MinVolume = None,
     ends_after: EndsAfter = None,
     ends_before: EndsBefore = None,
+    no_cache: NoCache = False,
 ) -> None:
     """Every event as a JSON line on stdout, for jq and other languages.
 
@@ -91,7 +95,8 @@ def stream_command(
     """
     universe = market_filter(targets, all_markets, tag, min_volume, ends_after, ends_before)
     venue = VenueOptions(ws_url, rest_url, gamma_url, local)
-    dropped = run_command("stream", _stream(venue, targets or [], universe, count, seconds, timeout))
+    cache = gamma_cache(no_cache) if universe is not None else None
+    dropped = run_command("stream", _stream(venue, targets or [], universe, cache, count, seconds, timeout))
     if dropped:
         sys.stderr.write(
             f"polyfeed stream: {dropped} events dropped: stdout was read slower than the stream\n"
@@ -102,6 +107,7 @@ async def _stream(
     options: VenueOptions,
     targets: list[str],
     universe: MarketFilter | None,
+    cache: GammaCache | None,
     count_limit: int | None,
     seconds: float | None,
     timeout_s: float,
@@ -119,7 +125,7 @@ async def _stream(
             )
             stream = MarketStream(token_ids, venue=venue, on_event=count)
         else:  # every open market, followed as markets open and resolve
-            stream = MarketStream.all_markets(universe, venue=venue, on_event=count)
+            stream = MarketStream.all_markets(universe, gamma_cache=cache, venue=venue, on_event=count)
         async with contextlib.AsyncExitStack() as stack:
             with spinner(console, f"connecting to {venue.market_url}"):
                 try:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from polyfeed.net.gamma import MarketFilter
+from polyfeed.net.gamma_cache import GammaCache
 from polyfeed.record.writer import Recorder
 from polyfeed.session import Event
 from polyfeed.stream.market import MarketStream
@@ -44,6 +45,7 @@ async def record(
     *,
     slugs: Iterable[str] = (),
     all_markets: MarketFilter | None = None,
+    gamma_cache: GammaCache | None = None,
     venue: Venue | None = None,
     ws_url: str | None = None,
     rest_url: str | None = None,
@@ -70,8 +72,8 @@ async def record(
     ``stopped`` marker for each connection), so that a replay ends with the books as they were.
 
     With ``all_markets`` (a :class:`polyfeed.net.gamma.MarketFilter`; ``MarketFilter()`` for no filter),
-    every open market is recorded instead (:meth:`polyfeed.stream.MarketStream.all_markets`), and
-    ``asset_ids`` and ``slugs`` are not used.
+    every open market is recorded instead (:meth:`polyfeed.stream.MarketStream.all_markets`, with Gamma's
+    listing cached in ``gamma_cache`` if given), and ``asset_ids`` and ``slugs`` are not used.
 
     ``meta`` is added to the recording's ``meta.json`` (the command line stores the books' names there);
     ``on_open`` is called with the recorder and the market stream once both channels are open (to show
@@ -102,6 +104,7 @@ async def record(
         if all_markets is not None:  # every open market, followed as markets open and resolve
             market = MarketStream.all_markets(
                 all_markets,
+                gamma_cache=gamma_cache,
                 venue=urls,
                 on_event=on_event,
                 max_queue=0,
