@@ -4,8 +4,10 @@ SHA-1 (lowercase hex, no ``0x``) of the compact JSON of an object whose keys fol
 struct order, with ``hash`` set to ``""`` and the levels in wire order (bids ascending, asks
 descending). The field set changed over time (spec 7.2), hence :class:`HashVariant`.
 
-Speed: the book keeps each level's JSON fragment (``{"price":"0.3","size":"100"}``) ready, so a hash is
-one join and one SHA-1, about 5 µs for 60 levels a side, where ``json.dumps`` of the book costs ~70 µs.
+Speed: the book keeps each level as a shared price head and its size text, the JSON of the side in
+pieces (:class:`polyfeed.book.ladder.Side`), so its hash is one join and one SHA-1
+(:meth:`polyfeed.book.OrderBook.compute_hash`), about 5 µs for 60 levels a side, where ``json.dumps`` of
+the book costs ~70 µs. :func:`book_hash` here takes ready level fragments, for callers that have them.
 """
 
 from __future__ import annotations

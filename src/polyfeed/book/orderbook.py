@@ -1,10 +1,11 @@
 """One asset's order book: exact, fast, and aware of when it may be wrong.
 
-Layout. Each side keeps four parallel lists in *wire order* (the order the venue hashes): integer
-ladder keys ascending, the price and size texts, and each level's JSON fragment for the hash. Bids are
-keyed by price key, asks by its negation, so both sides ascend and both keep their best level last:
-top of book is ``[-1]``, a change is one ``bisect`` plus a list store or insert (memmove of at most a
-few hundred pointers), and the hash is a join of ready fragments.
+Layout. Each side keeps two lists in *wire order* (the order the venue hashes): integer ladder keys
+ascending, and the levels as alternating shared price heads and the venue's size texts
+(:class:`polyfeed.book.ladder.Side`, about 80 bytes a level). Bids are keyed by price key, asks by its
+negation, so both sides ascend and both keep their best level last: top of book is ``[-1]``, a change is
+one ``bisect`` plus a list store or insert (memmove of at most a few hundred pointers), and the hash is
+one join of the parts.
 
 This module applies messages and reads the book. What the book checks about itself (the checks at a
 burst's end, the hash with its alternate attempts, a snapshot against the book it replaces, the status
