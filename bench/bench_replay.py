@@ -9,6 +9,10 @@ Like with like (bench/baseline.py): every frame concerns the subscribed books (t
 token of a local exchange whose markets never resolve; the share is printed), the minimal replay routes
 messages to books as polyfeed does (the apply calls of both are counted and printed), and the figure
 that means something is the ratio of the two, measured side by side in the same rounds.
+
+The same rounds time the session alone: the records read beforehand (untimed) and fed straight to a
+MarketSession as Replay feeds them. Its share of the replay's time is what the reader and the replay loop
+cannot win back: the rest is theirs.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from statistics import median
 
 import msgspec
 
@@ -28,7 +33,7 @@ from polyfeed.book import BookStatus, OrderBook
 from polyfeed.cli import main as polyfeed
 from polyfeed.record import Channel, Recorder, RecordKind, read_recording, recording_info
 from polyfeed.replay.replay import Replay, replay
-from polyfeed.session import SessionConfig
+from polyfeed.session import MarketSession, SessionConfig
 from polyfeed.wire import encode_market_subscription
 
 N_FRAMES = 60_000
@@ -36,6 +41,7 @@ ROUNDS = 5
 HASH_EVERY_MS = int(SessionConfig().hash_interval_s * 1000)  # the hash schedule replay's sessions use
 _FRAME = int(RecordKind.FRAME)
 _SENT = int(RecordKind.SENT)
+_MARKER = int(RecordKind.MARKER)
 
 
 def record(directory: Path, frames: list[bytes], assets: list[str]) -> None:
@@ -77,6 +83,28 @@ def minimal_replay(
     return minimal
 
 
+def session_only(directory: Path) -> tuple[float, float]:
+    """Seconds (wall, CPU) the session takes on the recording's records, read beforehand: the replay's
+    work without the reader and the replay loop."""
+    records = list(read_recording(directory))
+    session: MarketSession | None = None
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for record in records:
+        if record.kind == _FRAME and session is not None:
+            session.receive_data(record.payload, record.recv_ns)
+        elif record.kind == _SENT:
+            session = MarketSession(record.connection, msgspec.json.decode(record.payload)["assets_ids"], {})
+            session.connection_made(record.recv_ns)
+        elif record.kind == _MARKER and session is not None:
+            session.timer(record.recv_ns)
+        else:
+            continue
+        session.data_to_send()
+        session.requests_received()
+        session.events_received()
+    return time.perf_counter() - started, time.process_time() - cpu_started
+
+
 def counted(run: Callable[..., object], directory: Path) -> Counter[str]:
     """The apply calls of a run of ``polyfeed_replay`` or ``minimal_replay`` (no hash: it changes no call)."""
     CALLS.clear()
@@ -99,6 +127,7 @@ def main() -> None:
         wall: dict[str, list[float]] = {"polyfeed": [], "minimal": []}
         cpu: dict[str, list[float]] = {"polyfeed": [], "minimal": []}
         books: dict[str, dict[str, OrderBook]] = {}
+        in_session: dict[str, list[float]] = {"wall": [], "cpu": []}
         for round_ in range(ROUNDS):  # every other round in reverse: neither side always goes first
             for key in ("polyfeed", "minimal") if round_ % 2 == 0 else ("minimal", "polyfeed"):
                 run = polyfeed_replay if key == "polyfeed" else minimal_replay
@@ -106,6 +135,9 @@ def main() -> None:
                 books[key] = run(directory).books
                 wall[key].append(total / (time.perf_counter() - started))
                 cpu[key].append(total / (time.process_time() - cpu_started))
+            session_wall, session_cpu = session_only(directory)
+            in_session["wall"].append(session_wall * wall["polyfeed"][-1] / total)
+            in_session["cpu"].append(session_cpu * cpu["polyfeed"][-1] / total)
         with contextlib.redirect_stdout(io.StringIO()) as out:  # the command: events counted for a summary
             started, cpu_started = time.perf_counter(), time.process_time()
             code = polyfeed(["replay", str(directory)])
@@ -137,6 +169,10 @@ def main() -> None:
         (f"minimal replay: read, decode, the same books, best of {ROUNDS}", f"{minimal:,.0f} messages/s"),
         ("replay / minimal replay, of the best runs", f"{best / minimal:.2f} (each round: {each['wall']})"),
         ("  the same by CPU time", f"{best_cpu / minimal_cpu:.2f} (each round: {each['cpu']})"),
+        (
+            "  share of the replay's time in the session (books, checks)",
+            f"{median(in_session['wall']):.0%} by wall, {median(in_session['cpu']):.0%} by CPU (median)",
+        ),
         ("the command, polyfeed replay DIR, one run", f"{command:,.0f} messages/s, with its summary"),
         (
             "the command / minimal replay, by wall and by CPU time",
