@@ -239,9 +239,6 @@ class Recorder:
         Raises:
             RecordingError: a field out of range, or the recorder closed.
         """
-        if self.failed is not None:
-            self._lost(kind, channel, connection, recv_ns, payload)
-            return
         if payload.__class__ is not bytes:
             payload = bytes(payload)
         try:
@@ -260,17 +257,8 @@ class Recorder:
                 return
         elif recv_ns < self._lo:
             self._lo = recv_ns
-        if pending >= self._limit:
+        if pending >= self._limit:  # 0 once failed: every record goes on to be counted lost
             self._flush_or_fail(recv_ns)
-
-    def _lost(self, kind: int, channel: int, connection: int, recv_ns: int, payload: object) -> None:
-        try:
-            self._pack(0, kind, channel, connection, recv_ns)
-        except struct.error as exc:
-            raise RecordingError(f"record fields out of range: {exc}") from None
-        if self._index is None:
-            raise RecordingError("the recorder is closed")
-        self.records_lost += 1
 
     def tick(self, now_ns: int) -> None:
         """Flush a quiet stream's records once ``flush_s`` has passed, and rotate by time.
@@ -308,6 +296,11 @@ class Recorder:
                 self._fail(failure)
 
     def _flush_or_fail(self, now_ns: int) -> None:
+        if self.failed is not None:  # what was buffered since goes no further
+            self.records_lost += len(self._parts) >> 1
+            self._parts.clear()
+            self._pending = 0
+            return
         try:
             self._flush(now_ns)
         except _WriteFailedError as failure:
@@ -493,6 +486,7 @@ class Recorder:
         self.records_lost += len(self._parts) >> 1
         self._parts.clear()
         self._pending = 0
+        self._limit = 0  # write() checks nothing else: every record now reaches _flush_or_fail
         fd = self._fd
         if fd is not None:
             self._fd = None
