@@ -19,10 +19,21 @@ from polyfeed.session import (
     SessionConfig,
     StatusChanged,
 )
+from polyfeed.session.market import LAG_BUCKETS_MS
 from polyfeed.sim import Exchange
 from polyfeed.sim.frames import book_frame, encode_outbound
 from polyfeed.wire import PING, Book, PriceChange, PriceChangeEntry, decode_market
-from tests.driving import connect, feed, lose, missing, resynced, subscribed, tick, unsubscribed
+from tests.driving import (
+    connect,
+    connect_failed,
+    feed,
+    lose,
+    missing,
+    resynced,
+    subscribed,
+    tick,
+    unsubscribed,
+)
 
 S = 1_000_000_000
 
@@ -717,3 +728,59 @@ def test_a_timestamp_of_digits_that_are_not_ascii_is_no_integer_and_raises_nothi
     tick(session, 2 * S + S // 2)  # quiet: the burst closes and its claim is judged
     events = feed(session, hand_book("a", "3000"), 3 * S)
     assert session.books["a"].status is BookStatus.LIVE and events, "the stream went on"
+
+
+# -- the counters polyfeed.metrics reads (issue 17) ------------------------------------------------------
+
+
+def test_messages_bytes_and_the_lag_of_each_venue_timestamp_are_counted() -> None:
+    session = MarketSession(1, ["a", "b"], {})
+    connect(session, 0)
+    ms = 1_000_000
+    snapshot = hand_book("a", "1000")
+    feed(session, snapshot, 1_003 * ms)  # received 3 ms after the venue stamped it
+    feed(session, hand_book("b", "1000"), 1_400 * ms)  # the same stamp: its lag was counted already
+    later = hand_book("a", "2000")
+    feed(session, later, 4_000 * ms)  # 2 s late
+    feed(session, b"PONG", 4_000 * ms)
+    assert session.messages_received == 4, "three snapshots and a PONG"
+    assert session.bytes_received == 2 * len(snapshot) + len(later) + len(b"PONG")
+    assert session.lag_counts[LAG_BUCKETS_MS.index(5)] == 1, "3 ms: in the bucket up to 5 ms"
+    assert session.lag_counts[LAG_BUCKETS_MS.index(2500)] == 1, "2000 ms: in the bucket up to 2.5 s"
+    assert sum(session.lag_counts) == 2 and session.lag_sum_ms == 3 + 2000
+    feed(session, b'{"event_type": "price_change", "market": "0x', 5_000 * ms)
+    assert session.decode_failures == 1 and session.messages_received == 4, "nothing decoded"
+
+
+def test_connections_made_and_the_deadlines_that_closed_them_are_counted_once_each() -> None:
+    session = MarketSession(1, ["a"], {}, SessionConfig(min_idle_s=1.0, max_idle_s=1.0))
+    assert not session.connected
+    connect(session, 0)
+    assert session.connected and session.connections_made == 1
+    tick(session, 2 * S)
+    tick(session, 3 * S)  # still closing: the same close, counted once
+    assert session.close_reason is not None and session.idle_timeouts == 1 and session.pong_timeouts == 0
+    lose(session, 3 * S, session.close_reason)
+    assert not session.connected
+    connect_failed(session, 4 * S, "connection refused")
+    connect_failed(session, 5 * S, "connection refused")
+    connect(session, 6 * S)
+    assert session.connections_made == 2 and session.connects_failed == 2 and session.connect_failures == 0
+
+
+def test_resyncs_completed_deferred_and_the_budget_left() -> None:
+    books: dict[str, OrderBook] = {}
+    config = SessionConfig(resync_burst=1, resync_per_minute=30.0)
+    session = MarketSession(1, ["a", "b"], books, config)
+    connect(session, 0)
+    feed(session, hand_book("a", "1000"), 1)
+    feed(session, hand_book("b", "1000"), 1)
+    assert session.resyncs.budget(2 * S) == 1.0
+    made_suspect(session, "a", "2000", 2 * S)
+    made_suspect(session, "b", "2000", 2 * S)
+    schedule = session.resyncs
+    assert (schedule.requested, schedule.deferred, schedule.completed) == (1, 1, 0)
+    # the suspect books are judged, and their resyncs asked for, at the tick a second after the change
+    assert schedule.budget(3 * S) == 0.0 and schedule.budget(4 * S) == 0.5, "half a token a second"
+    resynced(session, rest_book("a", "2500"), 4 * S)
+    assert schedule.completed == 1 and books["a"].status is BookStatus.LIVE

@@ -128,3 +128,25 @@ def test_reconciliation_adds_closes_and_moves_on() -> None:
         trades_added=(),
         trades_changed=(),
     )
+
+
+def test_reconciliations_and_what_they_changed_are_counted() -> None:
+    state = UserState(KEY)
+    session = UserSession(1, CREDS, state)
+    connect(session, 0)
+    feed(session, b"PONG", 1)
+    assert session.messages_received == 1 and session.bytes_received == 4
+    state.apply_order(order("PLACEMENT", "LIVE", "0", ts=1000))
+    closed = order("", "MATCHED", "10", ts=0)
+    session.reconcile(
+        [order("PLACEMENT", "LIVE", "0", ts=1500, oid="0xo2")], [closed], [trade("MINED", ts=2000)], S
+    )
+    session.reconcile([], [], [], 2 * S)
+    assert session.reconciliations == 2
+    assert session.reconciled == {
+        "orders_added": 1,
+        "orders_changed": 0,
+        "orders_closed": 1,
+        "trades_added": 1,
+        "trades_changed": 0,
+    }

@@ -52,6 +52,19 @@ class ChannelSession:
         self.decode_failures = 0
         self.connect_failures = 0
         """Failed connection attempts since the last connection was made."""
+        # Counters for polyfeed.metrics, read when scraped: one increment where the thing happens.
+        self.messages_received = 0
+        """Messages decoded from the frames received (``PONG`` included)."""
+        self.bytes_received = 0
+        """Payload bytes of the frames received, whether or not they decoded."""
+        self.connections_made = 0
+        """Connections made (the first, then each reconnect)."""
+        self.connects_failed = 0
+        """Failed connection attempts, ever (``connect_failures`` counts those since the last success)."""
+        self.idle_timeouts = 0
+        """Connections this session closed for silence past the data-idle deadline."""
+        self.pong_timeouts = 0
+        """Connections this session closed for want of a ``PONG``."""
         self._ping_interval_ns = int(ping_interval_s * NS)
         self._pong_timeout_s = pong_timeout_s
         self._seq = 0
@@ -111,6 +124,11 @@ class ChannelSession:
         """When :meth:`timer` next has something to do."""
         raise NotImplementedError
 
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up: made, subscribed, and not lost since."""
+        return self._subscribed
+
     def _request(self, request: AnyRequest) -> None:
         self._events.append(request)
         self._requests.append(request)
@@ -122,6 +140,7 @@ class ChannelSession:
     def _start_heartbeat(self, now_ns: int, *, ping_now: bool) -> None:
         """The connection is made and its subscription sent (with a PING after it when ``ping_now``)."""
         self._subscribed = True
+        self.connections_made += 1
         self.connect_failures = 0
         self.close_reason = None
         self._connected_ns = now_ns
@@ -134,6 +153,7 @@ class ChannelSession:
         """The driver could not make the connection (it retries after its backoff): reported, so that
         a user sees a refused connection or a rejected handshake instead of silence (issue 12, item 11)."""
         self.connect_failures += 1
+        self.connects_failed += 1
         self._events.append(
             ConnectFailed(
                 recv_ns=now_ns,
@@ -172,9 +192,11 @@ class ChannelSession:
             self._ping_outstanding_ns is not None
             and now_ns - self._ping_outstanding_ns > self._pong_timeout_s * NS
         ):
+            self.pong_timeouts += self.close_reason is None  # once a connection: the close follows
             self.close_reason = f"no PONG for {self._pong_timeout_s:g} s"
         last = self._last_data_ns if self._last_data_ns is not None else self._connected_ns
         if now_ns - last > idle_s * NS:
+            self.idle_timeouts += self.close_reason is None
             self.close_reason = f"no data for {(now_ns - last) / NS:.1f} s{idle_what}"
             self._idle_expired_s = idle_s
         if now_ns < self._next_ping_ns:

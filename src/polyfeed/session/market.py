@@ -32,6 +32,7 @@ doubling pause until the book is live; a token the venue has no book for ends ``
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import cast
 
@@ -70,7 +71,7 @@ from polyfeed.wire import (
     timestamp_ms,
 )
 
-__all__ = ["MarketSession", "SessionConfig"]
+__all__ = ["LAG_BUCKETS_MS", "MarketSession", "SessionConfig"]
 
 log = logging.getLogger(__name__)
 _NS = 1_000_000_000
@@ -78,6 +79,8 @@ _NOT_DATA = frozenset({Notice, InvalidOperation, NoNewAssets, NewMarket})
 """Frames that say nothing about a connection's assets: they do not move its data-idle clock."""
 _STAMPED = frozenset({PriceChange, Book, LastTradePrice, TickSizeChange, BestBidAsk})
 """Messages about a connection's assets whose timestamps tell the venue's time (not the broadcasts)."""
+LAG_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000)
+"""Upper bounds (ms, inclusive) of :attr:`MarketSession.lag_counts`' buckets; the last counts the rest."""
 
 
 class MarketSession(ResyncingSession):
@@ -118,6 +121,11 @@ class MarketSession(ResyncingSession):
         self._venue_text = ""  # the last timestamp text parsed
         self._message_ms = 0  # the venue time of the message being routed (0: not an integer)
         self._idle = QuietOrZombie(connection_id, self.config.max_quiet_idle_s)
+        self.lag_counts = [0] * (len(LAG_BUCKETS_MS) + 1)
+        """Receive time minus the venue's timestamp, counted once per venue timestamp (at its first
+        message: a burst shares one), by bucket of :data:`LAG_BUCKETS_MS` (not cumulative). A clock
+        behind the venue's counts in the first bucket, and subtracts from :attr:`lag_sum_ms`."""
+        self.lag_sum_ms = 0
 
     def _book(self, asset: str) -> None:
         """This connection's book of ``asset``, created if missing, checked on this session's schedule."""
@@ -216,11 +224,13 @@ class MarketSession(ResyncingSession):
 
     def receive_data(self, data: bytes | str, now_ns: int) -> None:
         """One frame: decode, route to books, report. A bad frame is counted and skipped, never fatal."""
+        self.bytes_received += len(data)
         try:
             messages = decode_market(data)
         except FrameDecodeError as exc:
             self._skipped(exc, now_ns)
             return
+        self.messages_received += len(messages)
         events = self._events
         bursts = self._bursts
         for message in messages:
@@ -246,6 +256,10 @@ class MarketSession(ResyncingSession):
                     self._message_ms = ms
                     if ms > bursts.venue_ms:
                         bursts.venue_ms = ms
+                    if ms:  # the lag, once per timestamp as the parse: no cost on most messages
+                        lag_ms = now_ns // 1_000_000 - ms
+                        self.lag_counts[bisect_left(LAG_BUCKETS_MS, lag_ms)] += 1
+                        self.lag_sum_ms += lag_ms
             if cls is PriceChange:
                 self._price_change(cast(PriceChange, message), now_ns, events)
             else:

@@ -56,6 +56,10 @@ class ResyncSchedule:
         self.pending: dict[str, PendingResync] = {}
         self.requested = 0
         self.failed = 0
+        self.deferred = 0
+        """Resyncs the budget put off (each is asked for again when the budget allows)."""
+        self.completed = 0
+        """REST books taken in place of a suspect or missing one."""
         self._retries: dict[str, int] = {}  # asset -> when to ask for its resync again (ns)
         self._failures: dict[str, int] = {}  # asset -> resyncs failed in a row
         self._tokens = float(config.resync_burst)
@@ -64,6 +68,12 @@ class ResyncSchedule:
     def start_clock(self, now_ns: int) -> None:
         """The budget refills from the first connection on."""
         self._tokens_at_ns = self._tokens_at_ns or now_ns
+
+    def budget(self, now_ns: int) -> float:
+        """The resyncs the budget allows at ``now_ns`` (at most ``resync_burst``); reading changes nothing."""
+        config = self.config
+        refill = max(0, now_ns - self._tokens_at_ns) / _NS * config.resync_per_minute / 60
+        return min(float(config.resync_burst), self._tokens + refill)
 
     def try_start(self, asset: str, now_ns: int, seen_ms: int | None) -> float | None:
         """Start a resync if the budget allows (``None``); else schedule it again and return the seconds
@@ -78,6 +88,7 @@ class ResyncSchedule:
             rate = config.resync_per_minute / 60
             wait_s = (1 - self._tokens) / rate if rate > 0 else config.max_resync_retry_s
             self._retries[asset] = now_ns + int(min(wait_s, config.max_resync_retry_s) * _NS)
+            self.deferred += 1
             return wait_s
         self._tokens -= 1
         self._retries.pop(asset, None)
@@ -253,6 +264,7 @@ class ResyncingSession(ChannelSession):
             return
         rest_ms = timestamp_ms(snapshot.timestamp) or 0
         self.resyncs.succeeded(asset)
+        self.resyncs.completed += 1
         self._snapshots.arrived(asset)
         self._idle.forget((asset,))  # the book held at the close is gone
         self._apply(asset, snapshot, now_ns)

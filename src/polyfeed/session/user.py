@@ -32,7 +32,10 @@ from polyfeed.session.events import (
 )
 from polyfeed.wire import PING, Credentials, Order, Pong, Trade, decode_user, encode_user_subscription
 
-__all__ = ["Fill", "OrderState", "TradeState", "UserConfig", "UserSession", "UserState"]
+__all__ = ["RECONCILED_KINDS", "Fill", "OrderState", "TradeState", "UserConfig", "UserSession", "UserState"]
+
+RECONCILED_KINDS = ("orders_added", "orders_changed", "orders_closed", "trades_added", "trades_changed")
+"""What a reconciliation may change, as :class:`~polyfeed.session.events.Reconciled` names it."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,10 @@ class UserSession(ChannelSession):
         self.auth_failures = 0
         """Connections lost in a row before the venue proved it accepted the credentials."""
         self.authenticated = False
+        self.reconciliations = 0
+        """Reconciliations with the venue's REST view (one after every connection is confirmed)."""
+        self.reconciled = dict.fromkeys(RECONCILED_KINDS, 0)
+        """What the reconciliations changed, by kind (``orders_added``...): ids counted, ever."""
 
     # -- connection lifecycle -------------------------------------------------------------------------
 
@@ -132,11 +139,13 @@ class UserSession(ChannelSession):
     # -- data -------------------------------------------------------------------------------------------
 
     def receive_data(self, data: bytes | str, now_ns: int) -> None:
+        self.bytes_received += len(data)
         try:
             messages = decode_user(data)
         except FrameDecodeError as exc:
             self._skipped(exc, now_ns)
             return
+        self.messages_received += len(messages)
         self._confirmed(now_ns)
         events = self._events
         for message in messages:
@@ -229,18 +238,21 @@ class UserSession(ChannelSession):
                 trades_added.append(trade.id)
             elif moved:
                 trades_changed.append(trade.id)
-        self._events.append(
-            Reconciled(
-                recv_ns=now_ns,
-                seq=self._next_seq(),
-                connection_id=self.connection_id,
-                orders_added=tuple(added),
-                orders_changed=tuple(changed),
-                orders_closed=tuple(closed),
-                trades_added=tuple(trades_added),
-                trades_changed=tuple(trades_changed),
-            )
+        reconciled = Reconciled(
+            recv_ns=now_ns,
+            seq=self._next_seq(),
+            connection_id=self.connection_id,
+            orders_added=tuple(added),
+            orders_changed=tuple(changed),
+            orders_closed=tuple(closed),
+            trades_added=tuple(trades_added),
+            trades_changed=tuple(trades_changed),
         )
+        self.reconciliations += 1
+        ids = (added, changed, closed, trades_added, trades_changed)
+        for kind, items in zip(RECONCILED_KINDS, ids, strict=True):
+            self.reconciled[kind] += len(items)
+        self._events.append(reconciled)
 
     def _in_scope(self, market: str) -> bool:
         return not self.markets or market in self.markets
