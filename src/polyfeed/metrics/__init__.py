@@ -1,0 +1,21 @@
+"""Prometheus metrics and a health check for streams and recorders that run unattended.
+
+>>> async with MarketStream(assets) as stream:                                  # doctest: +SKIP
+...     async with await serve_metrics(9108, streams=[stream]):                 # /metrics, /healthz
+...         await stream.failed()
+
+- :class:`StreamCollector`: a ``prometheus_client`` collector that reads, when scraped, the counters the
+  streams keep anyway (:mod:`polyfeed.metrics.collector` lists every metric); register it on a registry
+  of your own to serve it with your application's metrics.
+- :func:`check_health`: every followed book live, every connection up (:mod:`polyfeed.metrics.health`).
+- :func:`serve_metrics`: both over HTTP on the streams' event loop (:mod:`polyfeed.metrics.server`).
+
+``docs/operations.md`` says what each metric means for an operator, which alerts to set, and gives a
+Grafana dashboard.
+"""
+
+from polyfeed.metrics.collector import AnyStream, StreamCollector
+from polyfeed.metrics.health import Health, check_health
+from polyfeed.metrics.server import MetricsServer, serve_metrics
+
+__all__ = ["AnyStream", "Health", "MetricsServer", "StreamCollector", "check_health", "serve_metrics"]

@@ -1,0 +1,94 @@
+"""StreamCollector: what a scrape reads, and counters that stay monotonic as books leave a stream."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from polyfeed import MarketStream
+from polyfeed.book import BookStatus, CheckKind, OrderBook
+from polyfeed.book.status import CHECK_INDEX
+from polyfeed.metrics import StreamCollector
+from polyfeed.metrics.collector import _CheckTotals
+from polyfeed.record import Recorder
+from polyfeed.record.format import Channel, RecordKind
+from polyfeed.sim import Simulator
+from polyfeed.stream import UserStream
+from polyfeed.wire import Credentials
+from tests.waiting import BOUND_S, until
+
+HASH = CHECK_INDEX[CheckKind.HASH]
+
+
+def values(collector: StreamCollector) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a scrape by (name, sorted labels), read back through the text format."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    text = generate_latest(registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_a_books_checks_stay_in_the_totals_after_it_leaves_and_a_replaced_book_adds_its_own() -> None:
+    totals = _CheckTotals()
+    a, b = OrderBook("a"), OrderBook("b")
+    a.checks.passed_by_index[HASH] = 5
+    b.checks.failed_by_index[HASH] = 1
+    books = {"a": a, "b": b}
+    passed, failed = totals.read(books)
+    assert (passed[HASH], failed[HASH]) == (5, 1)
+    a.checks.passed_by_index[HASH] = 7  # checked twice more, then unsubscribed
+    del books["a"]
+    passed, failed = totals.read(books)
+    assert (passed[HASH], failed[HASH]) == (7, 1), "a's last counts kept: a counter never goes down"
+    books["b"] = OrderBook("b")  # subscribed again: a new book, counting from 0
+    books["b"].checks.passed_by_index[HASH] = 2
+    passed, failed = totals.read(books)
+    assert (passed[HASH], failed[HASH]) == (9, 1)
+
+
+def test_unsubscribed_books_leave_the_books_gauge_but_not_the_check_counters() -> None:
+    async def main() -> None:
+        async with Simulator(markets=2, seed=5, events_per_s=300) as sim:
+            assets = sim.exchange.asset_ids()
+            async with MarketStream(assets, venue=sim.venue) as stream:
+                collector = StreamCollector([stream])
+                await until(lambda: all(b.status is BookStatus.LIVE for b in stream.books.values()), "live")
+                leaving = assets[:2]
+                await until(
+                    lambda: all(stream.books[a].checks.total_passed for a in leaving), "their checks passed"
+                )
+                before = values(collector)
+                stream.unsubscribe(leaving)  # nothing runs between the two scrapes: no check either
+                after = values(collector)
+                live = ("polyfeed_books", (("status", "live"), ("stream", "market")))
+                assert after[live] == len(assets) - 2, "the books left"
+                checks = {k: v for k, v in after.items() if k[0] == "polyfeed_book_checks_total"}
+                assert checks == {k: v for k, v in before.items() if k[0] == "polyfeed_book_checks_total"}, (
+                    "their checks did not: a counter never goes down"
+                )
+
+    asyncio.run(asyncio.wait_for(main(), BOUND_S * 2))
+
+
+def test_recordings_and_streams_are_named_and_a_streams_recorder_comes_with_it(tmp_path: Path) -> None:
+    with Recorder(tmp_path / "rec") as recorder:
+        recorder.write(int(RecordKind.FRAME), int(Channel.MARKET), 1, 1_000, b"[]")
+        market = MarketStream(["a"], recorder=recorder)
+        other = MarketStream(["b"])
+        user = UserStream(Credentials("key", "secret", "phrase"))
+        collector = StreamCollector([market, other, user], [recorder])
+        assert list(collector.streams) == ["market", "market-2", "user"]
+        assert collector.recorders == {"rec": recorder}, "given twice, collected once"
+        scraped = values(collector)
+        assert scraped["polyfeed_recording_records_total", (("recording", "rec"),)] == 1
+        assert scraped["polyfeed_recording_bytes_total", (("recording", "rec"),)] == recorder.bytes_in
+        assert scraped["polyfeed_recording_write_errors_total", (("recording", "rec"),)] == 0
+        assert scraped["polyfeed_connections_open", (("channel", "user"), ("stream", "user"))] == 0
+        assert scraped["polyfeed_user_reconciliations_total", (("stream", "user"),)] == 0
