@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -50,21 +51,21 @@ class _CheckTotals:
 
     passed: list[int] = field(default_factory=lambda: [0] * len(CHECK_KINDS))
     failed: list[int] = field(default_factory=lambda: [0] * len(CHECK_KINDS))
-    seen: dict[str, OrderBook] = field(default_factory=dict)
-    """The books of the last scrape: one that is gone (or replaced) since leaves its counts here."""
+    seen: dict[int, OrderBook] = field(default_factory=dict)
+    """The books of the last scrape, by identity: one gone since (unsubscribed, dropped, or replaced by a
+    new book of its token) leaves its last counts in the totals."""
 
     def read(self, books: dict[str, OrderBook]) -> tuple[list[int], list[int]]:
-        for asset, book in self.seen.items():
-            if books.get(asset) is not book:  # unsubscribed or dropped: its counts are final
-                self._retire(book)
-        self.seen = dict(books)
-        passed, failed = list(self.passed), list(self.failed)
-        if books:
-            counts = [b.checks for b in books.values()]
-            for i, n in enumerate(map(sum, zip(*(c.passed_by_index for c in counts), strict=True))):
-                passed[i] += n
-            for i, n in enumerate(map(sum, zip(*(c.failed_by_index for c in counts), strict=True))):
-                failed[i] += n
+        current = {id(b): b for b in books.values()}
+        for gone in self.seen.keys() - current.keys():  # set operations in C: 45,600 books in ~5 ms
+            self._retire(self.seen[gone])
+        self.seen = current
+        counts = [b.checks for b in current.values()]
+        passed_lists = [c.passed_by_index for c in counts]
+        failed_lists = [c.failed_by_index for c in counts]
+        # a column at a time, in C (zip(*lists) of 45,600 lists is ten times slower)
+        passed = [n + sum(map(itemgetter(i), passed_lists)) for i, n in enumerate(self.passed)]
+        failed = [n + sum(map(itemgetter(i), failed_lists)) for i, n in enumerate(self.failed)]
         return passed, failed
 
     def _retire(self, book: OrderBook) -> None:
@@ -265,9 +266,9 @@ class _Families:
 
     def market(self, name: str, stream: MarketStream, checks: _CheckTotals, now_ns: int) -> None:
         books = stream.books
-        by_status = Counter(b.status for b in books.values())
-        for status in BookStatus:
-            self.books.add_metric([name, status.value], by_status[status])
+        statuses = [b.status for b in books.values()]
+        for status in BookStatus:  # list.count compares by identity first: an Enum's hash is Python code
+            self.books.add_metric([name, status.value], statuses.count(status))
         passed, failed = checks.read(books)
         for kind, n_passed, n_failed in zip(CHECK_KINDS, passed, failed, strict=True):
             self.checks.add_metric([name, kind.value, "passed"], n_passed)
