@@ -77,6 +77,27 @@ def test_the_subscription_comes_first_and_pings_follow_on_schedule() -> None:
     assert session.next_timer_ns() <= 20 * S
 
 
+def test_a_large_subscription_goes_out_in_batches_whose_initial_books_come_apart() -> None:
+    """250 assets, batches of 100: a ``type`` frame of 100, then ``operation`` frames of 100 and 50,
+    before anything else; each batch's initial books arrive as an array of their own, and all go live.
+    (A connection's read buffer keeps the size of its largest frame: one dump of 500 books kept 2 MB.)"""
+    exchange = Exchange(markets=125, seed=5)
+    assets = sorted(exchange.asset_ids())
+    session = MarketSession(1, assets, {}, SessionConfig(subscribe_batch=100))
+    frames = [json.loads(frame) for frame in connect(session, 0)]
+    assert [len(f["assets_ids"]) for f in frames] == [100, 100, 50]
+    assert frames[0]["type"] == "market" and all(f["operation"] == "subscribe" for f in frames[1:])
+    assert [a for f in frames for a in f["assets_ids"]] == assets, "each asset once, none left out"
+    for batch in frames:
+        dump = [book_frame(exchange.book(a, initial=True), initial=True) for a in batch["assets_ids"]]
+        feed(session, msgspec.json.encode(dump), 1)
+    assert all(book.status is BookStatus.LIVE for book in session.books.values())
+    (one,) = connect(MarketSession(2, assets, {}, SessionConfig(subscribe_batch=0)), 0)
+    assert len(json.loads(one)["assets_ids"]) == 250, "0: one frame, as before"
+    with pytest.raises(ValueError, match="subscribe_batch"):
+        SessionConfig(subscribe_batch=-1)
+
+
 def test_books_follow_the_stream_and_only_subscribed_assets_get_books() -> None:
     exchange = Exchange(markets=2, seed=3)
     yes = exchange.markets[0].yes

@@ -148,18 +148,22 @@ class MarketSession(ResyncingSession):
     # -- connection lifecycle -------------------------------------------------------------------------
 
     def connection_made(self, now_ns: int) -> None:
-        """The socket is open: the subscription frame is sent first (a PING first gets 1008)."""
+        """The socket is open: the subscription frames are sent first (a PING first gets 1008), at most
+        ``config.subscribe_batch`` assets each."""
         self._start_heartbeat(now_ns, ping_now=False)
         closed = BookStatus.CLOSED
         self._snapshots.expect(
             (a for a in self.assets if self.books[a].status is not closed), now_ns, only=True
         )
         self.resyncs.start_clock(now_ns)
-        self._to_send.append(
-            encode_market_subscription(
-                sorted(self.assets), custom_feature_enabled=self.config.custom_feature_enabled
+        assets = sorted(self.assets)
+        batch = self.config.subscribe_batch or len(assets) or 1
+        custom = self.config.custom_feature_enabled
+        self._to_send.append(encode_market_subscription(assets[:batch], custom_feature_enabled=custom))
+        for start in range(batch, len(assets), batch):
+            self._to_send.append(
+                encode_operation("subscribe", assets_ids=assets[start : start + batch], initial_dump=True)
             )
-        )
 
     def connection_lost(self, now_ns: int, reason: str) -> None:
         """The socket is gone: every book of this connection turns stale."""
