@@ -20,22 +20,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import os
 import socket
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
 
 import aiohttp
+import msgspec
+import picows
 
+from baseline import MinimalBooks
 from polyfeed.book import BookStatus
+from polyfeed.net.gamma import active_markets
 from polyfeed.session import Event, MessageReceived
 from polyfeed.stream import MarketStream
 from polyfeed.stream.loop import run
 from polyfeed.venue import Venue
-from polyfeed.wire import Book, decode_market
+from polyfeed.wire import PING, Book, decode_market, encode_market_subscription
 
 
 def free_port() -> int:
@@ -77,8 +83,10 @@ async def wait_up(base: str, process: subprocess.Popen[bytes]) -> float:
             await asyncio.sleep(0.2)
 
 
-async def measure(base: str, window_s: float, rate: float, check: bool) -> None:
+async def measure(base: str, window_s: float, rate: float, args: argparse.Namespace) -> None:
     messages = 0
+    if args.memory_top:
+        tracemalloc.start(4)
 
     def count(event: Event) -> None:
         nonlocal messages
@@ -104,8 +112,16 @@ async def measure(base: str, window_s: float, rate: float, check: bool) -> None:
         await asyncio.sleep(2.0)
         rss = rss_mib()
         print(f"  client RSS {rss:,.0f} MiB ({rss * 1024 / max(1, len(books)):.1f} KiB a book)")
+        if args.memory_top:
+            print_memory_top(args.memory_top, len(books))
+        profile = cProfile.Profile() if args.profile else None
         wall, cpu, before = time.perf_counter(), time.process_time(), messages
+        if profile is not None:
+            profile.enable()
         await asyncio.sleep(window_s)
+        if profile is not None:
+            profile.disable()
+            profile.dump_stats(f"{args.profile}.{rate:.0f}")
         wall, cpu, got = time.perf_counter() - wall, time.process_time() - cpu, messages - before
         per = cpu / got * 1e6 if got else float("nan")
         print(
@@ -119,8 +135,97 @@ async def measure(base: str, window_s: float, rate: float, check: bool) -> None:
         )
         failed = sum(b.checks.total_failed for b in books.values())
         print(f"  checks failed: {failed:,}; books not live: {dict(not_live) or 'none'}")
-        if check:
+        if args.check:
             await compare_sample(base, stream)
+
+
+async def minimal_client(
+    base: str, window_s: float, per_connection: int, interval_s: float
+) -> dict[str, float]:
+    """The minimal client on the same universe: Gamma's listing, then picows connections of
+    ``per_connection`` tokens opened ``interval_s`` apart, each frame decoded and applied to the same
+    books (:class:`baseline.MinimalBooks`: polyfeed's ``OrderBook``, hash on polyfeed's schedule, the
+    metadata from Gamma), with no session: no events, statuses, deadlines, resyncs or timers."""
+    started = time.perf_counter()
+    tokens = []
+    async with aiohttp.ClientSession() as http:
+        async for page in active_markets(http, base):
+            tokens.extend(token for market in page for token in market.tokens)
+    minimal = MinimalBooks([t.token_id for t in tokens], verify_hash=True, hash_every_ms=1000)
+    for token in tokens:
+        minimal.books[token.token_id].set_metadata(
+            min_order_size=token.min_order_size, tick_size=token.tick_size, neg_risk=token.neg_risk
+        )
+    messages = 0
+
+    class Listener(picows.WSListener):
+        def on_ws_frame(self, transport: picows.WSTransport, frame: picows.WSFrame) -> None:
+            nonlocal messages
+            if frame.msg_type == picows.WSMsgType.TEXT:
+                payload = frame.get_payload_as_bytes()
+                if payload != b"PONG":
+                    messages += minimal.frame(payload)
+
+    url = Venue.local(base).market_url
+    transports = []
+    ids = [t.token_id for t in tokens]
+    for i in range(0, len(ids), per_connection):
+        transport, _ = await picows.ws_connect(Listener, url, max_frame_size=64 * 2**20)
+        transport.send(picows.WSMsgType.TEXT, encode_market_subscription(ids[i : i + per_connection]))
+        transports.append(transport)
+        await asyncio.sleep(interval_s)
+    subscribed_s = time.perf_counter() - started
+    books = minimal.books
+    while any(b.status is BookStatus.SYNCING for b in books.values()) and time.perf_counter() - started < 600:
+        await asyncio.sleep(0.25)
+    live_s = time.perf_counter() - started
+    await asyncio.sleep(2.0)
+    rss = rss_mib()
+    wall, cpu, before = time.perf_counter(), time.process_time(), messages
+    end = wall + window_s
+    while time.perf_counter() < end:
+        await asyncio.sleep(min(5.0, max(0.0, end - time.perf_counter())))
+        for transport in transports:
+            transport.send(picows.WSMsgType.TEXT, PING)
+    wall, cpu, got = time.perf_counter() - wall, time.process_time() - cpu, messages - before
+    for transport in transports:
+        transport.disconnect()
+    _, failed = minimal.checks()
+    return {
+        "subscribed_s": subscribed_s,
+        "live_s": live_s,
+        "books": len(books),
+        "rss_mib": rss,
+        "messages_s": got / wall,
+        "cpu_us": cpu / got * 1e6 if got else float("nan"),
+        "share": cpu / wall,
+        "failed": failed,
+    }
+
+
+def measure_minimal(base: str, window_s: float) -> None:
+    """The minimal client in a process of its own (its memory and CPU alone), on the same exchange."""
+    command = [sys.executable, __file__, "--minimal-client", base, "--window", str(window_s)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    r = msgspec.json.decode(out.strip().splitlines()[-1])
+    print(
+        f"  minimal client: every book received after {r['live_s']:.1f} s "
+        f"(connections opened after {r['subscribed_s']:.1f} s); RSS {r['rss_mib']:,.0f} MiB "
+        f"({r['rss_mib'] * 1024 / max(1, r['books']):.1f} KiB a book); {r['messages_s']:,.0f} messages/s, "
+        f"{r['cpu_us']:.1f} us CPU a message, {r['share']:.0%} of a core; checks failed: {r['failed']:,.0f}"
+    )
+
+
+def print_memory_top(lines: int, books: int) -> None:
+    """Where the memory held now was allocated (tracemalloc, traced since the stream began)."""
+    snapshot = tracemalloc.take_snapshot()
+    stats = snapshot.statistics("traceback")
+    total = sum(stat.size for stat in stats)
+    print(f"  traced: {total / 2**20:,.0f} MiB ({total / max(1, books):,.0f} B a book); the biggest:")
+    for stat in stats[:lines]:
+        where = " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}" for f in stat.traceback)
+        print(f"    {stat.size / max(1, books):8,.0f} B a book  {stat.count:9,}  {where}")
+    tracemalloc.stop()
 
 
 async def compare_sample(base: str, stream: MarketStream) -> None:
@@ -154,7 +259,17 @@ def main() -> None:
     parser.add_argument("--rates", default="2000,6000", help="order-flow events a second, comma-separated")
     parser.add_argument("--window", type=float, default=20.0, help="seconds CPU is measured over")
     parser.add_argument("--check", action="store_true", help="compare a sample with the exchange, paused")
+    parser.add_argument("--profile", metavar="PATH", help="cProfile the CPU window into PATH.<rate>")
+    parser.add_argument(
+        "--memory-top", type=int, default=0, metavar="N", help="trace allocations; print the N biggest sites"
+    )
+    parser.add_argument("--minimal-client", metavar="BASE", help=argparse.SUPPRESS)
+    parser.add_argument("--no-minimal", action="store_true", help="measure polyfeed alone")
     args = parser.parse_args()
+    if args.minimal_client:
+        result = run(minimal_client(args.minimal_client, args.window, 500, 0.1))
+        print(msgspec.json.encode(result).decode())
+        return
     print(f"the whole market: {args.markets:,} markets ({2 * args.markets:,} tokens), one MarketStream")
     for rate in (float(r) for r in args.rates.split(",")):
         port = free_port()
@@ -162,7 +277,9 @@ def main() -> None:
         with exchange(args.markets, rate, port) as process:
             up = run(wait_up(base, process))
             print(f"exchange up in {up:.1f} s, {rate:,.0f} events/s:")
-            run(measure(base, args.window, rate, args.check))
+            run(measure(base, args.window, rate, args))
+            if not args.no_minimal:
+                measure_minimal(base, args.window)
 
 
 if __name__ == "__main__":
