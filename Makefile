@@ -13,7 +13,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# What polyfeed needs to run (the demo): six packages, no development tools.
+# What polyfeed needs to run (the demo): seven packages, no development tools.
 $(RUN_STAMP): pyproject.toml | $(PY)
 	@echo "polyfeed: installing what polyfeed needs to run (first run only)"
 	$(PIP) install --progress-bar on -e .

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -92,3 +94,19 @@ def test_recordings_and_streams_are_named_and_a_streams_recorder_comes_with_it(t
         assert scraped["polyfeed_recording_write_errors_total", (("recording", "rec"),)] == 0
         assert scraped["polyfeed_connections_open", (("channel", "user"), ("stream", "user"))] == 0
         assert scraped["polyfeed_user_reconciliations_total", (("stream", "user"),)] == 0
+
+
+def test_every_metric_the_operations_page_and_the_dashboard_name_is_served(tmp_path: Path) -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    named = set(re.findall(r"\bpolyfeed_[a-z_]+", (docs / "operations.md").read_text()))
+    dashboard = json.loads((docs / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    named |= {n for e in exprs for n in re.findall(r"\bpolyfeed_[a-z_]+", e)}
+    with Recorder(tmp_path / "rec") as recorder:
+        streams = [MarketStream(["a"], recorder=recorder), UserStream(Credentials("key", "secret", "phrase"))]
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(StreamCollector(streams))
+        families = {f.name for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    assert len(named) > 20
+    for name in sorted(named):
+        assert re.sub(r"_(total|bucket|count|sum)$", "", name) in families, name
