@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import threading
+import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
+import msgspec
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import ServerConnection as SyncServerConnection
+from websockets.sync.server import serve as sync_serve
 
 import polyfeed.net.connection as connection_module
 from polyfeed.book import BookStatus, OrderBook
@@ -27,7 +32,8 @@ from polyfeed.session import (
     SessionConfig,
     StatusChanged,
 )
-from polyfeed.sim import Simulator
+from polyfeed.sim import Exchange, Simulator
+from polyfeed.sim.frames import book_frame, encode_outbound
 from polyfeed.wire import Book, decode_market
 from tests.waiting import until, until_async
 
@@ -377,3 +383,76 @@ def test_a_refused_connection_is_an_event_too() -> None:
         assert failed and failed[0].reason == "connection refused" and failed[0].attempt == 1
 
     asyncio.run(asyncio.wait_for(main(), BOUND_S))
+
+
+def _crossing_burst() -> tuple[str, list[str], list[str]]:
+    """(a token, what its connection gets before a trade burst that crosses the book in its middle,
+    the burst's frames), from the local exchange's own flow."""
+    exchange = Exchange(markets=1, seed=29, median_lifetime_s=None)
+    token = exchange.asset_ids()[1]
+    before = [msgspec.json.encode([book_frame(exchange.book(token, initial=True), initial=True)]).decode()]
+    while True:
+        group = [encode_outbound(o) for o in exchange.step() if o.channel == "market" and token in o.assets]
+        if sum('"price_change"' in frame for frame in group) >= 3:
+            return token, before, group
+        before.extend(group)
+
+
+def test_a_client_behind_its_socket_judges_a_burst_after_its_last_message_not_in_its_middle() -> None:
+    """The loop falls behind (blocked here; 100 busy connections in bench_cpu) while the rest of a trade
+    burst waits in the socket behind 2 MB of other markets' notices: the connection's timer is due, and
+    two turns of the loop read only a part. The timer waits for the socket to be read dry, so the burst
+    is judged whole: judged in its middle, the book is crossed and TOP_OF_BOOK / CROSSED fail on a sound
+    stream (issue 15: bench_cpu's failed checks)."""
+    token, before, burst = _crossing_burst()
+    notices = [m.new_market_notice("1") for m in Exchange(markets=400, seed=3).markets]
+    filler = msgspec.json.encode(notices * 10).decode()  # one frame of 4,000 new_market broadcasts
+    assert len(filler) > 1_900_000 and all(type(m).__name__ == "NewMarket" for m in decode_market(filler))
+    go = threading.Event()
+
+    def handler(ws: SyncServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            ws.recv()  # the subscription
+            for frame in [*before, burst[0]]:
+                ws.send(frame)
+            go.wait(BOUND_S)
+            for frame in [filler, *burst[1:]]:
+                ws.send(frame)
+            for message in ws:
+                if message == "PING":
+                    ws.send("PONG")
+
+    async def main() -> OrderBook:
+        with sync_serve(handler, "127.0.0.1", 0, max_size=None) as server:
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            books: dict[str, OrderBook] = {}
+            connection = MarketConnection(
+                MarketSession(1, [token], books),
+                f"ws://127.0.0.1:{server.socket.getsockname()[1]}/ws/market",
+                lambda _: None,
+                backoff=FAST,
+            )
+            runner = asyncio.create_task(connection.run())
+            try:
+                await until(
+                    lambda: token in books and books[token].open_burst is not None, "the burst opened"
+                )
+                book = books[token]
+                assert book.checks.total_failed == 0, book.last_failure
+                go.set()
+                time.sleep(1.0)  # the loop blocked: the timer falls due while the rest arrives unread
+                await until(
+                    lambda: book.timestamp == decode_market(burst[-1])[-1].timestamp, "the burst read"
+                )
+                await until(
+                    lambda: book.open_burst is None and book.awaiting_print is None, "the burst judged"
+                )
+                return book
+            finally:
+                await connection.close()
+                await runner
+                server.shutdown()
+
+    book = asyncio.run(asyncio.wait_for(main(), BOUND_S * 2))
+    assert book.checks.total_failed == 0, book.last_failure

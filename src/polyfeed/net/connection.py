@@ -35,6 +35,7 @@ import logging
 import os
 import random
 import re
+import select
 import ssl
 import time
 from collections.abc import Callable, Coroutine, Iterable
@@ -228,6 +229,8 @@ class SessionConnection(Generic[S]):
         self.error: Exception | None = None
         """Why the connection gave up for good (bad credentials); :meth:`run` raises it."""
         self._broken_reason: str | None = None
+        self.timer_deferrals = 0
+        """Timer turns put off because frames still waited unread in the socket (the client was behind)."""
 
     def _tap(self, recorder: FrameSink) -> SessionTap:
         """The tap that records this channel's session."""
@@ -372,12 +375,28 @@ class SessionConnection(Generic[S]):
 
     async def _run_timer(self, transport: picows.WSTransport) -> None:
         inputs = self.inputs
+        unread = _unread_probe(transport)
+        deferred_since = 0.0
         while True:
             # Frames already waiting in the socket are read first: a client that fell behind must not
             # judge its books by the clock while their messages wait (issue 12, item 14). Two turns of
             # the loop: the first polls the sockets, the second runs their reads before this resumes.
             await asyncio.sleep(0)
             await asyncio.sleep(0)
+            # Two turns are not enough when the loop is behind: each reads one chunk a socket, and a turn
+            # through many backlogged connections outlasts settle_after_s, so the last frame read looks
+            # quiet while the rest of its burst waits in the socket; judged in its middle, a trade
+            # burst is crossed (bench_cpu, issue 15: 446 of 447 clock settles had bytes unread). So the
+            # timer waits while this socket holds unread bytes, for at most MAX_TIMER_DEFERRAL_S (the
+            # heartbeat is its other job). Not calling it is what the tap records: a replay decides alike.
+            if unread():
+                now = time.monotonic()
+                if not deferred_since:
+                    deferred_since = now
+                if now - deferred_since < MAX_TIMER_DEFERRAL_S:
+                    self.timer_deferrals += 1
+                    continue
+            deferred_since = 0.0
             inputs.timer(time.time_ns())
             self._flush()
             close_reason = inputs.close_reason
@@ -387,6 +406,23 @@ class SessionConnection(Generic[S]):
                 return
             # Waking at least every second bounds how late a burst is closed after data moved its deadline.
             await asyncio.sleep(min(1.0, max(0.0, (inputs.next_timer_ns() - time.time_ns()) / 1e9)))
+
+
+MAX_TIMER_DEFERRAL_S = 5.0
+"""The longest a connection's timer waits for its socket to be read dry (a client that stays behind)."""
+
+
+def _unread_probe(transport: picows.WSTransport) -> Callable[[], bool]:
+    """Whether the connection's socket holds bytes not read yet (a zero-timeout ``poll``); always
+    ``False`` where the transport has no socket to ask."""
+    sock = transport.underlying_transport.get_extra_info("socket")
+    fileno = getattr(sock, "fileno", None)
+    if fileno is None:
+        return lambda: False
+    poller = select.poll()
+    poller.register(fileno(), select.POLLIN)
+    poll = poller.poll
+    return lambda: bool(poll(0))
 
 
 class MarketConnection(SessionConnection[MarketSession]):
