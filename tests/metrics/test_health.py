@@ -19,8 +19,11 @@ def test_a_stream_that_has_opened_no_connection_is_not_healthy() -> None:
     assert health.as_json()["status"] == "unhealthy"
 
 
-def test_nothing_to_follow_is_healthy() -> None:
-    assert check_health(StreamCollector()).healthy
+def test_nothing_followed_yet_is_not_healthy() -> None:
+    """A command serves /healthz before it has resolved its markets into a stream: "no streams" must
+    not read as "every book live" to a load balancer."""
+    health = check_health(StreamCollector())
+    assert not health.healthy and health.as_json()["status"] == "unhealthy"
 
 
 def test_a_resolved_markets_closed_books_are_not_followed_and_leave_the_stream_healthy() -> None:

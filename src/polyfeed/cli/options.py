@@ -43,6 +43,8 @@ __all__ = [
     "EndsBefore",
     "GammaUrl",
     "Local",
+    "MetricsHost",
+    "MetricsPort",
     "MinVolume",
     "NoCache",
     "OptionalTargets",
@@ -193,6 +195,25 @@ EndsBefore = Annotated[
     ),
 ]
 
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Serve Prometheus metrics at /metrics and a health check at /healthz (200 when every book "
+        "is live and every connection up, else 503 naming what is not) on this port while running.",
+        rich_help_panel="Operations",
+    ),
+]
+MetricsHost = Annotated[
+    str,
+    typer.Option(
+        "--metrics-host",
+        help="The address --metrics-port listens on (0.0.0.0 in a container whose port is published).",
+        rich_help_panel="Operations",
+    ),
+]
 NoCache = Annotated[
     bool,
     typer.Option(

@@ -35,6 +35,8 @@ from polyfeed.cli.options import (
     EndsBefore,
     GammaUrl,
     Local,
+    MetricsHost,
+    MetricsPort,
     MinVolume,
     NoCache,
     OptionalTargets,
@@ -51,6 +53,7 @@ from polyfeed.cli.options import (
     resolve_for_console,
 )
 from polyfeed.cli.recording import LABELS_META, book_order, books_table, labels_to_meta
+from polyfeed.cli.serving import follow, with_metrics
 from polyfeed.cli.terminal import err_console, out_console, spinner
 from polyfeed.cli.view import BookLabel, WatchState
 from polyfeed.net.gamma import MarketFilter
@@ -132,6 +135,8 @@ def record_command(
     ends_after: EndsAfter = None,
     ends_before: EndsBefore = None,
     no_cache: NoCache = False,
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Record markets losslessly into a directory, for replay, serving and export.
 
@@ -161,7 +166,7 @@ def record_command(
     rotate_s = rotate_minutes * 60.0
     job = _Recording(out, targets or [], credentials, address, rotate_mb * _MIB, rotate_s, universe)
     job.cache = gamma_cache(no_cache) if universe is not None else None
-    run_command("record", job.run(venue, seconds, timeout))
+    run_command("record", with_metrics(job.run(venue, seconds, timeout), metrics_port, metrics_host))
     if job.recorder is not None:  # also after Ctrl-C: the recording was closed properly
         _print_summary(out_console(), job)
 
@@ -216,6 +221,7 @@ class _Recording:
 
             def on_open(recorder: Recorder, stream: MarketStream) -> None:
                 self.recorder, self.stream = recorder, stream
+                follow(stream)
                 opened.set()
 
             self.started = time.monotonic()

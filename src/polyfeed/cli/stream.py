@@ -29,6 +29,8 @@ from polyfeed.cli.options import (
     EndsBefore,
     GammaUrl,
     Local,
+    MetricsHost,
+    MetricsPort,
     MinVolume,
     NoCache,
     OptionalTargets,
@@ -43,6 +45,7 @@ from polyfeed.cli.options import (
     open_venue,
     resolve_for_console,
 )
+from polyfeed.cli.serving import follow, with_metrics
 from polyfeed.cli.terminal import err_console, spinner
 from polyfeed.net.gamma import MarketFilter
 from polyfeed.net.gamma_cache import GammaCache
@@ -85,6 +88,8 @@ def stream_command(
     ends_after: EndsAfter = None,
     ends_before: EndsBefore = None,
     no_cache: NoCache = False,
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Every event as a JSON line on stdout, for jq and other languages.
 
@@ -96,7 +101,8 @@ def stream_command(
     universe = market_filter(targets, all_markets, tag, min_volume, ends_after, ends_before)
     venue = VenueOptions(ws_url, rest_url, gamma_url, local)
     cache = gamma_cache(no_cache) if universe is not None else None
-    dropped = run_command("stream", _stream(venue, targets or [], universe, cache, count, seconds, timeout))
+    job = _stream(venue, targets or [], universe, cache, count, seconds, timeout)
+    dropped = run_command("stream", with_metrics(job, metrics_port, metrics_host))
     if dropped:
         sys.stderr.write(
             f"polyfeed stream: {dropped} events dropped: stdout was read slower than the stream\n"
@@ -126,6 +132,7 @@ async def _stream(
             stream = MarketStream(token_ids, venue=venue, on_event=count)
         else:  # every open market, followed as markets open and resolve
             stream = MarketStream.all_markets(universe, gamma_cache=cache, venue=venue, on_event=count)
+        follow(stream)
         async with contextlib.AsyncExitStack() as stack:
             with spinner(console, f"connecting to {venue.market_url}"):
                 try:

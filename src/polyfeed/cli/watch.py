@@ -38,6 +38,8 @@ from polyfeed.cli.options import (
     EndsBefore,
     GammaUrl,
     Local,
+    MetricsHost,
+    MetricsPort,
     MinVolume,
     NoCache,
     OptionalTargets,
@@ -53,6 +55,7 @@ from polyfeed.cli.options import (
     open_venue,
     resolve_for_console,
 )
+from polyfeed.cli.serving import follow, with_metrics
 from polyfeed.cli.terminal import ScreenLog, out_console, spinner, stderr_to
 from polyfeed.cli.view import (
     Activity,
@@ -108,6 +111,8 @@ def watch_command(
     ends_after: EndsAfter = None,
     ends_before: EndsBefore = None,
     no_cache: NoCache = False,
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Watch live books in the terminal.
 
@@ -123,11 +128,12 @@ def watch_command(
     state = WatchState()
     venue = VenueOptions(ws_url, rest_url, gamma_url, local)
     if universe is None:
-        run_command("watch", _watch(venue, targets or [], state, console, seconds, depth, timeout))
+        job = _watch(venue, targets or [], state, console, seconds, depth, timeout)
+        run_command("watch", with_metrics(job, metrics_port, metrics_host))
     else:
         cache = gamma_cache(no_cache)
         watching = _watch_all(venue, universe, cache, state, console, seconds, depth, timeout, top)
-        run_command("watch", watching)
+        run_command("watch", with_metrics(watching, metrics_port, metrics_host))
     if state.books:
         console.print(summary(state), soft_wrap=True)
 
@@ -202,6 +208,7 @@ async def _show(
     """Enter ``stream`` and draw, each frame, the books ``choose(now_ns, width, height)`` picks (with
     their labels, and the universe's counts for ``--all``) for a screen of that size."""
     log = ScreenLog(lambda token: _label_text(stream, choose, token))
+    follow(stream)
     async with contextlib.AsyncExitStack() as stack:
         with spinner(console, f"{doing}connecting to {venue.market_url}"):
             try:

@@ -52,7 +52,8 @@ class Health:
 
 
 def check_health(collector: StreamCollector) -> Health:
-    """The health of every stream ``collector`` holds (recorders are judged by their metrics)."""
+    """The health of every stream ``collector`` holds (recorders are judged by their metrics); unhealthy
+    while it holds none."""
     by_status: Counter[str] = Counter()
     not_live: list[dict[str, Any]] = []
     down: list[dict[str, Any]] = []
@@ -88,7 +89,9 @@ def check_health(collector: StreamCollector) -> Health:
     followed = sum(by_status.values()) - by_status[BookStatus.CLOSED.value]
     books_bad = followed - by_status[BookStatus.LIVE.value]
     return Health(
-        healthy=not (books_bad or down or failed),
+        # Nothing followed yet (a command still resolving its markets) is not healthy: a load balancer
+        # must not take "no streams" for "every book live".
+        healthy=bool(collector.streams) and not (books_bad or down or failed),
         books_followed=followed,
         books_by_status={s.value: by_status[s.value] for s in BookStatus},
         books_not_live=not_live,
