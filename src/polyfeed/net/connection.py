@@ -395,6 +395,8 @@ class SessionConnection(Generic[S]):
                     deferred_since = now
                 if now - deferred_since < MAX_TIMER_DEFERRAL_S:
                     self.timer_deferrals += 1
+                    # not a spin of the loop: a connection busy for good would run this at every turn
+                    await asyncio.sleep(TIMER_RECHECK_S)
                     continue
             deferred_since = 0.0
             inputs.timer(time.time_ns())
@@ -410,6 +412,8 @@ class SessionConnection(Generic[S]):
 
 MAX_TIMER_DEFERRAL_S = 5.0
 """The longest a connection's timer waits for its socket to be read dry (a client that stays behind)."""
+TIMER_RECHECK_S = 0.02
+"""How often a deferred timer looks at its socket again."""
 
 
 def _unread_probe(transport: picows.WSTransport) -> Callable[[], bool]:
