@@ -273,14 +273,14 @@ class BookChecks:
 
     def _verify_hash(self, ts: str, expected: str) -> None:
         variant = self.hash_variant
-        if (
-            variant is not None
-            and self._status is _LIVE
-            and self.compute_hash(ts, variant=variant) == expected
-        ):
-            self.checks.passed_by_index[_HASH] += 1  # the usual case, in one call
-            return
-        if self._hash_matches(ts, expected) or self._matches_otherwise(ts, expected):
+        if variant is not None:  # known: one hash, then the alternates only if it did not match
+            matched = self.compute_hash(ts, variant=variant) == expected
+            if matched and self._status is _LIVE:
+                self.checks.passed_by_index[_HASH] += 1  # the usual case, in one call
+                return
+        else:
+            matched = self._hash_matches(ts, expected)
+        if matched or self._matches_otherwise(ts, expected):
             self._hash_passed(ts)
             return
         self._awaiting = (ts, expected)
