@@ -14,7 +14,7 @@ from tests.cli.harness import assert_one_line_failure, polyfeed, venue_args_at
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
-        (["watch"], "Missing argument"),
+        (["watch"], "give markets to follow (slugs, URLs, token ids), or --all"),
         (["watch", "sim-market-0", "--ws-url", "http://127.0.0.1:1/ws/market"], "--ws-url"),
         (["watch", "sim-market-0", "--rest-url", "ftp://127.0.0.1"], "--rest-url"),
         (["watch", "sim-market-0", "--gamma-url", "http://127.0.0.1:99999"], "bad port"),
