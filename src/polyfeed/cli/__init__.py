@@ -44,6 +44,7 @@ import typer
 import polyfeed
 from polyfeed.cli import capture, demo, export, markets, record, replay, sim, stream, verify, watch
 from polyfeed.cli.errors import EXIT_USAGE, discard_stdout, stop_signals_as_ctrl_c
+from polyfeed.cli.logs import JsonFormatter, LogFormat
 
 __all__ = ["COMMANDS", "app", "main"]
 
@@ -97,6 +98,15 @@ def _options(
             help="Log what connections and resyncs do, on stderr (before or after the command).",
         ),
     ] = False,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            help="How log lines are written on stderr: text, or json (one object a line: time, level, "
+            "logger, message, and connection, channel and asset where a line is about one). "
+            "Warnings and errors; with -v what connections and resyncs do too.",
+        ),
+    ] = LogFormat.TEXT,
     version: Annotated[
         bool,
         typer.Option(
@@ -108,8 +118,8 @@ def _options(
         ),
     ] = False,
 ) -> None:
-    if verbose:
-        _log_to_stderr(logging.INFO)
+    if verbose or log_format is LogFormat.JSON:
+        _log_to_stderr(logging.INFO if verbose else logging.WARNING, json=log_format is LogFormat.JSON)
 
 
 for _name, _function, _epilog in COMMANDS:
@@ -141,17 +151,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 _GLOBAL_FLAGS = frozenset({"-v", "--verbose"})
+_GLOBAL_OPTIONS = frozenset({"--log-format"})  # options with a value
 
 
 def _global_options_first(args: list[str]) -> list[str]:
-    """``polyfeed watch X -v`` as ``polyfeed -v watch X``: the flags of every command may come after
-    it, as people type them (no command has a ``-v`` of its own; ``--`` ends the options)."""
+    """``polyfeed watch X -v --log-format json`` as ``polyfeed -v --log-format json watch X``: the
+    global options may come after the command, as people type them (no command has options of these
+    names; ``--`` ends the options)."""
     if "--" in args:
         head, tail = args[: args.index("--")], args[args.index("--") :]
     else:
         head, tail = args, []
-    flags = [a for a in head if a in _GLOBAL_FLAGS]
-    return [*flags, *(a for a in head if a not in _GLOBAL_FLAGS), *tail] if flags else args
+    globals_: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(head):
+        arg = head[i]
+        if arg in _GLOBAL_FLAGS or (arg.split("=", 1)[0] in _GLOBAL_OPTIONS and "=" in arg):
+            globals_.append(arg)
+        elif arg in _GLOBAL_OPTIONS and i + 1 < len(head):
+            globals_ += head[i : i + 2]
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return [*globals_, *rest, *tail] if globals_ else args
 
 
 def _click_exception() -> type[Exception]:
@@ -190,10 +214,13 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
-def _log_to_stderr(level: int) -> None:
+def _log_to_stderr(level: int, *, json: bool = False) -> None:
     logger = logging.getLogger("polyfeed")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+    handler = next((h for h in logger.handlers if isinstance(h, _StderrHandler)), None)
+    if handler is None:
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("polyfeed: %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
+    handler.setFormatter(
+        JsonFormatter() if json else logging.Formatter("polyfeed: %(levelname)s %(name)s: %(message)s")
+    )
     logger.setLevel(level)
