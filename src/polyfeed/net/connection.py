@@ -47,7 +47,7 @@ import picows
 
 from polyfeed.errors import ConnectError
 from polyfeed.session import AnyRequest, Event, MarketSession, ResyncRequested
-from polyfeed.session.base import CLOSED_BY_CLIENT
+from polyfeed.session.base import CLOSED_BY_CLIENT, ChannelSession
 from polyfeed.session.tap import FrameSink, MarketTap, SessionTap
 from polyfeed.venue import WS_SCHEMES, check_url
 
@@ -131,7 +131,7 @@ class Session(Protocol):
     def requests_received(self) -> list[AnyRequest]: ...
 
 
-S = TypeVar("S", bound=Session)
+S = TypeVar("S", bound=ChannelSession)
 
 
 class _Listener(picows.WSListener):
@@ -220,8 +220,6 @@ class SessionConnection(Generic[S]):
         self.max_connect_attempts = max_connect_attempts
         self.emit = emit
         self.backoff = backoff or Backoff()
-        self.connects = 0
-        self.failed_connects = 0
         self._rng = random.Random(seed)
         self._transport: picows.WSTransport | None = None
         self._stopping = False
@@ -231,6 +229,16 @@ class SessionConnection(Generic[S]):
         self._broken_reason: str | None = None
         self.timer_deferrals = 0
         """Timer turns put off because frames still waited unread in the socket (the client was behind)."""
+
+    @property
+    def connects(self) -> int:
+        """Connections made (the session counts them as it is told, whether or not a tap records)."""
+        return self.session.connections_made
+
+    @property
+    def failed_connects(self) -> int:
+        """Connection attempts that failed, ever."""
+        return self.session.connects_failed
 
     def _tap(self, recorder: FrameSink) -> SessionTap:
         """The tap that records this channel's session."""
@@ -253,7 +261,6 @@ class SessionConnection(Generic[S]):
                     max_frame_size=MAX_MESSAGE_BYTES,
                 )
             except (OSError, TimeoutError, picows.WSError) as exc:
-                self.failed_connects += 1
                 failure = _connect_failure(exc)
                 self.inputs.connect_failed(time.time_ns(), failure)
                 self._flush()
@@ -317,7 +324,6 @@ class SessionConnection(Generic[S]):
 
     def _connected(self, transport: picows.WSTransport) -> None:
         self._transport = transport
-        self.connects += 1
         self.inputs.connection_made(time.time_ns())
         self._flush()
 
