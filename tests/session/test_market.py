@@ -92,6 +92,11 @@ def test_a_large_subscription_goes_out_in_batches_whose_initial_books_come_apart
         dump = [book_frame(exchange.book(a, initial=True), initial=True) for a in batch["assets_ids"]]
         feed(session, msgspec.json.encode(dump), 1)
     assert all(book.status is BookStatus.LIVE for book in session.books.values())
+    later = MarketSession(3, assets[:1], {}, SessionConfig(subscribe_batch=100))
+    connect(later, 0)
+    added = [json.loads(frame) for frame in subscribed(later, assets[1:], 1)]
+    assert [len(f["assets_ids"]) for f in added] == [100, 100, 49], "at run time too"
+    assert all(f["operation"] == "subscribe" for f in added)
     (one,) = connect(MarketSession(2, assets, {}, SessionConfig(subscribe_batch=0)), 0)
     assert len(json.loads(one)["assets_ids"]) == 250, "0: one frame, as before"
     with pytest.raises(ValueError, match="subscribe_batch"):

@@ -156,14 +156,7 @@ class MarketSession(ResyncingSession):
             (a for a in self.assets if self.books[a].status is not closed), now_ns, only=True
         )
         self.resyncs.start_clock(now_ns)
-        assets = sorted(self.assets)
-        batch = self.config.subscribe_batch or len(assets) or 1
-        custom = self.config.custom_feature_enabled
-        self._to_send.append(encode_market_subscription(assets[:batch], custom_feature_enabled=custom))
-        for start in range(batch, len(assets), batch):
-            self._to_send.append(
-                encode_operation("subscribe", assets_ids=assets[start : start + batch], initial_dump=True)
-            )
+        self._send_subscriptions(sorted(self.assets), opening=True)
 
     def connection_lost(self, now_ns: int, reason: str) -> None:
         """The socket is gone: every book of this connection turns stale."""
@@ -193,8 +186,8 @@ class MarketSession(ResyncingSession):
     # -- subscriptions --------------------------------------------------------------------------------
 
     def subscribe(self, assets: Iterable[str], now_ns: int) -> None:
-        """Add assets in place (an ``operation`` frame; no reply comes back). Assets already here are
-        skipped: the venue rejects duplicates."""
+        """Add assets in place (``operation`` frames of at most ``config.subscribe_batch`` assets; no reply
+        comes back). Assets already here are skipped: the venue rejects duplicates."""
         new = sorted(set(assets) - self.assets)
         if not new:
             return
@@ -203,7 +196,20 @@ class MarketSession(ResyncingSession):
             self._book(asset)
         self._snapshots.expect(new, now_ns)
         if self._subscribed:  # else the next subscription frame carries them
-            self._to_send.append(encode_operation("subscribe", assets_ids=new, initial_dump=True))
+            self._send_subscriptions(new, opening=False)
+
+    def _send_subscriptions(self, assets: list[str], *, opening: bool) -> None:
+        """Frames subscribing ``assets``, at most ``config.subscribe_batch`` each: on ``opening`` the
+        connection's one ``type`` frame first (sent even with no asset), then ``operation`` frames, each
+        of which brings its own initial dump (spec 1.3)."""
+        batch = self.config.subscribe_batch or len(assets) or 1
+        for start in range(0, max(1, len(assets)), batch):
+            chunk = assets[start : start + batch]
+            if opening and not start:
+                custom = self.config.custom_feature_enabled
+                self._to_send.append(encode_market_subscription(chunk, custom_feature_enabled=custom))
+            else:
+                self._to_send.append(encode_operation("subscribe", assets_ids=chunk, initial_dump=True))
 
     def unsubscribe(self, assets: Iterable[str], now_ns: int) -> None:
         """Drop assets: their books leave ``books`` and are marked CLOSED."""
