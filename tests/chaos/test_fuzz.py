@@ -14,7 +14,7 @@ from collections.abc import Callable
 import msgspec
 
 from polyfeed.book import BookStatus, OrderBook
-from polyfeed.book.prices import PRICE_KEYS, price_key, size_is_valid, size_is_zero
+from polyfeed.book.prices import price_key, size_is_valid, size_is_zero
 from polyfeed.errors import InvalidLevelError
 from polyfeed.session import DecodeFailed, MarketSession, ResyncRequested, SessionConfig
 from polyfeed.sim import Exchange
@@ -115,8 +115,7 @@ def _assert_live_books_hold_only_valid_levels(books: dict[str, OrderBook]) -> No
         bids, asks = book.wire_levels()
         for level in (*bids, *asks):
             try:
-                key = PRICE_KEYS.get(level.price)
-                key = price_key(level.price) if key is None else key
+                key = price_key(level.price)
             except InvalidLevelError:
                 raise AssertionError(f"LIVE book {book.asset_id} holds price {level.price!r}") from None
             assert 0 < key < 10_000, f"LIVE book {book.asset_id} holds a level at {level.price}"

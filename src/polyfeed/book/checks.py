@@ -22,7 +22,7 @@ import hashlib
 
 from polyfeed.book.hashing import NEWEST_FIRST, HashVariant, json_string, metadata_tail
 from polyfeed.book.ladder import Side
-from polyfeed.book.prices import PRICE_KEYS, PRICE_SCALE, price_key, size_is_zero
+from polyfeed.book.prices import LEVEL_HEADS, PRICE_SCALE, price_key, size_is_zero
 from polyfeed.book.status import CHECK_INDEX, BookStatus, CheckCounts, CheckFailure, CheckKind
 from polyfeed.errors import InvalidLevelError
 from polyfeed.wire.codec import timestamp_ms
@@ -234,7 +234,9 @@ class BookChecks:
         if venue_bid is not None:
             venue_ask = entry.best_ask
             # "0" / "1" stand for an empty side (spec 4.2), which is what key 0 / PRICE_SCALE mean here.
-            if PRICE_KEYS.get(venue_bid) == best_bid and PRICE_KEYS.get(venue_ask or "") == best_ask:
+            bid = LEVEL_HEADS.get(venue_bid)
+            ask = LEVEL_HEADS.get(venue_ask or "")
+            if bid is not None and ask is not None and bid[0] == best_bid and ask[0] == best_ask:
                 passed[_TOP_OF_BOOK] += 1
             else:
                 self._check_top_of_book_slowly(venue_bid, venue_ask, best_bid, best_ask, ts)

@@ -33,9 +33,6 @@ PRICE_SCALE = 10_000
 _NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 _CACHE_LIMIT = 200_000
 
-PRICE_KEYS: dict[str, int] = {}
-"""Price text -> key, for every valid price text seen so far. Read directly on hot paths."""
-
 _DECIMALS: dict[str, Decimal] = {}
 
 _HEAD_OPEN = '"},{"price":"'
@@ -44,22 +41,30 @@ HEAD_PRICE = slice(len(_HEAD_OPEN), -len(_HEAD_CLOSE))
 """``head[HEAD_PRICE]`` is the price text of a level head."""
 
 LEVEL_HEADS: dict[str, tuple[int, int, str]] = {}
-"""Price text -> ``(key, -key, head)`` for every valid price text seen so far, read directly on hot
-paths. The head is the level's JSON up to its size, ``"},{"price":"0.3","size":"`` (the first three
-characters close the level before it): a side keeps its levels as heads and size texts, one shared
-head object per price, so a level costs its size text and three pointers, and the side's hashed JSON
-is one join (:class:`polyfeed.book.ladder.Side`). The negated key is shared too, for the asks."""
+"""Price text -> ``(key, -key, head)`` for every valid price text seen so far (the one cache of
+parsed prices), read directly on hot paths. The head is the level's JSON up to its size,
+``"},{"price":"0.3","size":"`` (the first three characters close the level before it): a side keeps
+its levels as heads and size texts, one shared head object per price, so a level costs its size text
+and three pointers, and the side's hashed JSON is one join (:class:`polyfeed.book.ladder.Side`). The
+negated key is shared too, for the asks."""
 
 
 def level_head(text: str) -> tuple[int, int, str]:
     """``(key, -key, head)`` of a price text (:data:`LEVEL_HEADS`), validated and cached.
 
     Raises:
-        InvalidLevelError: as :func:`price_key`.
+        InvalidLevelError: not a plain decimal, outside ``[0, 1]`` or finer than 0.0001.
     """
     head = LEVEL_HEADS.get(text)
     if head is None:
-        key = price_key(text)
+        if not isinstance(text, str) or not _NUMBER.fullmatch(text):
+            raise InvalidLevelError(f"price {text!r} is not a plain decimal")
+        scaled = Decimal(text) * PRICE_SCALE
+        if scaled > PRICE_SCALE:
+            raise InvalidLevelError(f"price {text!r} is above 1")
+        key = int(scaled)
+        if key != scaled:
+            raise InvalidLevelError(f"price {text!r} is finer than 0.0001, the finest Polymarket tick")
         head = (key, -key, _HEAD_OPEN + text + _HEAD_CLOSE)
         if len(LEVEL_HEADS) < _CACHE_LIMIT:
             LEVEL_HEADS[text] = head
@@ -72,20 +77,8 @@ def price_key(text: str) -> int:
     Raises:
         InvalidLevelError: not a plain decimal, outside ``[0, 1]`` or finer than 0.0001.
     """
-    key = PRICE_KEYS.get(text)
-    if key is not None:
-        return key
-    if not isinstance(text, str) or not _NUMBER.fullmatch(text):
-        raise InvalidLevelError(f"price {text!r} is not a plain decimal")
-    scaled = Decimal(text) * PRICE_SCALE
-    if scaled > PRICE_SCALE:
-        raise InvalidLevelError(f"price {text!r} is above 1")
-    key = int(scaled)
-    if key != scaled:
-        raise InvalidLevelError(f"price {text!r} is finer than 0.0001, the finest Polymarket tick")
-    if len(PRICE_KEYS) < _CACHE_LIMIT:
-        PRICE_KEYS[text] = key
-    return key
+    head = LEVEL_HEADS.get(text)
+    return head[0] if head is not None else level_head(text)[0]
 
 
 _TRADE_TEXTS: dict[str, str] = {"": ""}
