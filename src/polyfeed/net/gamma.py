@@ -22,6 +22,7 @@ with an error, :class:`polyfeed.errors.SubscriptionError` when it knows nothing 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -91,12 +92,24 @@ class MarketFilter:
         volume_min: only markets with at least this volume, in USDC (``volume_num_min``).
         end_date_min: only markets ending on or after this ISO date or time (``end_date_min``).
         end_date_max: only markets ending on or before this ISO date or time (``end_date_max``).
+        shard: ``(I, N)``: only the markets :func:`shard_of` gives to the I-th of N collectors (applied
+            here, not by Gamma: the listing is the same for every shard).
     """
 
     tag_id: str | None = None
     volume_min: float | None = None
     end_date_min: str | None = None
     end_date_max: str | None = None
+    shard: tuple[int, int] | None = None
+
+    def keeps(self, condition_id: str) -> bool:
+        """Whether this filter's shard follows the market (every market without a shard)."""
+        return self.shard is None or shard_of(condition_id, self.shard[1]) == self.shard[0]
+
+    @property
+    def gamma_only(self) -> MarketFilter:
+        """The filters Gamma applies (this filter without its shard)."""
+        return replace(self, shard=None)
 
     def params(self) -> list[tuple[str, str]]:
         pairs = [
@@ -108,7 +121,17 @@ class MarketFilter:
         return [(name, value) for name, value in pairs if value is not None]
 
     def __str__(self) -> str:
-        return " ".join(f"{name}={value}" for name, value in self.params()) or "none"
+        pairs = [f"{name}={value}" for name, value in self.params()]
+        if self.shard is not None:
+            pairs.append(f"shard={self.shard[0]}/{self.shard[1]}")
+        return " ".join(pairs) or "none"
+
+
+def shard_of(condition_id: str, shards: int) -> int:
+    """Which of ``shards`` collectors follows a market: a digest of its condition id, so stable across
+    processes, machines and versions, with both tokens of a market on the same one."""
+    digest = hashlib.blake2b(condition_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
 
 
 @dataclass(frozen=True)

@@ -277,6 +277,40 @@ class MarketSession(ResyncingSession):
         if bursts.sweep_due():
             bursts.sweep(self.books, self.assets, lambda asset, old: self._status_event(asset, old, now_ns))
 
+    # -- inputs from a relaying source (polyfeed.fanout: a collector between the venue and this session) --
+
+    def gap_reported(self, assets: Iterable[str], reason: str, now_ns: int) -> None:
+        """The source upstream lost these books' data (a fan-out collector's ``gap``: its venue connection
+        dropped, or its messages could not be published): they turn stale, as on a lost connection, until
+        a snapshot comes (the collector sends one once its book is live again)."""
+        for asset in sorted(set(assets) & self.assets):
+            book = self.books[asset]
+            if book.status is BookStatus.CLOSED or book.status is BookStatus.STALE:
+                continue
+            old = book.status
+            book.mark_stale(reason, now_ns // 1_000_000)
+            self._status_event(asset, old, now_ns)
+
+    def source_alive(self, now_ns: int) -> None:
+        """The source upstream says it runs (a fan-out collector's heartbeat): the connection is not idle,
+        though no book changed. The data-idle deadline then means "the source went silent"."""
+        self._note_data(now_ns)
+
+    def receive_unapplied(self, data: bytes | str, now_ns: int) -> None:
+        """A frame whose messages the books already hold (a fan-out consumer that resumed behind a newer
+        snapshot): reported as :class:`MessageReceived`, in order, and not applied again."""
+        try:
+            messages = decode_market(data)
+        except FrameDecodeError as exc:
+            self._skipped(exc, now_ns)
+            return
+        for message in messages:
+            self._events.append(
+                MessageReceived(
+                    recv_ns=now_ns, seq=self._next_seq(), connection_id=self.connection_id, message=message
+                )
+            )
+
     def _note_data(self, now_ns: int) -> None:
         if self._lost_after_data_ns is not None:
             self._events.append(

@@ -133,8 +133,13 @@ class Universe:
     # -- markets in and out ---------------------------------------------------------------------------
 
     async def _add(self, markets: list[GammaMarket]) -> None:
+        keeps = self.market_filter.keeps
         new = [
-            m for m in markets if m.condition_id not in self.markets and m.condition_id not in self._resolved
+            m
+            for m in markets
+            if m.condition_id not in self.markets
+            and m.condition_id not in self._resolved
+            and keeps(m.condition_id)
         ]
         if not new:
             return
@@ -169,7 +174,12 @@ class Universe:
             self.stream.unsubscribe(tokens)
 
     async def _opened(self, condition_id: str, assets: list[str]) -> None:
-        if condition_id in self.markets or condition_id in self._resolved or not assets:
+        if (
+            condition_id in self.markets
+            or condition_id in self._resolved
+            or not assets
+            or not self.market_filter.keeps(condition_id)
+        ):
             return
         self.markets[condition_id] = tuple(assets)
         self.opened += 1
@@ -201,9 +211,10 @@ class Universe:
         elif (
             market not in self.markets
             and market not in self._resolved
-            and self.market_filter == MarketFilter()
+            and self.market_filter.gamma_only == MarketFilter()
         ):
-            # A filtered universe takes new markets from Gamma's polls only: Gamma applies the filters.
+            # A filtered universe takes new markets from Gamma's polls only: Gamma applies the filters (a
+            # shard, applied here, is checked in _opened).
             self._spawn(self._opened(market, list(message.assets_ids)))
 
     # -- polls ----------------------------------------------------------------------------------------

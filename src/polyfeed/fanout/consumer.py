@@ -1,0 +1,507 @@
+"""``NatsMarketStream``: books and events from a fan-out on NATS JetStream, with ``MarketStream``'s face.
+
+>>> async with NatsMarketStream("nats://127.0.0.1:4222", ["7667...1111"]) as stream:  # doctest: +SKIP
+...     async for event in stream:
+...         book = stream.books.get(getattr(event, "asset_id", ""))
+
+The books are kept by the same session and book code as a live stream
+(:class:`polyfeed.session.MarketSession`): the collector publishes the venue's own messages, narrowed to
+a book, with the venue's hashes, and this stream feeds them to the session as frames, so every check runs
+here as it runs live, independently of the collector. The driver maps the session's world onto JetStream:
+
+- the connection is the JetStream consumer; the subscription's initial dump is the key-value bucket's
+  snapshots, each with the stream sequence it includes (messages of its book at or before it are skipped);
+- a resync (a hash that failed, a snapshot that never came) is answered from the bucket instead of REST;
+- a collector's ``gap`` marks the book stale until the snapshot that follows it;
+- the collectors' heartbeats count as data: the data-idle deadline means "no collector is heard", and
+  closes the "connection" (every book stale) until one is heard again, when the bucket is read again;
+- a NATS disconnect is a lost connection too: the books are stale until NATS is back, and their
+  snapshots are read again (the JetStream consumer resumes where it was: nothing is missed).
+
+With ``durable=NAME`` the JetStream consumer is durable: a process that restarts with the same name resumes
+at the first message it had not acknowledged. Its books start from the bucket; the messages between a
+book's snapshot and that position are applied without their events (they were delivered before the
+restart), and those between the position and a newer snapshot are delivered as events without being
+applied again (the snapshot holds them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from polyfeed.book import OrderBook
+from polyfeed.fanout.jetstream import FanoutError, StreamLayout, connect
+from polyfeed.fanout.schema import VENUE_KINDS, decode_envelope, decode_snapshot_value
+from polyfeed.session import (
+    Event,
+    MarketSession,
+    ResyncRequested,
+    SessionConfig,
+    StatusChanged,
+)
+from polyfeed.session.base import CLOSED_BY_CLIENT
+from polyfeed.stream.queue import EventQueue, QueuedStream
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.js import JetStreamContext
+    from nats.js.kv import KeyValue
+
+__all__ = ["NatsMarketStream"]
+
+log = logging.getLogger("polyfeed.fanout")
+
+_CONSUMER_CONFIG = SessionConfig(
+    # The collectors' heartbeats (1 s) are the data a quiet book set still brings: a source silent for
+    # 5-10 s is gone, not quiet. Every hash is checked, at every burst: the consumer has time for it.
+    min_idle_s=5.0,
+    max_idle_s=10.0,
+    idle_factor=5.0,
+    max_quiet_idle_s=10.0,
+    hash_interval_s=0.0,
+)
+
+_NS = 1_000_000_000
+
+
+class NatsMarketStream(QueuedStream):
+    """Books and events of a fan-out (see the module's docstring).
+
+    Args:
+        nats_url: the NATS server (``nats://HOST:4222``).
+        asset_ids: the books to follow; ``None``: every book the collectors publish.
+        stream: the JetStream stream the collectors publish to.
+        durable: a durable consumer's name: a restart with the same name resumes where it stopped.
+        on_event, max_queue: as :class:`polyfeed.stream.MarketStream`.
+        config: the session's timings (a data-idle deadline of 5-10 s by default: the collectors beat
+            every second).
+        batch: messages fetched from JetStream at a time.
+    """
+
+    def __init__(
+        self,
+        nats_url: str,
+        asset_ids: Iterable[str] | None = None,
+        *,
+        stream: str = "POLYFEED",
+        durable: str | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        max_queue: int = 100_000,
+        config: SessionConfig | None = None,
+        batch: int = 1_000,
+    ) -> None:
+        self.nats_url = nats_url
+        self.asset_ids = None if asset_ids is None else list(dict.fromkeys(asset_ids))
+        self.layout = StreamLayout(stream)
+        self.durable = durable
+        self.batch = batch
+        self.config = config or _CONSUMER_CONFIG
+        self._queue = EventQueue(on_event, max_queue)
+        self._books: dict[str, OrderBook] = {}
+        self.session = MarketSession(1, self.asset_ids or (), self._books, self.config)
+        self.messages = 0
+        """Messages taken from JetStream (skipped ones included)."""
+        self.skipped = 0
+        """Messages of a book at or before its snapshot's sequence (already in the book)."""
+        self.undecodable = 0
+        """Messages on the stream's subjects that do not decode as an envelope, or of unknown kind."""
+        self.gaps = 0
+        """``gap`` messages received."""
+        self.last_seq = 0
+        """The stream sequence of the last message taken."""
+        self._client: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._kv: KeyValue | None = None
+        self._sub: Any = None
+        self._base: dict[str, int] = {}  # asset -> the sequence its book's snapshot includes
+        self._fed: dict[str, int] = {}  # asset -> the sequence of its last message fed
+        self._up = False  # whether the session's "connection" is made
+        self._silent_until = 0  # messages up to this sequence are applied without their events
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pump: asyncio.Task[None] | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._reopen = asyncio.Event()
+        self._closing = False
+        self._logged_undecodable = 0
+
+    @property
+    def books(self) -> dict[str, OrderBook]:
+        """Every followed book, by token id."""
+        return self._books
+
+    @property
+    def sessions(self) -> list[MarketSession]:
+        return [self.session]
+
+    # -- entering and leaving -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> NatsMarketStream:
+        """Connect, read the bucket's snapshots, and start taking messages from their sequences.
+
+        Raises:
+            FanoutError: NATS unreachable, or no such stream there (no collector has published yet).
+        """
+        self._client = await connect(
+            self.nats_url,
+            name="polyfeed-consumer",
+            on_disconnected=self._nats_lost,
+            on_reconnected=self._nats_back,
+        )
+        try:
+            self._js = self._client.jetstream()
+            from nats.js.errors import NotFoundError
+
+            try:
+                info = await self._js.stream_info(self.layout.stream)
+                self._kv = await self._js.key_value(self.layout.bucket)
+            except NotFoundError as exc:
+                raise FanoutError(
+                    f"NATS at {self.nats_url} has no stream {self.layout.stream} (or its bucket "
+                    f"{self.layout.bucket}): start a collector first (polyfeed publish ... --nats URL)"
+                ) from exc
+            start = await self._open(int(info.state.last_seq))
+            await self._subscribe(start)
+            await self._client.subscribe(f"{self.layout.prefix}.heartbeat.*", cb=self._heartbeat)
+        except BaseException:
+            await self._client.close()
+            raise
+        self._pump = asyncio.create_task(self._take(), name="polyfeed-nats-consumer")
+        self._timer = asyncio.create_task(self._run_timer(), name="polyfeed-nats-timer")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._closing = True
+        tasks = [t for t in (self._pump, self._timer, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._up:
+            self._up = False
+            self.session.connection_lost(time.time_ns(), CLOSED_BY_CLIENT)
+            self._flush()
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                if self._sub is not None and self.durable is None:
+                    await self._sub.unsubscribe()
+            with contextlib.suppress(Exception):
+                await self._client.close()
+
+    # -- the "connection": the bucket's snapshots, then the stream ------------------------------------------
+
+    async def _open(self, stream_last_seq: int) -> int:
+        """Make the session's connection and feed it the bucket's snapshots (the initial dump); returns
+        the sequence to take the stream from."""
+        now = time.time_ns()
+        session = self.session
+        session.connection_made(now)
+        session.data_to_send()  # the subscription frames: the consumer's filter says it
+        self._up = True
+        values = await self._read_bucket(self.asset_ids)
+        books: list[bytes] = []
+        for asset, (seq, book) in values.items():
+            if seq < self._fed.get(asset, 0):
+                continue  # the book has gone further than this snapshot: its messages carry it on
+            if self.asset_ids is None and asset not in session.assets:
+                session.subscribe([asset], now)
+            self._base[asset] = seq
+            books.append(book)
+        if books:
+            session.receive_data(b"[" + b",".join(books) + b"]", now)
+        self._flush()
+        if self.last_seq:
+            return self.last_seq + 1
+        return min([s + 1 for s, _ in values.values()] + [stream_last_seq + 1])
+
+    async def _read_bucket(self, assets: list[str] | None) -> dict[str, tuple[int, bytes]]:
+        kv = self._kv
+        assert kv is not None
+        from nats.js.errors import KeyNotFoundError, NoKeysError
+
+        if assets is None:
+            try:
+                assets = list(await kv.keys())
+            except NoKeysError:
+                return {}
+        values: dict[str, tuple[int, bytes]] = {}
+        for asset in assets:
+            try:
+                entry = await kv.get(asset)
+            except KeyNotFoundError:
+                continue
+            value = self._snapshot_value(asset, entry.value)
+            if value is not None:
+                values[asset] = value
+        return values
+
+    def _snapshot_value(self, asset: str, data: bytes | None) -> tuple[int, bytes] | None:
+        try:
+            value = decode_snapshot_value(data or b"")
+        except msgspec.DecodeError as exc:
+            self._undecodable(f"the bucket's value of {asset}", exc, data or b"")
+            return None
+        return value.seq, bytes(value.book)
+
+    async def _subscribe(self, start_seq: int) -> None:
+        from nats.js import api
+
+        js = self._js
+        assert js is not None
+        prefix = self.layout.prefix
+        if self.asset_ids is None:
+            subjects = [f"{prefix}.book.>"]
+        else:
+            subjects = [f"{prefix}.book.*.{a}" for a in self.asset_ids] or [f"{prefix}.book.none.none"]
+        config = api.ConsumerConfig(
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(1, start_seq),
+            ack_policy=api.AckPolicy.ALL if self.durable else api.AckPolicy.NONE,
+            filter_subjects=subjects if len(subjects) > 1 else None,
+            inactive_threshold=None if self.durable else 300.0,
+            max_ack_pending=-1 if not self.durable else 100_000,
+        )
+        if self.durable is not None:
+            with contextlib.suppress(Exception):
+                info = await js.consumer_info(self.layout.stream, self.durable)
+                # a restart: the consumer resumes at its first unacknowledged message, and the books come
+                # from the bucket, so the messages between them are applied silently, or shown unapplied
+                self._silent_until = int(info.delivered.stream_seq)
+                self._catch_up_from = min(self._base.values(), default=self._silent_until) + 1
+        self._sub = await js.pull_subscribe(
+            subjects[0], durable=self.durable, stream=self.layout.stream, config=config
+        )
+        if self._silent_until:
+            await self._catch_up()
+
+    _catch_up_from = 0
+
+    async def _catch_up(self) -> None:
+        """After a durable restart: the messages between the books' snapshots and the consumer's position,
+        applied without their events (the process delivered them before it stopped)."""
+        js = self._js
+        assert js is not None
+        if self._catch_up_from > self._silent_until:
+            return
+        from nats.js import api
+
+        prefix = self.layout.prefix
+        subjects = (
+            [f"{prefix}.book.>"]
+            if self.asset_ids is None
+            else [f"{prefix}.book.*.{a}" for a in self.asset_ids]
+        )
+        reader = await js.pull_subscribe(
+            subjects[0],
+            stream=self.layout.stream,
+            config=api.ConsumerConfig(
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=self._catch_up_from,
+                ack_policy=api.AckPolicy.NONE,
+                filter_subjects=subjects if len(subjects) > 1 else None,
+                inactive_threshold=30.0,
+            ),
+        )
+        try:
+            while True:
+                try:
+                    msgs = await reader.fetch(self.batch, timeout=1.0)
+                except TimeoutError:
+                    break
+                now = time.time_ns()
+                done = False
+                for msg in msgs:
+                    seq = msg.metadata.sequence.stream
+                    if seq > self._silent_until:
+                        done = True
+                        break
+                    self._handle(msg, seq, now)
+                events = self.session.events_received()
+                self._queue.emit([e for e in events if type(e) is StatusChanged])
+                if done:
+                    break
+        finally:
+            with contextlib.suppress(Exception):
+                await reader.unsubscribe()
+
+    # -- taking messages ----------------------------------------------------------------------------------
+
+    async def _take(self) -> None:
+        from nats.errors import ConnectionClosedError
+        from nats.errors import TimeoutError as NatsTimeoutError
+
+        while True:
+            if self._reopen.is_set():
+                await self._reconnect()
+            try:
+                msgs = await self._sub.fetch(self.batch, timeout=0.5)
+            except (TimeoutError, NatsTimeoutError):
+                continue
+            except ConnectionClosedError:
+                return
+            except Exception as exc:  # the consumer gone with a restarted server, a reconnect under way
+                if self._closing:
+                    return
+                log.info("NATS consumer: %s; taking again", exc or type(exc).__name__)
+                await asyncio.sleep(0.5)
+                await self._resubscribe_if_gone()
+                continue
+            now = time.time_ns()
+            for msg in msgs:
+                self._handle(msg, msg.metadata.sequence.stream, now)
+            self._flush()
+            if self.durable and msgs:
+                with contextlib.suppress(Exception):
+                    await msgs[-1].ack()  # AckPolicy.ALL: everything up to it
+
+    def _handle(self, msg: Msg, seq: int, now: int) -> None:
+        self.messages += 1
+        self.last_seq = seq
+        try:
+            envelope = decode_envelope(msg.data)
+        except msgspec.DecodeError as exc:
+            self._undecodable(f"message {seq} on {msg.subject}", exc, msg.data)
+            return
+        kind = envelope.kind
+        asset = envelope.asset_id
+        session = self.session
+        if kind in VENUE_KINDS and envelope.message:
+            if asset not in session.assets:
+                if self.asset_ids is not None:
+                    return
+                session.subscribe([asset], now)
+            if seq <= self._base.get(asset, 0):
+                self.skipped += 1
+                if self._silent_until and seq > self._silent_until:
+                    # a durable restart behind this book's snapshot: the event is owed, the change is held
+                    session.receive_unapplied(bytes(envelope.message), now)
+                return
+            self._fed[asset] = seq
+            session.receive_data(bytes(envelope.message), now)
+        elif kind == "gap":
+            self.gaps += 1
+            log.warning(
+                "book %s: the collector %s reports a gap: %s", asset, envelope.collector, envelope.reason
+            )
+            session.gap_reported([asset], f"the collector reports a gap: {envelope.reason}", now)
+        elif kind == "status":
+            return  # the collector's own view; this stream's books have their own status
+        else:
+            self._undecodable(
+                f"message {seq} on {msg.subject}", ValueError(f"unknown kind {kind!r}"), msg.data
+            )
+
+    def _undecodable(self, what: str, exc: Exception, data: bytes) -> None:
+        self.undecodable += 1
+        self._logged_undecodable += 1
+        if self._logged_undecodable <= 10:
+            log.warning("skipped %s, which does not decode: %s: %r", what, exc, data[:200])
+
+    async def _heartbeat(self, msg: Msg) -> None:
+        now = time.time_ns()
+        if not self._up:
+            self._reopen.set()  # a collector is heard again: read the bucket and go on
+            return
+        self.session.source_alive(now)
+
+    # -- the session's outputs and time ---------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        session = self.session
+        events = session.events_received()
+        if events:
+            self._queue.emit(events)
+        for frame in session.data_to_send():
+            if frame == b"PING" and self._client is not None and self._client.is_connected:
+                session.receive_data(b"PONG", time.time_ns())  # NATS keeps the link alive by its own pings
+        for request in session.requests_received():
+            if type(request) is ResyncRequested:
+                self._spawn(self._resync(request.asset_id))
+        events = session.events_received()
+        if events:
+            self._queue.emit(events)
+
+    async def _resync(self, asset: str) -> None:
+        """A resync the session asked for, answered from the bucket."""
+        from nats.js.errors import KeyNotFoundError
+
+        kv = self._kv
+        assert kv is not None
+        session = self.session
+        try:
+            entry = await kv.get(asset)
+        except KeyNotFoundError:
+            session.resync_failed(asset, time.time_ns())
+            self._flush()
+            return
+        except Exception as exc:
+            log.info("resync of %s from the bucket failed: %s", asset, exc or type(exc).__name__)
+            session.resync_failed(asset, time.time_ns())
+            self._flush()
+            return
+        value = self._snapshot_value(asset, entry.value)
+        if value is None:
+            session.resync_failed(asset, time.time_ns())
+        else:
+            # the session re-applies the changes it buffered meanwhile that are newer than the snapshot
+            session.resync_received(asset, value[1], time.time_ns())
+        self._flush()
+
+    async def _run_timer(self) -> None:
+        session = self.session
+        while True:
+            now = time.time_ns()
+            if self._up:
+                session.timer(now)
+                self._flush()
+                if session.close_reason is not None:
+                    log.warning("NATS stream: %s; waiting for a collector", session.close_reason)
+                    self._up = False
+                    session.connection_lost(now, session.close_reason)
+                    self._flush()
+            wait_s = (session.next_timer_ns() - time.time_ns()) / _NS if self._up else 1.0
+            await asyncio.sleep(min(1.0, max(0.01, wait_s)))
+
+    async def _reconnect(self) -> None:
+        self._reopen.clear()
+        if self._up or self._closing:
+            return
+        await self._open(0)
+
+    async def _nats_lost(self) -> None:
+        if self._up and not self._closing:
+            self._up = False
+            self.session.connection_lost(time.time_ns(), "NATS connection lost")
+            self._flush()
+
+    async def _nats_back(self) -> None:
+        self._reopen.set()
+
+    async def _resubscribe_if_gone(self) -> None:
+        """An ephemeral consumer does not outlive a server restart: made again from the next message."""
+        if (
+            self.durable is not None
+            or self._js is None
+            or self._client is None
+            or not self._client.is_connected
+        ):
+            return
+        with contextlib.suppress(Exception):
+            await self._sub.consumer_info()
+            return
+        with contextlib.suppress(Exception):
+            await self._subscribe(self.last_seq + 1)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,153 @@
+"""Connecting to NATS and setting up the fan-out's stream and key-value bucket, with clear errors.
+
+``nats-py`` is an optional dependency (``pip install 'polyfeed[nats]'``): it is imported here, when the
+fan-out is used, and its absence is one clear error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from polyfeed.errors import PolyfeedError
+from polyfeed.fanout.schema import bucket_name, subject_prefix
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.js import JetStreamContext
+
+__all__ = ["FanoutError", "StreamLayout", "connect", "ensure_layout"]
+
+log = logging.getLogger("polyfeed.fanout")
+
+DUPLICATE_WINDOW_S = 120.0
+"""How long JetStream remembers a message id: two collectors of a shard may publish a message this far
+apart and it is still stored once."""
+
+
+class FanoutError(PolyfeedError):
+    """The fan-out cannot run: NATS unreachable, a stream configured otherwise, nats-py missing."""
+
+
+@dataclass(frozen=True)
+class StreamLayout:
+    """Where a fan-out's messages live: the stream, its subjects' prefix and the snapshots' bucket."""
+
+    stream: str = "POLYFEED"
+
+    @property
+    def prefix(self) -> str:
+        return subject_prefix(self.stream)
+
+    @property
+    def bucket(self) -> str:
+        return bucket_name(self.stream)
+
+    @property
+    def subjects(self) -> list[str]:
+        return [f"{self.prefix}.book.>"]
+
+    def kv_subject(self, key: str) -> str:
+        return f"$KV.{self.bucket}.{key}"
+
+
+def _nats() -> Any:
+    try:
+        import nats
+    except ImportError as exc:  # pragma: no cover - the dev install has it
+        raise FanoutError("the NATS fan-out needs nats-py: pip install 'polyfeed[nats]'") from exc
+    return nats
+
+
+async def connect(
+    url: str,
+    *,
+    name: str,
+    connect_timeout_s: float = 2.0,
+    on_disconnected: Callable[[], Awaitable[None]] | None = None,
+    on_reconnected: Callable[[], Awaitable[None]] | None = None,
+) -> Client:
+    """A NATS connection that reconnects for ever once made.
+
+    Raises:
+        FanoutError: nothing answers at ``url`` (one line naming it), or the URL is not a NATS URL.
+    """
+    nats = _nats()
+    if not url.startswith(("nats://", "tls://", "ws://", "wss://")):
+        raise FanoutError(f"{url!r} is not a NATS URL (nats://HOST:4222)")
+
+    async def error_cb(exc: Exception) -> None:
+        log.warning("NATS %s: %s", url, exc or type(exc).__name__)
+
+    async def nothing() -> None:
+        return None
+
+    try:
+        client: Client = await nats.connect(
+            url,
+            name=name,
+            connect_timeout=connect_timeout_s,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            error_cb=error_cb,
+            disconnected_cb=on_disconnected or nothing,
+            reconnected_cb=on_reconnected or nothing,
+        )
+    except Exception as exc:  # nats-py raises NoServersError, OSError, TimeoutError ...
+        raise FanoutError(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from exc
+    return client
+
+
+async def ensure_layout(js: JetStreamContext, layout: StreamLayout, *, max_age_s: float) -> None:
+    """Create the stream and the bucket if missing; accept them as they are if they carry the expected
+    subjects (a retention changed by an operator is theirs to choose).
+
+    Raises:
+        FanoutError: JetStream is not enabled on the server, or a stream of that name exists with other
+            subjects (the message names both and the way out).
+    """
+    from nats.js import api
+    from nats.js.errors import NotFoundError, ServiceUnavailableError
+
+    try:
+        info = await js.stream_info(layout.stream)
+    except NotFoundError:
+        info = None
+    except (ServiceUnavailableError, TimeoutError) as exc:
+        raise FanoutError(
+            f"NATS answers but JetStream does not (is the server run with -js?): {exc}"
+        ) from exc
+    except Exception as exc:
+        if "no responders" in str(exc).lower() or type(exc).__name__ == "NoRespondersError":
+            raise FanoutError("NATS answers but JetStream does not (is the server run with -js?)") from exc
+        raise
+    if info is None:
+        await js.add_stream(
+            api.StreamConfig(
+                name=layout.stream,
+                description="polyfeed: Polymarket books, changes and trades (docs/fanout.md)",
+                subjects=layout.subjects,
+                storage=api.StorageType.FILE,
+                duplicate_window=DUPLICATE_WINDOW_S,
+                max_age=max_age_s,
+                discard=api.DiscardPolicy.OLD,
+            )
+        )
+        log.info("created the JetStream stream %s (%s)", layout.stream, ", ".join(layout.subjects))
+    else:
+        subjects = list(info.config.subjects or [])
+        if subjects != layout.subjects:
+            raise FanoutError(
+                f"a JetStream stream named {layout.stream} exists with subjects {subjects}, not "
+                f"{layout.subjects}: name another with --stream, or delete it (nats stream rm "
+                f"{layout.stream})"
+            )
+    try:
+        await js.key_value(layout.bucket)
+    except Exception:  # BucketNotFoundError: created now
+        await js.create_key_value(
+            api.KeyValueConfig(bucket=layout.bucket, history=1, storage=api.StorageType.FILE)
+        )
