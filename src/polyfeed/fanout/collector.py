@@ -170,8 +170,21 @@ class Collector:
         self._put(kind, asset, market, recv_ns, body, message_id(asset, ts, ordinal, body))
 
     def _venue_snapshot(self, message: Book, recv_ns: int) -> None:
-        if message.asset_id not in self._books():
+        book = self._books().get(message.asset_id)
+        if book is None:
             return
+        if message.min_order_size is None or message.neg_risk is None or message.tick_size is None:
+            # The venue's hash covers min_order_size and neg_risk, which its WebSocket never sends (and
+            # tick_size, missing from December 2025's snapshots, spec 7.3): a live client reads them from
+            # REST. The collector is its consumers' REST: it fills them in from its book's metadata.
+            message = msgspec.structs.replace(
+                message,
+                tick_size=message.tick_size if message.tick_size is not None else book.tick_size,
+                min_order_size=(
+                    message.min_order_size if message.min_order_size is not None else book.min_order_size
+                ),
+                neg_risk=message.neg_risk if message.neg_risk is not None else book.neg_risk,
+            )
         body = _encode(message)
         msg_id = message_id(message.asset_id, message.timestamp, "s", body)
         self._put("snapshot", message.asset_id, message.market, recv_ns, body, msg_id)

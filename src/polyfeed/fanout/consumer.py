@@ -118,6 +118,10 @@ class NatsMarketStream(QueuedStream):
         """``gap`` messages received."""
         self.last_seq = 0
         """The stream sequence of the last message taken."""
+        self.snapshots_read = 0
+        """Snapshots taken from the key-value bucket (on entering, after a lost connection, resyncs)."""
+        self.resumed_at: int | None = None
+        """With a durable consumer that existed already: the stream sequence it resumed at."""
         self._client: Client | None = None
         self._js: JetStreamContext | None = None
         self._kv: KeyValue | None = None
@@ -168,7 +172,7 @@ class NatsMarketStream(QueuedStream):
                     f"NATS at {self.nats_url} has no stream {self.layout.stream} (or its bucket "
                     f"{self.layout.bucket}): start a collector first (polyfeed publish ... --nats URL)"
                 ) from exc
-            start = await self._open(int(info.state.last_seq))
+            start = await self._open(int(info.state.first_seq))
             await self._subscribe(start)
             await self._client.subscribe(f"{self.layout.prefix}.heartbeat.*", cb=self._heartbeat)
         except BaseException:
@@ -199,9 +203,11 @@ class NatsMarketStream(QueuedStream):
 
     # -- the "connection": the bucket's snapshots, then the stream ------------------------------------------
 
-    async def _open(self, stream_last_seq: int) -> int:
+    async def _open(self, stream_first_seq: int) -> int:
         """Make the session's connection and feed it the bucket's snapshots (the initial dump); returns
-        the sequence to take the stream from."""
+        the sequence to take the stream from: after the oldest snapshot's, or from the stream's first
+        message if a followed book has no snapshot in the bucket yet (a collector's first message of a
+        book is its snapshot)."""
         now = time.time_ns()
         session = self.session
         session.connection_made(now)
@@ -216,12 +222,16 @@ class NatsMarketStream(QueuedStream):
                 session.subscribe([asset], now)
             self._base[asset] = seq
             books.append(book)
+        self.snapshots_read += len(books)
         if books:
             session.receive_data(b"[" + b",".join(books) + b"]", now)
         self._flush()
         if self.last_seq:
             return self.last_seq + 1
-        return min([s + 1 for s, _ in values.values()] + [stream_last_seq + 1])
+        starts = [seq + 1 for seq, _ in values.values()]
+        if not starts or (self.asset_ids is not None and len(values) < len(self.asset_ids)):
+            starts.append(stream_first_seq)
+        return min(starts)
 
     async def _read_bucket(self, assets: list[str] | None) -> dict[str, tuple[int, bytes]]:
         kv = self._kv
@@ -262,6 +272,24 @@ class NatsMarketStream(QueuedStream):
             subjects = [f"{prefix}.book.>"]
         else:
             subjects = [f"{prefix}.book.*.{a}" for a in self.asset_ids] or [f"{prefix}.book.none.none"]
+        if self.durable is not None and not self.last_seq:
+            # A restart. The durable consumer would resume at its first message never delivered and
+            # redeliver the unacknowledged ones after ack_wait, out of order, which a book cannot take: it
+            # is made again from its acknowledgement floor instead (everything up to it was handled).
+            # The books come from the bucket, so the messages between a book's snapshot and the floor
+            # are applied silently, and those between the floor and a newer snapshot shown unapplied.
+            from nats.js.errors import NotFoundError
+
+            try:
+                info = await js.consumer_info(self.layout.stream, self.durable)
+            except NotFoundError:
+                pass
+            else:
+                floor = int(info.ack_floor.stream_seq) if info.ack_floor is not None else 0
+                await js.delete_consumer(self.layout.stream, self.durable)
+                self._silent_until = floor
+                self.resumed_at = start_seq = floor + 1
+                self._catch_up_from = min(self._base.values(), default=floor) + 1
         config = api.ConsumerConfig(
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=max(1, start_seq),
@@ -270,13 +298,6 @@ class NatsMarketStream(QueuedStream):
             inactive_threshold=None if self.durable else 300.0,
             max_ack_pending=-1 if not self.durable else 100_000,
         )
-        if self.durable is not None:
-            with contextlib.suppress(Exception):
-                info = await js.consumer_info(self.layout.stream, self.durable)
-                # a restart: the consumer resumes at its first unacknowledged message, and the books come
-                # from the bucket, so the messages between them are applied silently, or shown unapplied
-                self._silent_until = int(info.delivered.stream_seq)
-                self._catch_up_from = min(self._base.values(), default=self._silent_until) + 1
         self._sub = await js.pull_subscribe(
             subjects[0], durable=self.durable, stream=self.layout.stream, config=config
         )
@@ -452,6 +473,7 @@ class NatsMarketStream(QueuedStream):
         if value is None:
             session.resync_failed(asset, time.time_ns())
         else:
+            self.snapshots_read += 1
             # the session re-applies the changes it buffered meanwhile that are newer than the snapshot
             session.resync_received(asset, value[1], time.time_ns())
         self._flush()
