@@ -27,6 +27,10 @@ DUPLICATE_WINDOW_S = 120.0
 apart and it is still stored once."""
 
 
+_FIRST_CONNECT_ATTEMPTS = 3
+"""Tries of the first connection before the address counts as unreachable."""
+
+
 class FanoutError(PolyfeedError):
     """The fan-out cannot run: NATS unreachable, a stream configured otherwise, nats-py missing."""
 
@@ -78,8 +82,11 @@ async def connect(
     if not url.startswith(("nats://", "tls://", "ws://", "wss://")):
         raise FanoutError(f"{url!r} is not a NATS URL (nats://HOST:4222)")
 
+    connected = False
+
     async def error_cb(exc: Exception) -> None:
-        log.warning("NATS %s: %s", url, exc or type(exc).__name__)
+        if connected:  # before the first connection, the one error raised below says it
+            log.warning("NATS %s: %s", url, exc or type(exc).__name__)
 
     async def nothing() -> None:
         return None
@@ -90,7 +97,7 @@ async def connect(
             name=name,
             connect_timeout=connect_timeout_s,
             allow_reconnect=True,
-            max_reconnect_attempts=-1,
+            max_reconnect_attempts=_FIRST_CONNECT_ATTEMPTS,
             reconnect_time_wait=0.5,
             error_cb=error_cb,
             disconnected_cb=on_disconnected or nothing,
@@ -98,6 +105,9 @@ async def connect(
         )
     except Exception as exc:  # nats-py raises NoServersError, OSError, TimeoutError ...
         raise FanoutError(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from exc
+    # Once connected, a connection lost is tried again for ever (nats-py reads the option at each try).
+    client.options["max_reconnect_attempts"] = -1
+    connected = True
     return client
 
 
