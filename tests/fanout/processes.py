@@ -3,8 +3,8 @@
 ``python -m tests.fanout.processes consume URL STATE [--durable NAME] ASSET...`` runs a
 :class:`polyfeed.fanout.NatsMarketStream` and rewrites ``STATE`` (JSON, replaced atomically) every 50 ms
 with its books (status and levels), its counters and the stream sequences it took.
-``python -m tests.fanout.processes collect URL EXCHANGE NAME ASSET...`` runs a collector on the local
-exchange at base URL ``EXCHANGE`` until killed.
+``python -m tests.fanout.processes collect URL EXCHANGE NAME [--shard I/N] ASSET...`` runs a collector
+on the local exchange at base URL ``EXCHANGE`` until killed.
 """
 
 from __future__ import annotations
@@ -77,8 +77,11 @@ async def consume(url: str, state_path: Path, durable: str | None, assets: list[
             await asyncio.sleep(0.05)
 
 
-async def collect(url: str, exchange: str, name: str, assets: list[str]) -> None:
-    await publish(url, assets, venue=Venue.local(exchange), collector=name, snapshot_interval_s=1.0)
+async def collect(
+    url: str, exchange: str, name: str, assets: list[str], shard: tuple[int, int] | None = None
+) -> None:
+    venue = Venue.local(exchange)
+    await publish(url, assets, venue=venue, collector=name, snapshot_interval_s=1.0, shard=shard)
 
 
 def main(argv: list[str]) -> None:
@@ -91,7 +94,11 @@ def main(argv: list[str]) -> None:
         asyncio.run(consume(url, Path(state), durable, more))
     elif command == "collect":
         url, exchange, name, *assets = rest
-        asyncio.run(collect(url, exchange, name, assets))
+        shard = None
+        if assets[:1] == ["--shard"]:
+            index, count = assets[1].split("/")
+            shard, assets = (int(index), int(count)), assets[2:]
+        asyncio.run(collect(url, exchange, name, assets, shard))
     else:
         raise SystemExit(f"unknown command {command!r}")
 

@@ -15,12 +15,13 @@ import pytest
 
 from polyfeed.book import BookStatus
 from polyfeed.fanout import Collector, FanoutError, NatsMarketStream, publish
+from polyfeed.fanout.schema import shard_of
 from polyfeed.session import Disconnected, Event, StatusChanged
 from polyfeed.sim import Simulator
 from polyfeed.stream import MarketStream
 from tests.fanout.processes import book_state, read_state, spawn
 from tests.natsserver import NatsServer
-from tests.waiting import BOUND_S, until
+from tests.waiting import BOUND_S, until, until_async
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -222,6 +223,19 @@ def test_a_message_that_does_not_decode_is_a_counted_skip(nats_server: NatsServe
     run(main)
 
 
+async def stream_made(url: str) -> bool:
+    import nats
+
+    client = await nats.connect(url)
+    try:
+        await client.jetstream().key_value("POLYFEED_books")
+    except Exception:
+        return False
+    finally:
+        await client.close()
+    return True
+
+
 async def acknowledged(url: str, durable: str) -> int:
     """The stream sequence up to which a durable consumer acknowledged everything (its floor)."""
     import nats
@@ -277,5 +291,46 @@ def test_a_durable_consumer_killed_and_restarted_resumes_where_it_stopped(
                 finally:
                     second.kill()
                     second.wait()
+
+    run(main)
+
+
+def test_a_shard_whose_collector_dies_turns_stale_and_the_others_stay_live(nats_server: NatsServer) -> None:
+    async def main() -> None:
+        async with Simulator(markets=6, seed=18, events_per_s=200) as sim:
+            assets = sim.exchange.asset_ids()
+            assert {shard_of(m.condition_id, 2) for m in sim.exchange.markets} == {0, 1}  # both follow some
+            shards = [
+                spawn("collect", nats_server.url, sim.ws_url, f"s{i}", "--shard", f"{i}/2", *assets)
+                for i in range(2)
+            ]
+            try:
+                await until_async(lambda: stream_made(nats_server.url), "the collectors made the stream")
+                async with NatsMarketStream(nats_server.url, None, max_queue=0) as consumer:
+                    books = consumer.books
+
+                    def statuses(shard: int) -> set[BookStatus]:
+                        return {b.status for b in books.values() if shard_of(b.market, 2) == shard}
+
+                    await until(
+                        lambda: (
+                            len(books) == len(assets)
+                            and all(b.status is BookStatus.LIVE for b in books.values())
+                        ),
+                        "every book of both shards live",
+                    )
+                    shards[0].send_signal(signal.SIGKILL)
+                    shards[0].wait()
+                    await until(lambda: statuses(0) == {BookStatus.STALE}, "shard 0's books stale")
+                    assert statuses(1) == {BookStatus.LIVE}
+                    shards[0] = spawn(
+                        "collect", nats_server.url, sim.ws_url, "s0b", "--shard", "0/2", *assets
+                    )
+                    await until(lambda: statuses(0) == {BookStatus.LIVE}, "shard 0 live again")
+                    assert statuses(1) == {BookStatus.LIVE}
+            finally:
+                for process in shards:
+                    process.kill()
+                    process.wait()
 
     run(main)

@@ -35,7 +35,15 @@ import msgspec
 from polyfeed.book import BookStatus, OrderBook
 from polyfeed.fanout.jetstream import StreamLayout, connect, ensure_layout
 from polyfeed.fanout.publisher import Publisher
-from polyfeed.fanout.schema import Envelope, book_subject, encode_envelope, heartbeat_subject, message_id
+from polyfeed.fanout.schema import (
+    Envelope,
+    Heartbeat,
+    book_subject,
+    encode_envelope,
+    encode_heartbeat,
+    heartbeat_subject,
+    message_id,
+)
 from polyfeed.net.gamma import MarketFilter
 from polyfeed.net.gamma_cache import GammaCache
 from polyfeed.net.rest import fetch_books
@@ -76,6 +84,8 @@ class Collector:
         collector: this collector's name (in every message, the heartbeats and the bucket's values).
         snapshot_interval_s: how often, at most, a changed live book's snapshot is rewritten in the bucket.
         heartbeat_s: how often the collector says it runs, on ``<prefix>.heartbeat.<collector>``.
+        shard: ``(I, N)`` if the collector follows a shard (said in its heartbeats: a consumer marks the
+            books of a shard no collector is heard from stale).
     """
 
     def __init__(
@@ -86,7 +96,9 @@ class Collector:
         collector: str,
         snapshot_interval_s: float = 10.0,
         heartbeat_s: float = 1.0,
+        shard: tuple[int, int] | None = None,
     ) -> None:
+        self.shard = shard
         self.publisher = publisher
         self.layout = publisher.layout
         self._books = books
@@ -313,9 +325,17 @@ class Collector:
             return
         books = self._books()
         live = sum(1 for b in books.values() if b.status is _LIVE)
-        beat = {"collector": self.collector, "books": len(books), "live": live, "time_ns": time.time_ns()}
+        beat = encode_heartbeat(
+            Heartbeat(
+                collector=self.collector,
+                shard=self.shard,
+                books=len(books),
+                live=live,
+                time_ns=time.time_ns(),
+            )
+        )
         with contextlib.suppress(Exception):  # a heartbeat lost to a reconnect is simply the next one
-            await client.publish(heartbeat_subject(self._prefix, self.collector), _encode(beat))
+            await client.publish(heartbeat_subject(self._prefix, self.collector), beat)
 
 
 @dataclass
@@ -383,7 +403,7 @@ async def publish(
         await publisher.start()
         books: dict[str, OrderBook] = {}
         collector_ = Collector(
-            publisher, lambda: books, collector=name, snapshot_interval_s=snapshot_interval_s
+            publisher, lambda: books, collector=name, snapshot_interval_s=snapshot_interval_s, shard=shard
         )
 
         def events(event: Event) -> None:

@@ -15,6 +15,9 @@ here as it runs live, independently of the collector. The driver maps the sessio
 - a collector's ``gap`` marks the book stale until the snapshot that follows it;
 - the collectors' heartbeats count as data: the data-idle deadline means "no collector is heard", and
   closes the "connection" (every book stale) until one is heard again, when the bucket is read again;
+- each heartbeat names its collector's shard: a book whose shard no collector has been heard from for
+  ``config.max_idle_s`` (from the start, or since the last beat) turns stale while other shards beat on,
+  and is read again from the bucket when its shard is heard again;
 - a NATS disconnect is a lost connection too: the books are stale until NATS is back, and their
   snapshots are read again (the JetStream consumer resumes where it was: nothing is missed).
 
@@ -37,9 +40,15 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from polyfeed.book import OrderBook
+from polyfeed.book import BookStatus, OrderBook
 from polyfeed.fanout.jetstream import FanoutError, StreamLayout, connect
-from polyfeed.fanout.schema import VENUE_KINDS, decode_envelope, decode_snapshot_value
+from polyfeed.fanout.schema import (
+    VENUE_KINDS,
+    decode_envelope,
+    decode_heartbeat,
+    decode_snapshot_value,
+    shard_of,
+)
 from polyfeed.session import (
     Event,
     MarketSession,
@@ -136,6 +145,11 @@ class NatsMarketStream(QueuedStream):
         self._reopen = asyncio.Event()
         self._closing = False
         self._logged_undecodable = 0
+        self._beats: dict[tuple[int, int] | None, int] = {}  # shard -> when a collector of it last beat
+        self._silent: set[tuple[int, int] | None] = set()  # shards heard once and silent since
+        self._shard_of: dict[tuple[str, int], int] = {}
+        self._started_ns = 0
+        self._next_watch_ns = 0
 
     @property
     def books(self) -> dict[str, OrderBook]:
@@ -178,6 +192,7 @@ class NatsMarketStream(QueuedStream):
         except BaseException:
             await self._client.close()
             raise
+        self._started_ns = time.time_ns()
         self._pump = asyncio.create_task(self._take(), name="polyfeed-nats-consumer")
         self._timer = asyncio.create_task(self._run_timer(), name="polyfeed-nats-timer")
         return self
@@ -429,10 +444,80 @@ class NatsMarketStream(QueuedStream):
 
     async def _heartbeat(self, msg: Msg) -> None:
         now = time.time_ns()
+        try:
+            beat = decode_heartbeat(msg.data)
+        except msgspec.DecodeError as exc:
+            self._undecodable(f"a heartbeat on {msg.subject}", exc, msg.data)
+            return
+        shard = beat.shard
+        self._beats[shard] = now
         if not self._up:
             self._reopen.set()  # a collector is heard again: read the bucket and go on
             return
         self.session.source_alive(now)
+        if shard in self._silent:
+            self._silent.discard(shard)
+            log.info("a collector of shard %s is heard again: its books are read from the bucket", shard)
+            self._spawn(self._revive(shard))
+
+    def _covers(self, shard: tuple[int, int] | None, market: str) -> bool:
+        if shard is None:
+            return True
+        index, count = shard
+        key = (market, count)
+        mine = self._shard_of.get(key)
+        if mine is None:
+            mine = self._shard_of[key] = shard_of(market, count)
+        return mine == index
+
+    def _watch_shards(self, now: int) -> None:
+        """Books no collector of their shard has been heard for within ``max_idle_s`` turn stale."""
+        if now < self._next_watch_ns:
+            return
+        self._next_watch_ns = now + _NS  # once a second: it reads every book
+        deadline = now - int(self.config.max_idle_s * _NS)
+        if now - self._started_ns < self.config.max_idle_s * _NS:
+            return  # the first beats are on their way
+        for shard, last in self._beats.items():
+            if last < deadline:
+                self._silent.add(shard)
+        heard = [s for s, last in self._beats.items() if last >= deadline]
+        if None in heard:
+            return
+        orphans = [
+            asset
+            for asset, book in self._books.items()
+            if book.status is not BookStatus.STALE
+            and book.status is not BookStatus.CLOSED
+            and book.market
+            and not any(self._covers(shard, book.market) for shard in heard)
+        ]
+        if orphans:
+            log.warning(
+                "%d books: no collector of their shard heard for %g s", len(orphans), self.config.max_idle_s
+            )
+            self.session.gap_reported(
+                orphans, f"no collector of this book's shard heard for {self.config.max_idle_s:g} s", now
+            )
+            self._flush()
+
+    async def _revive(self, shard: tuple[int, int] | None) -> None:
+        """A shard heard again: its stale books start again from the bucket's snapshots."""
+        stale = [
+            a
+            for a, b in self._books.items()
+            if b.status is BookStatus.STALE and b.market and self._covers(shard, b.market)
+        ]
+        values = await self._read_bucket(stale)
+        books = []
+        for asset, (seq, book) in values.items():
+            if seq >= self._fed.get(asset, 0):
+                self._base[asset] = seq
+                books.append(book)
+        if books:
+            self.snapshots_read += len(books)
+            self.session.receive_data(b"[" + b",".join(books) + b"]", time.time_ns())
+            self._flush()
 
     # -- the session's outputs and time ---------------------------------------------------------------------
 
@@ -485,6 +570,7 @@ class NatsMarketStream(QueuedStream):
             if self._up:
                 session.timer(now)
                 self._flush()
+                self._watch_shards(now)
                 if session.close_reason is not None:
                     log.warning("NATS stream: %s; waiting for a collector", session.close_reason)
                     self._up = False

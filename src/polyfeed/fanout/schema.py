@@ -49,6 +49,7 @@ from polyfeed.net.gamma import shard_of
 __all__ = [
     "KINDS",
     "Envelope",
+    "Heartbeat",
     "SnapshotValue",
     "bucket_name",
     "heartbeat_subject",
@@ -99,10 +100,24 @@ class SnapshotValue(msgspec.Struct, frozen=True, kw_only=True):
     written_ns: int = 0
 
 
+class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
+    """What a collector says once a second on ``<prefix>.heartbeat.<collector>`` (core NATS, not stored):
+    a consumer marks the books of a shard no collector is heard from stale."""
+
+    collector: str
+    shard: tuple[int, int] | None = None
+    """``(I, N)``: the collector follows the markets :func:`shard_of` gives to I of N (``None``: all)."""
+    books: int = 0
+    live: int = 0
+    time_ns: int = 0
+
+
 encode_envelope = msgspec.json.Encoder().encode
 decode_envelope = msgspec.json.Decoder(Envelope).decode
 encode_snapshot_value = msgspec.json.Encoder().encode
 decode_snapshot_value = msgspec.json.Decoder(SnapshotValue).decode
+encode_heartbeat = msgspec.json.Encoder().encode
+decode_heartbeat = msgspec.json.Decoder(Heartbeat).decode
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _TOKEN_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
