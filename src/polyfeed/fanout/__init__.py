@@ -11,5 +11,14 @@ Needs ``nats-py`` (``pip install 'polyfeed[nats]'``).
 from polyfeed.fanout.collector import Collector, PublishSummary, publish
 from polyfeed.fanout.consumer import NatsMarketStream
 from polyfeed.fanout.jetstream import FanoutError, StreamLayout
+from polyfeed.fanout.sync import SyncNatsMarketStream
 
-__all__ = ["Collector", "FanoutError", "NatsMarketStream", "PublishSummary", "StreamLayout", "publish"]
+__all__ = [
+    "Collector",
+    "FanoutError",
+    "NatsMarketStream",
+    "PublishSummary",
+    "StreamLayout",
+    "SyncNatsMarketStream",
+    "publish",
+]

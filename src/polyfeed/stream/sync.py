@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -95,10 +95,16 @@ class SyncMarketStream:
                 finally:
                     put(event)
 
-        self._stream = MarketStream(asset_ids, on_event=on_event, max_queue=0, **kwargs)
+        self._stream = self._make_stream(asset_ids, on_event, kwargs)
         self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="polyfeed-stream", daemon=True)
         self._stopped = threading.Event()
+
+    def _make_stream(
+        self, asset_ids: Iterable[str], on_event: Callable[[Event], None], kwargs: dict[str, Any]
+    ) -> MarketStream:
+        """The stream this wraps (a subclass wraps another stream of the same face: the fan-out's)."""
+        return MarketStream(asset_ids, on_event=on_event, max_queue=0, **kwargs)
 
     @classmethod
     def from_slugs(cls, slugs: Iterable[str], **kwargs: Any) -> SyncMarketStream:
