@@ -45,6 +45,7 @@ def book_state(book: Any) -> dict[str, Any]:
         "bids": [[level.price, level.size] for level in bids],
         "asks": [[level.price, level.size] for level in asks],
         "failed_checks": sum(book.checks.failed.values()),
+        "last_failure": str(book.last_failure) if book.last_failure is not None else None,
     }
 
 
@@ -68,6 +69,9 @@ async def consume(url: str, state_path: Path, durable: str | None, assets: list[
                 "last_seq": stream.last_seq,
                 "resumed_at": stream.resumed_at,
                 "gaps": stream.gaps,
+                "snapshots_behind": stream.snapshots_behind,
+                "snapshots_read": stream.snapshots_read,
+                "skipped": stream.skipped,
                 "undecodable": stream.undecodable,
                 "left_live": left_live,
             }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from polyfeed.book import BookStatus
 from polyfeed.fanout import SyncNatsMarketStream
@@ -25,9 +26,11 @@ def test_a_synchronous_reader_iterates_the_fan_outs_events_until_every_book_is_l
                 def read() -> list[Event]:
                     seen: list[Event] = []
                     updated: set[str] = set()
+                    deadline = time.monotonic() + BOUND_S
                     with SyncNatsMarketStream(nats_server.url, assets) as stream:
                         while True:
                             event = stream.get(timeout=BOUND_S)  # queue.Empty fails the test
+                            assert time.monotonic() < deadline, (updated, {a[:6]: (b.status, b.status_reason) for a, b in stream.books.items()})
                             seen.append(event)
                             if type(event) is BookUpdated:
                                 updated.add(event.asset_id)

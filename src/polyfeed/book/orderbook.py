@@ -292,6 +292,19 @@ class OrderBook(BookChecks):
         self._print_arrived(price, own=own)
         return changed
 
+    @property
+    def trade_price_alternates(self) -> tuple[str | None, str | None]:
+        """The trade prices a hash is also tried with besides :attr:`last_trade_price`: the previous one
+        (a print that overtook the changes hashed before it) and a print naming another token of the
+        market, not confirmed yet. A snapshot carries only the last: a copy of this book made from one
+        (a fan-out consumer's) takes these with :meth:`restore_trade_price_alternates`."""
+        return self._previous_trade_price, self._candidate_price
+
+    def restore_trade_price_alternates(self, previous: str | None, candidate: str | None) -> None:
+        """Set what :attr:`trade_price_alternates` gave of the book this one was copied from."""
+        self._previous_trade_price = previous
+        self._candidate_price = candidate
+
     def _apply_tick_change(self, message: TickSizeChange) -> bool:
         if message.asset_id != self.asset_id:
             return False

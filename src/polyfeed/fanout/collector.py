@@ -70,6 +70,12 @@ _encode = msgspec.json.Encoder().encode
 _LIVE = BookStatus.LIVE
 
 
+def _settled(book: OrderBook) -> bool:
+    """Between bursts, with no hash waiting (for a print, or for its turn): a snapshot taken in a burst's
+    middle holds half of it, and the hash the burst's end checks needs the rest."""
+    return book.open_burst is None and book.awaiting_print is None and book.unverified_claim is None
+
+
 def default_collector_name() -> str:
     """``host-pid``: what a collector calls itself unless told."""
     return f"{socket.gethostname()}-{os.getpid()}"
@@ -84,6 +90,8 @@ class Collector:
         collector: this collector's name (in every message, the heartbeats and the bucket's values).
         snapshot_interval_s: how often, at most, a changed live book's snapshot is rewritten in the bucket.
         heartbeat_s: how often the collector says it runs, on ``<prefix>.heartbeat.<collector>``.
+        quiet_refresh_s: how long a live book with no message keeps its value in the bucket before it is
+            written again at the stream's newest sequence (for late consumers' start).
         shard: ``(I, N)`` if the collector follows a shard (said in its heartbeats: a consumer marks the
             books of a shard no collector is heard from stale).
     """
@@ -97,8 +105,10 @@ class Collector:
         snapshot_interval_s: float = 10.0,
         heartbeat_s: float = 1.0,
         shard: tuple[int, int] | None = None,
+        quiet_refresh_s: float = 60.0,
     ) -> None:
         self.shard = shard
+        self.quiet_refresh_s = quiet_refresh_s
         self.publisher = publisher
         self.layout = publisher.layout
         self._books = books
@@ -115,6 +125,8 @@ class Collector:
         self._changed: set[str] = set()  # books with messages since their last snapshot in the bucket
         self._due: set[str] = set()  # books whose snapshot is written at the next round, whatever its age
         self._written_s: dict[str, float] = {}
+        self._by_market: dict[str, list[str]] = {}  # condition id -> followed tokens (for prints)
+        self._next_quiet_s = 0.0
         self._task: asyncio.Task[None] | None = None
         self.closing = False
         """Set when the collector stops: its streams' orderly close is no gap (consumers learn of the stop
@@ -133,7 +145,7 @@ class Collector:
             elif kind is Book:
                 self._venue_snapshot(message, event.recv_ns)
             elif kind is LastTradePrice:
-                self._venue_message("trade", message.asset_id, message.market, message, event.recv_ns)
+                self._trade(message, event.recv_ns)
             elif kind is TickSizeChange:
                 self._venue_message("tick", message.asset_id, message.market, message, event.recv_ns)
         elif cls is StatusChanged:
@@ -164,6 +176,25 @@ class Collector:
             narrowed = PriceChange(market=message.market, timestamp=message.timestamp, price_changes=own)
             self._venue_message("change", asset, message.market, narrowed, recv_ns)
 
+    def _trade(self, message: LastTradePrice, recv_ns: int) -> None:
+        """A print, on the subject of every followed token of its market: it settles the hashes of both
+        (the venue hashes a book with its market's last trade price, spec 7.3), so a consumer of the other
+        token alone needs it too. ``token`` says which one traded."""
+        market = message.market
+        books = self._books()
+        targets = self._by_market.get(market)
+        if targets is None or message.asset_id not in targets:
+            by_market: dict[str, list[str]] = {}
+            self._by_market = by_market
+            for asset, book in books.items():
+                by_market.setdefault(book.market, []).append(asset)
+            targets = by_market.get(market)
+        if not targets or message.asset_id not in targets:
+            targets = [message.asset_id]
+        for asset in targets:
+            token = "" if asset == message.asset_id else message.asset_id
+            self._venue_message("trade", asset, market, message, recv_ns, token=token)
+
     def _venue_message(
         self,
         kind: str,
@@ -171,6 +202,8 @@ class Collector:
         market: str,
         message: PriceChange | LastTradePrice | TickSizeChange,
         recv_ns: int,
+        *,
+        token: str = "",
     ) -> None:
         if asset not in self._books():
             return
@@ -179,7 +212,7 @@ class Collector:
         previous = self._ordinal.get(asset)
         ordinal = previous[1] + 1 if previous is not None and previous[0] == ts else 0
         self._ordinal[asset] = (ts, ordinal)
-        self._put(kind, asset, market, recv_ns, body, message_id(asset, ts, ordinal, body))
+        self._put(kind, asset, market, recv_ns, body, message_id(asset, ts, ordinal, body), token=token)
 
     def _venue_snapshot(self, message: Book, recv_ns: int) -> None:
         book = self._books().get(message.asset_id)
@@ -227,6 +260,10 @@ class Collector:
         self._send(asset, book.market, encode_envelope(envelope), None)
         if event.new is _LIVE:
             self._due.add(asset)
+        elif event.new is BookStatus.CLOSED:  # resolved, or no book at the venue: no snapshot to start from
+            self.publisher.delete_snapshot(asset)
+            self._changed.discard(asset)
+            self._due.discard(asset)
 
     def _gap(self, asset: str, reason: str, recv_ns: int) -> None:
         book = self._books().get(asset)
@@ -242,7 +279,9 @@ class Collector:
         self.gaps += 1
         self._send(asset, market, encode_envelope(envelope), None)
 
-    def _put(self, kind: str, asset: str, market: str, recv_ns: int, body: bytes, msg_id: str) -> None:
+    def _put(
+        self, kind: str, asset: str, market: str, recv_ns: int, body: bytes, msg_id: str, *, token: str = ""
+    ) -> None:
         envelope = Envelope(
             kind=kind,
             asset_id=asset,
@@ -250,6 +289,7 @@ class Collector:
             recv_ns=recv_ns,
             collector=self.collector,
             message=msgspec.Raw(body),
+            token=token,
         )
         self._send(asset, market, encode_envelope(envelope), msg_id)
         self._changed.add(asset)
@@ -312,12 +352,37 @@ class Collector:
                 self._changed.discard(asset)
                 self._due.discard(asset)
                 continue
-            if book.status is not _LIVE:
-                continue  # written once it is live again (verified)
-            if publisher.put_snapshot(asset, _encode(book.to_snapshot())):
+            if book.status is not _LIVE or not _settled(book):
+                continue  # written once it is live again (verified), between bursts
+            snapshot = _encode(book.to_snapshot())
+            if publisher.put_snapshot(asset, snapshot, alternates=book.trade_price_alternates):
                 written[asset] = now_s
                 self._changed.discard(asset)
                 self._due.discard(asset)
+        if now_s >= self._next_quiet_s:
+            self._refresh_quiet(books, now_s)
+
+    def _refresh_quiet(self, books: dict[str, OrderBook], now_s: float) -> None:
+        """Rewrite the bucket's value of live books with nothing published for ``quiet_refresh_s``, at the
+        stream's newest acknowledged sequence (nothing of theirs lies between): a late consumer starts from
+        the oldest value's sequence, which a quiet book would otherwise hold back for as long as it is
+        quiet (a day's stream read and skipped, for one book)."""
+        self._next_quiet_s = now_s + self.quiet_refresh_s / 4
+        publisher = self.publisher
+        horizon = now_s - self.quiet_refresh_s
+        written = self._written_s
+        changed = self._changed
+        for asset, book in books.items():
+            if (
+                book.status is _LIVE
+                and asset not in changed
+                and written.get(asset, now_s) < horizon
+                and _settled(book)
+                and publisher.put_snapshot(
+                    asset, _encode(book.to_snapshot()), quiet=True, alternates=book.trade_price_alternates
+                )
+            ):
+                written[asset] = now_s
 
     async def _heartbeat(self) -> None:
         client = self.publisher.client

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from polyfeed.book import BookStatus, OrderBook
+from polyfeed.errors import BookError, FrameDecodeError
 from polyfeed.fanout.jetstream import FanoutError, StreamLayout, connect
 from polyfeed.fanout.schema import (
     VENUE_KINDS,
@@ -48,6 +49,7 @@ from polyfeed.fanout.schema import (
     decode_heartbeat,
     decode_snapshot_value,
     shard_of,
+    subject_token,
 )
 from polyfeed.session import (
     Event,
@@ -58,6 +60,7 @@ from polyfeed.session import (
 )
 from polyfeed.session.base import CLOSED_BY_CLIENT
 from polyfeed.stream.queue import EventQueue, QueuedStream
+from polyfeed.wire import Book, decode_market
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -80,6 +83,19 @@ _CONSUMER_CONFIG = SessionConfig(
 )
 
 _NS = 1_000_000_000
+
+MAX_SNAPSHOT_AGE_S = 300.0
+"""A bucket value older than this is no start: a collector rewrites the value of every live book at least
+every minute (``Collector.quiet_refresh_s``), so an older one belongs to a book not live at its collector,
+or to a collector gone."""
+
+_CLOSE_BOUND_S = 5.0
+
+_Alternates = tuple[str | None, str | None]
+_Value = tuple[int, bytes, _Alternates]  # a bucket value: (sequence, book, trade price alternates)
+
+MAX_LOOKBACK = 100_000
+"""How far back in the stream a consumer looks for the snapshot of a book the bucket has none of."""
 
 
 class NatsMarketStream(QueuedStream):
@@ -125,6 +141,12 @@ class NatsMarketStream(QueuedStream):
         """Messages on the stream's subjects that do not decode as an envelope, or of unknown kind."""
         self.gaps = 0
         """``gap`` messages received."""
+        self.snapshots_behind = 0
+        """Snapshots older than a live book and different from it (another collector's, behind this
+        stream: see :meth:`_behind`), reported as messages and not applied."""
+        self.snapshots_behind = 0
+        """Snapshots older than a live book and different from it (another collector's, behind this
+        stream: see :meth:`_behind`), reported as messages and not applied."""
         self.last_seq = 0
         """The stream sequence of the last message taken."""
         self.snapshots_read = 0
@@ -186,7 +208,7 @@ class NatsMarketStream(QueuedStream):
                     f"NATS at {self.nats_url} has no stream {self.layout.stream} (or its bucket "
                     f"{self.layout.bucket}): start a collector first (polyfeed publish ... --nats URL)"
                 ) from exc
-            start = await self._open(int(info.state.first_seq))
+            start = await self._open(int(info.state.first_seq), int(info.state.last_seq))
             await self._subscribe(start)
             await self._client.subscribe(f"{self.layout.prefix}.heartbeat.*", cb=self._heartbeat)
         except BaseException:
@@ -204,7 +226,10 @@ class NatsMarketStream(QueuedStream):
         tasks = [t for t in (self._pump, self._timer, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            # Bounded: a cancellation swallowed below us (inside nats-py) must not hold the exit; the loops
+            # see _closing and end at their next turn anyway.
+            await asyncio.wait(tasks, timeout=_CLOSE_BOUND_S)
         if self._up:
             self._up = False
             self.session.connection_lost(time.time_ns(), CLOSED_BY_CLIENT)
@@ -218,11 +243,12 @@ class NatsMarketStream(QueuedStream):
 
     # -- the "connection": the bucket's snapshots, then the stream ------------------------------------------
 
-    async def _open(self, stream_first_seq: int) -> int:
+    async def _open(self, stream_first_seq: int = 0, stream_last_seq: int = 0) -> int:
         """Make the session's connection and feed it the bucket's snapshots (the initial dump); returns
-        the sequence to take the stream from: after the oldest snapshot's, or from the stream's first
-        message if a followed book has no snapshot in the bucket yet (a collector's first message of a
-        book is its snapshot)."""
+        the sequence to take the stream from: after the oldest snapshot's, or, if a followed book has no
+        snapshot in the bucket, at most :data:`MAX_LOOKBACK` messages back (a collector's first message of
+        a book is its snapshot; one further back is not looked for: the book waits for its next one, or
+        for a value in the bucket, which its resyncs read)."""
         now = time.time_ns()
         session = self.session
         session.connection_made(now)
@@ -230,52 +256,56 @@ class NatsMarketStream(QueuedStream):
         self._up = True
         values = await self._read_bucket(self.asset_ids)
         books: list[bytes] = []
-        for asset, (seq, book) in values.items():
-            if seq < self._fed.get(asset, 0):
+        fed: dict[str, _Alternates] = {}
+        for asset, (seq, book, alternates) in values.items():
+            if seq < self._fed.get(asset, 0) or seq < 0:
                 continue  # the book has gone further than this snapshot: its messages carry it on
             if self.asset_ids is None and asset not in session.assets:
                 session.subscribe([asset], now)
             self._base[asset] = seq
             books.append(book)
-        self.snapshots_read += len(books)
-        if books:
-            session.receive_data(b"[" + b",".join(books) + b"]", now)
+            fed[asset] = alternates
+        self._feed_snapshots(books, fed, now)
         self._flush()
         if self.last_seq:
             return self.last_seq + 1
-        starts = [seq + 1 for seq, _ in values.values()]
-        if not starts or (self.asset_ids is not None and len(values) < len(self.asset_ids)):
-            starts.append(stream_first_seq)
+        starts = [seq + 1 for seq, _, _ in values.values() if seq >= 0]
+        if not starts or (self.asset_ids is not None and len(starts) < len(self.asset_ids)):
+            starts.append(max(stream_first_seq, stream_last_seq + 1 - MAX_LOOKBACK))
         return min(starts)
 
-    async def _read_bucket(self, assets: list[str] | None) -> dict[str, tuple[int, bytes]]:
+    async def _read_bucket(self, assets: list[str] | None) -> dict[str, _Value]:
         kv = self._kv
         assert kv is not None
-        from nats.js.errors import KeyNotFoundError, NoKeysError
+        from nats.js.errors import NoKeysError, NotFoundError
 
         if assets is None:
             try:
                 assets = list(await kv.keys())
             except NoKeysError:
                 return {}
-        values: dict[str, tuple[int, bytes]] = {}
+        values: dict[str, _Value] = {}
         for asset in assets:
             try:
                 entry = await kv.get(asset)
-            except KeyNotFoundError:
+            except NotFoundError:  # never written, or deleted (a closed book)
                 continue
             value = self._snapshot_value(asset, entry.value)
             if value is not None:
                 values[asset] = value
         return values
 
-    def _snapshot_value(self, asset: str, data: bytes | None) -> tuple[int, bytes] | None:
+    def _snapshot_value(self, asset: str, data: bytes | None) -> _Value | None:
+        """A bucket value as (sequence, book); the sequence is -1 for a value older than
+        :data:`MAX_SNAPSHOT_AGE_S` (its collector gone, or its book not live there since): not a start."""
         try:
             value = decode_snapshot_value(data or b"")
         except msgspec.DecodeError as exc:
             self._undecodable(f"the bucket's value of {asset}", exc, data or b"")
             return None
-        return value.seq, bytes(value.book)
+        if value.written_ns and time.time_ns() - value.written_ns > MAX_SNAPSHOT_AGE_S * _NS:
+            return -1, bytes(value.book), (value.previous_trade_price, value.candidate_price)
+        return value.seq, bytes(value.book), (value.previous_trade_price, value.candidate_price)
 
     async def _subscribe(self, start_seq: int) -> None:
         from nats.js import api
@@ -286,7 +316,8 @@ class NatsMarketStream(QueuedStream):
         if self.asset_ids is None:
             subjects = [f"{prefix}.book.>"]
         else:
-            subjects = [f"{prefix}.book.*.{a}" for a in self.asset_ids] or [f"{prefix}.book.none.none"]
+            tokens = [subject_token(a) for a in self.asset_ids]
+            subjects = [f"{prefix}.book.*.{t}" for t in tokens] or [f"{prefix}.book.none.none"]
         if self.durable is not None and not self.last_seq:
             # A restart. The durable consumer would resume at its first message never delivered and
             # redeliver the unacknowledged ones after ack_wait, out of order, which a book cannot take: it
@@ -334,7 +365,7 @@ class NatsMarketStream(QueuedStream):
         subjects = (
             [f"{prefix}.book.>"]
             if self.asset_ids is None
-            else [f"{prefix}.book.*.{a}" for a in self.asset_ids]
+            else [f"{prefix}.book.*.{subject_token(a)}" for a in self.asset_ids]
         )
         reader = await js.pull_subscribe(
             subjects[0],
@@ -375,7 +406,7 @@ class NatsMarketStream(QueuedStream):
         from nats.errors import ConnectionClosedError
         from nats.errors import TimeoutError as NatsTimeoutError
 
-        while True:
+        while not self._closing:
             if self._reopen.is_set():
                 await self._reconnect()
             try:
@@ -411,6 +442,8 @@ class NatsMarketStream(QueuedStream):
         asset = envelope.asset_id
         session = self.session
         if kind in VENUE_KINDS and envelope.message:
+            if envelope.token and envelope.token in session.assets:
+                return  # a print of another token followed here: its own subject brings it
             if asset not in session.assets:
                 if self.asset_ids is not None:
                     return
@@ -422,6 +455,10 @@ class NatsMarketStream(QueuedStream):
                     session.receive_unapplied(bytes(envelope.message), now)
                 return
             self._fed[asset] = seq
+            if kind == "snapshot" and self._behind(asset, envelope.message):
+                self.snapshots_behind += 1
+                session.receive_unapplied(bytes(envelope.message), now)
+                return
             session.receive_data(bytes(envelope.message), now)
         elif kind == "gap":
             self.gaps += 1
@@ -430,11 +467,33 @@ class NatsMarketStream(QueuedStream):
             )
             session.gap_reported([asset], f"the collector reports a gap: {envelope.reason}", now)
         elif kind == "status":
-            return  # the collector's own view; this stream's books have their own status
+            # the collector's own view: this stream's books have their own status, but a book the collector
+            # closed (its market resolved, or the venue has no book) gets no more messages to say so
+            if envelope.new == BookStatus.CLOSED.value and asset in session.assets:
+                session.books_closed([asset], f"closed by the collector: {envelope.reason}", now)
         else:
             self._undecodable(
                 f"message {seq} on {msg.subject}", ValueError(f"unknown kind {kind!r}"), msg.data
             )
+
+    def _behind(self, asset: str, message: msgspec.Raw) -> bool:
+        """Whether a snapshot is older than a live book that differs from it: another collector's, taken
+        when it subscribed (or resynced) while the changes it had not seen yet were stored already, from
+        the first collector (their copies are dropped as duplicates). Applied, it would take the book back
+        in time, and nothing would bring it forward again."""
+        book = self._books.get(asset)
+        if book is None or book.status is not BookStatus.LIVE or book.timestamp is None:
+            return False
+        try:
+            [snapshot] = decode_market(bytes(message))
+        except (FrameDecodeError, ValueError):
+            return False  # the session reports it
+        if not isinstance(snapshot, Book) or not snapshot.timestamp.isdigit() or not book.timestamp.isdigit():
+            return False
+        try:
+            return int(snapshot.timestamp) <= int(book.timestamp) and not book.same_levels(snapshot)
+        except BookError:
+            return False
 
     def _undecodable(self, what: str, exc: Exception, data: bytes) -> None:
         self.undecodable += 1
@@ -510,14 +569,26 @@ class NatsMarketStream(QueuedStream):
         ]
         values = await self._read_bucket(stale)
         books = []
-        for asset, (seq, book) in values.items():
-            if seq >= self._fed.get(asset, 0):
+        fed: dict[str, _Alternates] = {}
+        for asset, (seq, book, alternates) in values.items():
+            if seq >= self._fed.get(asset, 0) and seq >= 0:
                 self._base[asset] = seq
                 books.append(book)
-        if books:
-            self.snapshots_read += len(books)
-            self.session.receive_data(b"[" + b",".join(books) + b"]", time.time_ns())
-            self._flush()
+                fed[asset] = alternates
+        self._feed_snapshots(books, fed, time.time_ns())
+        self._flush()
+
+    def _feed_snapshots(self, books: list[bytes], alternates: dict[str, _Alternates], now: int) -> None:
+        """The bucket's snapshots into the session as one frame (as the venue's initial dump comes), and
+        each book's trade price alternates, which a snapshot does not carry."""
+        if not books:
+            return
+        self.snapshots_read += len(books)
+        self.session.receive_data(b"[" + b",".join(books) + b"]", now)
+        for asset, (previous, candidate) in alternates.items():
+            book = self._books.get(asset)
+            if book is not None:
+                book.restore_trade_price_alternates(previous, candidate)
 
     # -- the session's outputs and time ---------------------------------------------------------------------
 
@@ -538,14 +609,14 @@ class NatsMarketStream(QueuedStream):
 
     async def _resync(self, asset: str) -> None:
         """A resync the session asked for, answered from the bucket."""
-        from nats.js.errors import KeyNotFoundError
+        from nats.js.errors import NotFoundError
 
         kv = self._kv
         assert kv is not None
         session = self.session
         try:
             entry = await kv.get(asset)
-        except KeyNotFoundError:
+        except NotFoundError:  # never written, or deleted (a closed book)
             session.resync_failed(asset, time.time_ns())
             self._flush()
             return
@@ -555,17 +626,20 @@ class NatsMarketStream(QueuedStream):
             self._flush()
             return
         value = self._snapshot_value(asset, entry.value)
-        if value is None:
+        if value is None or value[0] < 0:
             session.resync_failed(asset, time.time_ns())
         else:
             self.snapshots_read += 1
             # the session re-applies the changes it buffered meanwhile that are newer than the snapshot
             session.resync_received(asset, value[1], time.time_ns())
+            book = self._books.get(asset)
+            if book is not None and asset not in session.resyncs.pending:
+                book.restore_trade_price_alternates(*value[2])
         self._flush()
 
     async def _run_timer(self) -> None:
         session = self.session
-        while True:
+        while not self._closing:
             now = time.time_ns()
             if self._up:
                 session.timer(now)
@@ -583,7 +657,7 @@ class NatsMarketStream(QueuedStream):
         self._reopen.clear()
         if self._up or self._closing:
             return
-        await self._open(0)
+        await self._open()
 
     async def _nats_lost(self) -> None:
         if self._up and not self._closing:

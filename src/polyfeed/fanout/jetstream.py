@@ -135,17 +135,20 @@ async def ensure_layout(js: JetStreamContext, layout: StreamLayout, *, max_age_s
             raise FanoutError("NATS answers but JetStream does not (is the server run with -js?)") from exc
         raise
     if info is None:
-        await js.add_stream(
-            api.StreamConfig(
-                name=layout.stream,
-                description="polyfeed: Polymarket books, changes and trades (docs/fanout.md)",
-                subjects=layout.subjects,
-                storage=api.StorageType.FILE,
-                duplicate_window=DUPLICATE_WINDOW_S,
-                max_age=max_age_s,
-                discard=api.DiscardPolicy.OLD,
+        try:
+            await js.add_stream(
+                api.StreamConfig(
+                    name=layout.stream,
+                    description="polyfeed: Polymarket books, changes and trades (docs/fanout.md)",
+                    subjects=layout.subjects,
+                    storage=api.StorageType.FILE,
+                    duplicate_window=DUPLICATE_WINDOW_S,
+                    max_age=max_age_s,
+                    discard=api.DiscardPolicy.OLD,
+                )
             )
-        )
+        except Exception as exc:  # nats-py's APIError: subjects another stream takes, limits, ...
+            raise FanoutError(f"JetStream refused to create the stream {layout.stream}: {exc}") from exc
         log.info("created the JetStream stream %s (%s)", layout.stream, ", ".join(layout.subjects))
     else:
         subjects = list(info.config.subjects or [])
@@ -154,6 +157,16 @@ async def ensure_layout(js: JetStreamContext, layout: StreamLayout, *, max_age_s
                 f"a JetStream stream named {layout.stream} exists with subjects {subjects}, not "
                 f"{layout.subjects}: name another with --stream, or delete it (nats stream rm "
                 f"{layout.stream})"
+            )
+        window = float(info.config.duplicate_window or 0)
+        if window < DUPLICATE_WINDOW_S:
+            # Shorter, and two collectors of a shard store a message twice when one is late by more.
+            log.warning(
+                "the stream %s keeps message ids %g s, less than the %g s polyfeed asks: two collectors of "
+                "one shard may store a message twice",
+                layout.stream,
+                window,
+                DUPLICATE_WINDOW_S,
             )
     try:
         await js.key_value(layout.bucket)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from polyfeed.fanout.jetstream import StreamLayout
+from polyfeed.fanout.jetstream import DUPLICATE_WINDOW_S, StreamLayout
 from polyfeed.fanout.schema import SnapshotValue, encode_snapshot_value
 
 if TYPE_CHECKING:
@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["Publisher"]
 
 log = logging.getLogger("polyfeed.fanout")
+
+
+_STALE_NS = int((DUPLICATE_WINDOW_S - 20) * 1e9)
 
 
 class _Ack(msgspec.Struct, frozen=True):
@@ -53,16 +56,18 @@ _decode_ack = msgspec.json.Decoder(_Ack).decode
 class _Item:
     """One message on its way: what to send, its book, and what waits for its acknowledgement."""
 
-    __slots__ = ("asset", "headers", "payload", "sent_ns", "seq", "snapshot", "subject", "token")
+    __slots__ = ("asset", "headers", "payload", "put_ns", "sent_ns", "seq", "snapshot", "subject", "token")
 
     def __init__(self, subject: str, payload: bytes, headers: dict[str, str] | None, asset: str) -> None:
         self.subject = subject
         self.payload = payload
         self.headers = headers
         self.asset = asset
+        self.put_ns = time.monotonic_ns()
         self.sent_ns = 0
         self.seq = 0  # the stream sequence, once acknowledged; -1: failed
-        self.snapshot: bytes | None = None  # a key-value snapshot to write once acknowledged
+        # a key-value snapshot (and its trade price alternates) to write once acknowledged
+        self.snapshot: tuple[bytes, tuple[str | None, str | None]] | None = None
         self.token = 0
 
 
@@ -104,6 +109,8 @@ class Publisher:
         """Messages not sent: their book was dirty, or the buffer was full."""
         self.snapshots_written = 0
         """Key-value snapshots acknowledged."""
+        self.newest_seq = 0
+        """The newest stream sequence acknowledged (of this stream, not the bucket's)."""
         self.dirty: dict[str, str] = {}
         """Books whose messages could not all be published, and why (mended by :meth:`mend`)."""
         self.on_failure: Callable[[str], None] | None = None
@@ -166,18 +173,38 @@ class Publisher:
         self._last[asset] = item
         self._wake.set()
 
-    def put_snapshot(self, asset: str, book: bytes) -> bool:
+    def put_snapshot(
+        self,
+        asset: str,
+        book: bytes,
+        *,
+        quiet: bool = False,
+        alternates: tuple[str | None, str | None] = (None, None),
+    ) -> bool:
         """Write ``book`` (a ``book`` message's JSON, the book as its messages put so far left it) to the
         key-value bucket, with the stream sequence of its last message. Returns whether it will be
-        written (not for a dirty book, nor one with nothing published yet)."""
+        written (not for a dirty book, nor one with nothing published yet).
+
+        With ``quiet``, only if its last message is acknowledged, and at the newest sequence acknowledged
+        (no message of the book lies between: the snapshot includes the stream up to there)."""
         last = self._last.get(asset)
         if last is None or asset in self.dirty or last.seq < 0:
             return False
-        if last.seq > 0:
-            self._write_snapshot(asset, book, last.seq)
+        if quiet:
+            if last.seq == 0:
+                return False
+            self._write_snapshot(asset, book, max(last.seq, self.newest_seq), alternates)
+        elif last.seq > 0:
+            self._write_snapshot(asset, book, last.seq, alternates)
         else:
-            last.snapshot = book
+            last.snapshot = (book, alternates)
         return True
+
+    def delete_snapshot(self, asset: str) -> None:
+        """Remove a book's value from the bucket (a closed book: nothing to start from)."""
+        item = _Item(self.layout.kv_subject(asset), b"", {"KV-Operation": "DEL"}, f"$KV{asset}")
+        self._buffer.append(item)
+        self._wake.set()
 
     def mend(self, asset: str) -> str | None:
         """Clear a dirty book (the caller then puts its ``gap`` and snapshot); returns why it was."""
@@ -206,6 +233,12 @@ class Publisher:
             item = buffer.popleft()
             if item.asset in self.dirty:  # put before its book turned dirty: it would follow the hole
                 self.unpublished += 1
+                continue
+            if item.put_ns < time.monotonic_ns() - _STALE_NS and not item.asset.startswith("$KV"):
+                # Held past JetStream's duplicate window (NATS away that long): another collector's copy
+                # may be stored already, and this one would be stored again, late and out of order.
+                self.unpublished += 1
+                self._make_dirty(item.asset, "held longer than the duplicate window while NATS was away")
                 continue
             self._token += 1
             token = item.token = self._token
@@ -240,8 +273,11 @@ class Publisher:
         self.duplicates += ack.duplicate
         if item.asset.startswith("$KV"):
             self.snapshots_written += 1
-        elif item.snapshot is not None:
-            self._write_snapshot(item.asset, item.snapshot, ack.seq)
+            return
+        if ack.seq > self.newest_seq:
+            self.newest_seq = ack.seq
+        if item.snapshot is not None:
+            self._write_snapshot(item.asset, item.snapshot[0], ack.seq, item.snapshot[1])
             item.snapshot = None
 
     async def _sweep(self) -> None:
@@ -282,9 +318,16 @@ class Publisher:
         if self.on_failure is not None:
             self.on_failure(asset)
 
-    def _write_snapshot(self, asset: str, book: bytes, seq: int) -> None:
+    def _write_snapshot(
+        self, asset: str, book: bytes, seq: int, alternates: tuple[str | None, str | None]
+    ) -> None:
         value = SnapshotValue(
-            seq=seq, book=msgspec.Raw(book), collector=self.collector, written_ns=time.time_ns()
+            seq=seq,
+            book=msgspec.Raw(book),
+            collector=self.collector,
+            written_ns=time.time_ns(),
+            previous_trade_price=alternates[0],
+            candidate_price=alternates[1],
         )
         item = _Item(self.layout.kv_subject(asset), encode_snapshot_value(value), None, f"$KV{asset}")
         self._buffer.append(item)

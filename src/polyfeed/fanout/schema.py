@@ -12,14 +12,16 @@ so that a consumer can filter one book, one market (``polyfeed.book.<condition_i
      "timestamp": "1790658693030", "price_changes": [{"asset_id": "7667...", "price": "0.3",
      "size": "120", "side": "BUY", "hash": "0x9e1c...", "best_bid": "0.3", "best_ask": "0.31"}]}}
 
-``message`` is the venue's own message, in the venue's own JSON (Polymarket's documented market-channel
-format), narrowed to this book: a ``price_change`` keeps only this asset's entries, with their hashes, so
-a consumer in any language verifies the book with the venue's hash independently of the collector. The
-kinds:
+``message`` is the venue's own message in Polymarket's documented market-channel format, as polyfeed
+decodes and re-encodes it (absent fields ``null``, unknown ones dropped, old shapes normalised), narrowed to
+this book: a ``price_change`` keeps only this asset's entries, with their hashes, so a consumer in any
+language verifies the book with the venue's hash independently of the collector. The kinds:
 
 - ``snapshot``: a ``book`` message, the venue's (a subscription, a trade) or the collector's own book
   after a resync or a NATS outage, with the venue's metadata and its hash;
-- ``change``: a ``price_change``; ``trade``: a ``last_trade_price``; ``tick``: a ``tick_size_change``;
+- ``change``: a ``price_change``; ``tick``: a ``tick_size_change``;
+- ``trade``: a ``last_trade_price``, on the subject of every followed token of its market (a print settles
+  both tokens' hashes); ``token`` names the one that traded when it is not the subject's;
 - ``status``: the collector's book changed status (``old``, ``new``, ``reason``; no ``message``);
 - ``gap``: the collector lost this book's data (its venue connection dropped, or messages could not be
   published): what follows on the subject is not a continuation until the next ``snapshot``.
@@ -29,7 +31,7 @@ messages under the same JetStream message id (:func:`message_id`, from the conte
 timestamp, the message's ordinal within that timestamp and a digest of its bytes), so the stream holds each
 once. A per-collector counter would differ between the two (each numbers what it saw since it started)
 and break that; gaps are shown instead by ``gap`` messages, and by the venue's hashes, which a missing
-change fails (the venue itself numbers nothing, spec 5).
+change fails (the venue numbers nothing: ``docs/book-checks.md``).
 
 The key-value bucket holds, under each asset id, the latest verified snapshot and the stream sequence it
 includes (:class:`SnapshotValue`): a consumer starting late applies it and then every message of the book
@@ -85,6 +87,9 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     old: str | None = None
     new: str | None = None
     reason: str | None = None
+    token: str = ""
+    """For a ``trade`` published on another token's subject of the same market: the token that traded
+    (a print settles the hashes of both tokens of its market). Empty on the token's own subject."""
 
 
 class SnapshotValue(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,6 +103,11 @@ class SnapshotValue(msgspec.Struct, frozen=True, kw_only=True):
     and the hash)."""
     collector: str = ""
     written_ns: int = 0
+    previous_trade_price: str | None = None
+    """The book's other trade prices its hashes may be computed with (polyfeed's
+    ``OrderBook.trade_price_alternates``): a print that overtook changes hashed before it ..."""
+    candidate_price: str | None = None
+    """... and a print of the market's other token not yet confirmed by a hash."""
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
@@ -129,7 +139,7 @@ def subject_prefix(stream: str) -> str:
     Raises:
         ValueError: a name JetStream does not accept (letters, digits, ``_`` and ``-`` only).
     """
-    if not _NAME.match(stream):
+    if not _NAME.fullmatch(stream):
         raise ValueError(f"stream name {stream!r}: use letters, digits, '_' and '-' only")
     return stream.lower()
 

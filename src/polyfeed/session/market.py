@@ -291,6 +291,12 @@ class MarketSession(ResyncingSession):
             book.mark_stale(reason, now_ns // 1_000_000)
             self._status_event(asset, old, now_ns)
 
+    def books_closed(self, assets: Iterable[str], reason: str, now_ns: int) -> None:
+        """The source upstream closed these books for good (a fan-out collector's book turned CLOSED: its
+        market resolved, or the venue has no book for the token)."""
+        for asset in sorted(set(assets) & self.assets):
+            self._close_book(asset, reason, now_ns)
+
     def source_alive(self, now_ns: int) -> None:
         """The source upstream says it runs (a fan-out collector's heartbeat): the connection is not idle,
         though no book changed. The data-idle deadline then means "the source went silent"."""
