@@ -30,7 +30,8 @@ def test_a_synchronous_reader_iterates_the_fan_outs_events_until_every_book_is_l
                     with SyncNatsMarketStream(nats_server.url, assets) as stream:
                         while True:
                             event = stream.get(timeout=BOUND_S)  # queue.Empty fails the test
-                            assert time.monotonic() < deadline, (updated, {a[:6]: (b.status, b.status_reason) for a, b in stream.books.items()})
+                            states = {a[:6]: (b.status, b.status_reason) for a, b in stream.books.items()}
+                            assert time.monotonic() < deadline, (updated, states)
                             seen.append(event)
                             if type(event) is BookUpdated:
                                 updated.add(event.asset_id)
