@@ -450,6 +450,8 @@ class NatsMarketStream(QueuedStream):
                 session.subscribe([asset], now)
             if seq <= self._base.get(asset, 0):
                 self.skipped += 1
+                if kind == "trade" and not envelope.token:
+                    self._print_for_siblings(asset, envelope.market, seq, envelope.message)
                 if self._silent_until and seq > self._silent_until:
                     # a durable restart behind this book's snapshot: the event is owed, the change is held
                     session.receive_unapplied(bytes(envelope.message), now)
@@ -476,6 +478,27 @@ class NatsMarketStream(QueuedStream):
                 f"message {seq} on {msg.subject}", ValueError(f"unknown kind {kind!r}"), msg.data
             )
 
+    def _print_for_siblings(self, asset: str, market: str, seq: int, message: msgspec.Raw) -> None:
+        """A print its own book's snapshot holds, which the market's other books followed here may not:
+        their snapshots are older (each book starts from its own), and the print settles their hashes
+        too. It goes to those books alone (the session would give it to its own book again, and take
+        that book's trade price back). Their copies of it, on their own subjects, are skipped as prints
+        of a token followed here."""
+        siblings = [
+            book
+            for other, book in self._books.items()
+            if other != asset and book.market == market and self._base.get(other, 0) < seq
+        ]
+        if not siblings:
+            return
+        try:
+            [trade] = decode_market(bytes(message))
+        except (FrameDecodeError, ValueError):
+            return
+        for book in siblings:
+            with contextlib.suppress(BookError):
+                book.apply(trade)
+
     def _behind(self, asset: str, message: msgspec.Raw) -> bool:
         """Whether a snapshot is older than a live book that differs from it: another collector's, taken
         when it subscribed (or resynced) while the changes it had not seen yet were stored already, from
@@ -491,7 +514,9 @@ class NatsMarketStream(QueuedStream):
         if not isinstance(snapshot, Book) or not snapshot.timestamp.isdigit() or not book.timestamp.isdigit():
             return False
         try:
-            return int(snapshot.timestamp) <= int(book.timestamp) and not book.same_levels(snapshot)
+            # Strictly older only: one of the book's own millisecond may hold changes the book has not had
+            # yet (the venue's snapshot after a trade, say), and one older cannot.
+            return int(snapshot.timestamp) < int(book.timestamp) and not book.same_levels(snapshot)
         except BookError:
             return False
 
