@@ -102,11 +102,10 @@ def test_consumers_in_other_processes_hold_the_collectors_books_all_live(
                         state = read_state(path)
                         assert state is not None
                         assert all(b["status"] == "live" for b in state["books"].values())
-                        # checked independently, with the venue's hashes, and never found wrong
-                        # Checked independently with the venue's hashes. Not asserted here: that no check ever
-                        # failed. In about one run in three a consumer started from the bucket fails a check in
-                        # its first seconds, turns suspect, resyncs from the bucket and ends equal: a cause not
-                        # found yet (issue 16's closing note). The other tests assert none.
+                        # Checked independently with the venue's hashes. Not asserted here: that no check
+                        # ever failed. In about one run in three a consumer started from the bucket fails a
+                        # check in its first seconds, turns suspect, resyncs from the bucket and ends equal:
+                        # a cause not found yet (issue 16's closing note). The other tests assert none.
                         assert state["gaps"] == 0
                     assert collector.publisher.failed == collector.publisher.unpublished == 0
                 finally:
