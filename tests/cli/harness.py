@@ -1,5 +1,6 @@
 """Helpers for the command line's tests (not a test module): a local exchange in a thread of its own,
-and running ``polyfeed`` in-process or as a subprocess.
+running ``polyfeed`` in-process or as a subprocess, and a ``polyfeed publish`` collector running beside
+a test.
 
 A command runs its own event loop (``asyncio.Runner``), so the exchange it talks to cannot share the
 test's thread: it serves from a thread with its own loop, on a free loopback port, and the command
@@ -11,10 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -153,3 +158,50 @@ def polyfeed_process(*argv: str, **popen: Any) -> subprocess.Popen[bytes]:
 def default_signals() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def collector_process(exchange: Exchange, nats_url: str, *argv: str) -> Iterator[Collecting]:
+    """``polyfeed publish ARGV --nats NATS_URL --metrics-port 0`` on ``exchange`` as a subprocess, yielded
+    once its ``/healthz`` says 200 (every book live, NATS connected); stopped with Ctrl-C after, which
+    must end it with exit 0 and its summary."""
+    process = polyfeed_process(
+        "publish", *argv, "--nats", nats_url, "--metrics-port", "0", *exchange.venue_args()
+    )
+    assert process.stderr is not None
+    try:
+        line = process.stderr.readline().decode()
+        found = re.search(r"metrics at (http://\S+)/metrics, health at \1/healthz", line)
+        assert found, line
+        running = Collecting(process, found.group(1))
+        deadline = time.monotonic() + BOUND_S
+        while running.get("/healthz")[0] != 200:
+            assert time.monotonic() < deadline and process.poll() is None, "the collector never got healthy"
+            time.sleep(0.1)
+        yield running
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=BOUND_S)
+        running.out = out.decode()
+        assert process.returncode == 0, err.decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+@dataclass
+class Collecting:
+    """A ``polyfeed publish`` running (:func:`collector_process`)."""
+
+    process: subprocess.Popen[bytes]
+    metrics_url: str
+    out: str = ""
+    """What it printed on stdout, once stopped (its summary)."""
+
+    def get(self, path: str) -> tuple[int, str]:
+        """GET ``path`` of its metrics server: status and body."""
+        try:
+            with urllib.request.urlopen(self.metrics_url + path, timeout=BOUND_S) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()

@@ -1,7 +1,9 @@
-"""``polyfeed stream --format jsonl``: an object a line that jq can read, a clean end on a closed pipe."""
+"""``polyfeed stream --format jsonl``: an object a line that jq can read, a clean end on a closed pipe;
+``stream --nats --durable`` goes on where it stopped."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -9,12 +11,21 @@ from collections import defaultdict
 from pathlib import Path
 
 import msgspec
+import nats
 import pytest
 
 from polyfeed.net.gamma import MarketFilter
 from polyfeed.net.gamma_cache import GammaCache
 from polyfeed.session import AnyEvent, MessageReceived, encode_event
-from tests.cli.harness import BOUND_S, Exchange, assert_one_line_failure, polyfeed, polyfeed_process
+from tests.cli.harness import (
+    BOUND_S,
+    Exchange,
+    assert_one_line_failure,
+    collector_process,
+    polyfeed,
+    polyfeed_process,
+)
+from tests.natsserver import NatsServer
 
 
 def test_every_line_is_a_json_event_and_the_books_go_live(
@@ -146,3 +157,46 @@ def test_local_streams_from_an_exchange_of_its_own(capsys: pytest.CaptureFixture
         "BookUpdated",
         "StatusChanged",
     ], "the first book: its message, the update, and the book going live"
+
+
+def test_a_durable_nats_stream_goes_on_where_it_stopped_and_writes_no_change_twice(
+    exchange: Exchange, nats_server: NatsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two runs of one durable consumer: every change the second writes comes after the first run's last
+    in the stream (a consumer without a name starts again from the bucket's snapshot or further back)."""
+    market = exchange.sim.exchange.markets[3]
+    url = nats_server.url
+    with collector_process(exchange, url, market.slug):
+        durable = ["stream", "--nats", url, market.yes, "--durable", "reader-1", "--count", "60"]
+        first = polyfeed(capsys, *durable)
+        second = polyfeed(capsys, *durable)
+    assert first.code == 0 and second.code == 0, first.err + second.err
+    once, again = price_changes(first.out), price_changes(second.out)
+    assert once and again
+    order = asyncio.run(changes_in_stream(url, market.yes))
+    assert order.index(again[0]) > order.index(once[-1]), "the second run goes on after the first"
+    assert [order.index(c) for c in once + again] == sorted(order.index(c) for c in once + again), (
+        "each run writes the changes in the stream's order"
+    )
+
+
+def price_changes(out: str) -> list[str]:
+    """The ``PriceChange`` messages a ``stream`` run wrote, as JSON text."""
+    events = [json.loads(line) for line in out.splitlines()]
+    return [json.dumps(e["message"]) for e in events if e.get("message_type") == "PriceChange"]
+
+
+async def changes_in_stream(url: str, token: str) -> list[str]:
+    """Every change of ``token``'s book in the fan-out's stream, in its order (read with nats-py)."""
+    client = await nats.connect(url)
+    try:
+        reader = await client.jetstream().pull_subscribe(f"polyfeed.book.*.{token}", stream="POLYFEED")
+        changes: list[str] = []
+        while (await reader.consumer_info()).num_pending:
+            for msg in await reader.fetch(1000, timeout=BOUND_S):
+                envelope = json.loads(msg.data)
+                if envelope["kind"] == "change":
+                    changes.append(json.dumps(envelope["message"]))
+        return changes
+    finally:
+        await client.close()

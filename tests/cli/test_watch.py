@@ -1,7 +1,7 @@
 """``polyfeed watch`` against the local exchange: plain frames when piped, one line when the venue is
 not there, a clean end on Ctrl-C, a resolved market shown as resolved, and in a real terminal (tmux)
 ``-v``'s log lines kept below the books instead of drawn through them; ``--all``'s busiest books, its
-universe counted by status, and its cached Gamma listing."""
+universe counted by status, and its cached Gamma listing; ``--nats``'s books from a running collector."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 from rich.cells import cell_len
 
+from polyfeed.cli.terminal import abbreviate
 from polyfeed.cli.view import panels_that_fit
 from polyfeed.net.gamma import GammaMarket, MarketFilter, active_markets
 from polyfeed.net.gamma_cache import GammaCache
@@ -27,12 +28,14 @@ from tests.cli.harness import (
     BOUND_S,
     Exchange,
     assert_one_line_failure,
+    collector_process,
     exchange_in_thread,
     polyfeed,
     polyfeed_process,
     venue_args_at,
 )
 from tests.cli.tmux import EXIT_MARK, Tmux, tmux_server
+from tests.natsserver import NatsServer
 
 
 def test_watch_prints_live_books_by_market_and_a_summary(
@@ -278,3 +281,46 @@ def test_all_in_a_terminal_shows_as_many_busiest_books_as_the_window_holds(
     tmux.keys("C-c")
     final = tmux.wait_for(lambda s: EXIT_MARK in s, "watch --all ends on Ctrl-C", history=True)
     assert f"{EXIT_MARK}0" in final and f"{books} books for " in final
+
+
+# -- watch --nats: the books of a fan-out ---------------------------------------------------------------
+
+
+def test_watch_nats_shows_the_books_a_collector_publishes_live_and_checked(
+    exchange: Exchange, nats_server: NatsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    market = exchange.sim.exchange.markets[4]
+    url = nats_server.url
+    with collector_process(exchange, url, market.slug):
+        given = polyfeed(capsys, "watch", "--nats", url, market.yes, market.no, "--seconds", "2.5")
+        every = polyfeed(capsys, "watch", "--nats", url, "--all", "--top", "1", "--seconds", "2.5")
+    assert given.code == 0, given.err
+    frame = given.out[given.out.rindex("\npolyfeed ") : given.out.rindex("\n2 books for")]
+    assert abbreviate(market.yes) in frame and abbreviate(market.no) in frame, "named by token id"
+    assert frame.count("LIVE") == 2
+    assert given.out.splitlines()[-1].endswith(" passed, 0 failed"), "every hash checked here passed"
+    assert every.code == 0, every.err
+    frame = last_frame(every.out, 2)
+    assert "all 2 books: 2 live 0 syncing 0 suspect 0 stale 0 closed" in frame, frame
+    assert sum(line.count("╭") for line in frame.splitlines()) == 1, "the busiest book only"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["sim-market-0"], "'sim-market-0' is not a token id: with --nats give token ids"),
+        (["--all", "--local"], "--local does not apply with --nats"),
+        (["--all", "--tag", "21", "--ws-url", "ws://h:1"], "--ws-url, --tag do not apply with --nats"),
+        (["123", "--top", "2"], "--top picks among every book: it needs --all"),
+        ([], "give token ids to follow, or --all"),
+    ],
+)
+def test_bad_nats_arguments_are_one_line_and_exit_2(
+    args: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in ("watch", "stream"):
+        if "--top" in args and command == "stream":
+            continue
+        result = polyfeed(capsys, command, "--nats", "nats://127.0.0.1:4222", *args)
+        line = assert_one_line_failure(result, command)
+        assert result.code == 2 and says in line, line

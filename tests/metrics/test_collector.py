@@ -1,4 +1,5 @@
-"""StreamCollector: what a scrape reads, and counters that stay monotonic as books leave a stream."""
+"""StreamCollector: what a scrape reads, and counters that stay monotonic as books leave a stream; a
+fan-out collector's and a NATS stream's counters."""
 
 from __future__ import annotations
 
@@ -7,13 +8,16 @@ import json
 import re
 from pathlib import Path
 
+from nats.aio.client import Client as NatsClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from polyfeed import MarketStream
 from polyfeed.book import BookStatus, CheckKind, OrderBook
 from polyfeed.book.status import CHECK_INDEX
-from polyfeed.metrics import StreamCollector
+from polyfeed.fanout import Collector, NatsMarketStream, StreamLayout
+from polyfeed.fanout.publisher import Publisher
+from polyfeed.metrics import StreamCollector, check_health
 from polyfeed.metrics.collector import _CheckTotals
 from polyfeed.record import Recorder
 from polyfeed.record.format import Channel, RecordKind
@@ -103,10 +107,72 @@ def test_every_metric_the_operations_page_and_the_dashboard_name_is_served(tmp_p
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     named |= {n for e in exprs for n in re.findall(r"\bpolyfeed_[a-z_]+", e)}
     with Recorder(tmp_path / "rec") as recorder:
-        streams = [MarketStream(["a"], recorder=recorder), UserStream(Credentials("key", "secret", "phrase"))]
+        streams = [
+            MarketStream(["a"], recorder=recorder),
+            UserStream(Credentials("key", "secret", "phrase")),
+            NatsMarketStream("nats://127.0.0.1:4222", ["a"]),
+        ]
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(StreamCollector(streams))
+        registry.register(StreamCollector(streams, fanouts=[fanout_collector()]))
         families = {f.name for f in text_string_to_metric_families(generate_latest(registry).decode())}
     assert len(named) > 20
     for name in sorted(named):
         assert re.sub(r"_(total|bucket|count|sum)$", "", name) in families, name
+
+
+def fanout_collector(stream: str = "POLYFEED") -> Collector:
+    """A fan-out collector on a NATS client never connected (its counters are what a scrape reads)."""
+    publisher = Publisher(NatsClient(), StreamLayout(stream), collector="c1")
+    return Collector(publisher, dict, collector="c1")
+
+
+def test_a_fanout_collector_and_a_nats_stream_are_read_counter_by_counter() -> None:
+    fanout = fanout_collector()
+    publisher = fanout.publisher
+    fanout.published, fanout.gaps = 101, 2
+    publisher.acked, publisher.duplicates, publisher.failed = 97, 11, 3
+    publisher.unpublished, publisher.snapshots_written = 5, 7
+    publisher.dirty.update({"a": "why", "b": "why"})
+    publisher.put("polyfeed.book.m.a", b"{}", "z", None)  # buffered: NATS is not connected
+    consumer = NatsMarketStream("nats://127.0.0.1:4222", ["a"])
+    consumer.messages, consumer.skipped, consumer.undecodable = 41, 13, 17
+    consumer.gaps, consumer.snapshots_read, consumer.last_seq = 19, 23, 1234
+    collector = StreamCollector([consumer], fanouts=[fanout, fanout])
+    assert list(collector.streams) == ["nats"] and list(collector.fanouts) == ["POLYFEED"], "named once"
+    scraped = values(collector)
+    by_fanout = {name: v for (name, labels), v in scraped.items() if labels == (("fanout", "POLYFEED"),)}
+    assert by_fanout == {
+        "polyfeed_fanout_published_total": 101,
+        "polyfeed_fanout_acked_total": 97,
+        "polyfeed_fanout_duplicates_total": 11,
+        "polyfeed_fanout_failed_total": 3,
+        "polyfeed_fanout_unpublished_total": 5,
+        "polyfeed_fanout_snapshots_written_total": 7,
+        "polyfeed_fanout_gaps_published_total": 2,
+        "polyfeed_fanout_pending": 0,
+        "polyfeed_fanout_buffered": 1,
+        "polyfeed_fanout_dirty_books": 2,
+        "polyfeed_fanout_nats_connected": 0,
+    }
+    by_stream = {
+        name: v
+        for (name, labels), v in scraped.items()
+        if labels == (("stream", "nats"),) and name.startswith("polyfeed_fanout_")
+    }
+    assert by_stream == {
+        "polyfeed_fanout_received_total": 41,
+        "polyfeed_fanout_skipped_total": 13,
+        "polyfeed_fanout_undecodable_total": 17,
+        "polyfeed_fanout_gaps_received_total": 19,
+        "polyfeed_fanout_snapshots_read_total": 23,
+        "polyfeed_fanout_sequence": 1234,
+    }
+    nats = (("channel", "nats"), ("connection", "1"), ("stream", "nats"))
+    assert scraped["polyfeed_connection_up", nats] == 0, "its session, a market session on the nats channel"
+    assert scraped["polyfeed_books", (("status", "syncing"), ("stream", "nats"))] == 1
+    health = check_health(collector)
+    assert not health.healthy
+    assert health.connections_down == [
+        {"stream": "nats", "channel": "nats", "connection": 1},
+        {"stream": "POLYFEED", "channel": "nats", "connection": None},
+    ]

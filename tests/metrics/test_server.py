@@ -14,12 +14,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from polyfeed import MarketStream
 from polyfeed.book import BookStatus
+from polyfeed.fanout import Collector, NatsMarketStream, publish
 from polyfeed.metrics import MetricsServer, serve_metrics
 from polyfeed.net import Backoff
 from polyfeed.session import SessionConfig
 from polyfeed.sim import Simulator
 from polyfeed.sim.account import SIM_ADDRESS, SIM_CREDENTIALS
 from polyfeed.stream import UserStream
+from tests.natsserver import NatsServer
 from tests.waiting import BOUND_S, until, until_async
 
 FAST = Backoff(initial_s=0.01, max_s=0.05)
@@ -275,3 +277,85 @@ def test_a_metrics_port_taken_is_an_os_error() -> None:
             raise AssertionError("a second server bound the same port")
 
     asyncio.run(main())
+
+
+def test_a_fanout_collector_and_a_nats_stream_are_scraped_and_judged_through_a_nats_outage(
+    nats_server: NatsServer,
+) -> None:
+    """``publish``'s collector and a :class:`NatsMarketStream` reading it, served together: their
+    counters move as messages go through NATS; with NATS stopped both say so and /healthz is 503 naming
+    the two NATS connections; with NATS back, both reconnect and every book is live again."""
+
+    async def main() -> None:
+        async with Simulator(markets=2, seed=9, events_per_s=300) as sim:
+            assets = sim.exchange.asset_ids()
+            opened: list[tuple[MarketStream, Collector]] = []
+            stop = asyncio.Event()
+            job = asyncio.create_task(
+                publish(
+                    nats_server.url, assets, venue=sim.venue, on_open=lambda *o: opened.append(o), stop=stop
+                )
+            )
+            await until(lambda: bool(opened) or job.done(), "the collector's stream open")
+            market, collector = opened[0]
+            consumer = NatsMarketStream(nats_server.url, assets, max_queue=0)
+            async with (
+                await serve_metrics(0, streams=[market], fanouts=[collector]) as server,
+                aiohttp.ClientSession() as http,
+            ):
+                await until_async(lambda: healthy(http, server), "the collector's books live, NATS up")
+                async with consumer:
+                    assert server.collector.add_stream(consumer) == "nats"
+                    await until_async(lambda: healthy(http, server), "the consumer's books live too")
+                    up = await until_scraped(
+                        http, server, lambda s: s.value("polyfeed_fanout_received_total") > 0, "taken"
+                    )
+                    assert up.value("polyfeed_fanout_nats_connected", fanout="POLYFEED") == 1
+                    assert up.value("polyfeed_fanout_acked_total", fanout="POLYFEED") > 0
+                    assert (
+                        up.value("polyfeed_fanout_failed_total")
+                        == up.value("polyfeed_fanout_gaps_published_total")
+                        == 0
+                    )
+                    assert up.value("polyfeed_connections_open", stream="nats", channel="nats") == 1
+                    assert up.value("polyfeed_messages_received_total", channel="nats") > 0
+                    assert up.value("polyfeed_fanout_undecodable_total", stream="nats") == 0
+                    assert up.value("polyfeed_fanout_sequence", stream="nats") > 0
+                    for name in ("market", "nats"):
+                        assert up.value("polyfeed_books", stream=name, status="live") == len(assets), name
+
+                    await asyncio.to_thread(nats_server.stop)
+                    down = await until_scraped(
+                        http,
+                        server,
+                        lambda s: (
+                            s.value("polyfeed_fanout_nats_connected") == 0
+                            and s.value("polyfeed_connection_up", channel="nats") == 0
+                        ),
+                        "both NATS connections down, scraped",
+                    )
+                    assert down.value("polyfeed_connections_open", stream="nats", channel="nats") == 0
+                    status, health = await healthz(http, server)
+                    assert status == 503
+                    assert {"stream": "POLYFEED", "channel": "nats", "connection": None} in health[
+                        "connections_down"
+                    ]
+                    assert {"stream": "nats", "channel": "nats", "connection": 1} in health[
+                        "connections_down"
+                    ]
+
+                    await asyncio.to_thread(nats_server.start)  # the same port and store
+                    await until_async(
+                        lambda: healthy(http, server), "/healthz 200 again: NATS back, books live"
+                    )
+                    back = await scrape(http, server)
+                    assert back.value("polyfeed_fanout_nats_connected") == 1
+                    assert back.value("polyfeed_connection_up", channel="nats") == 1
+            stop.set()
+            await job
+
+    asyncio.run(asyncio.wait_for(main(), BOUND_S * 3))
+
+
+async def healthy(http: aiohttp.ClientSession, server: MetricsServer) -> bool:
+    return (await healthz(http, server))[0] == 200

@@ -8,6 +8,8 @@ Commands, one module each:
 - ``stream`` (:mod:`polyfeed.cli.stream`): every event as a JSON line.
 - ``sim`` (:mod:`polyfeed.cli.sim`): the local exchange on a port.
 - ``capture`` (:mod:`polyfeed.cli.capture`): Polymarket's captured crossing burst, booked and checked.
+- ``publish`` (:mod:`polyfeed.cli.publish`): books published to NATS JetStream; ``watch --nats`` and
+  ``stream --nats`` read them back (:mod:`polyfeed.cli.fanout` holds what they share).
 
 Adding a command (``record``, ``replay``, ``export``): write ``src/polyfeed/cli/record.py`` with
 
@@ -42,7 +44,19 @@ from typing import Annotated, Any
 import typer
 
 import polyfeed
-from polyfeed.cli import capture, demo, export, markets, record, replay, sim, stream, verify, watch
+from polyfeed.cli import (
+    capture,
+    demo,
+    export,
+    markets,
+    publish,
+    record,
+    replay,
+    sim,
+    stream,
+    verify,
+    watch,
+)
 from polyfeed.cli.errors import EXIT_USAGE, discard_stdout, stop_signals_as_ctrl_c
 from polyfeed.cli.logs import JsonFormatter, LogFormat
 
@@ -54,6 +68,7 @@ COMMANDS: tuple[tuple[str, Callable[..., None], str], ...] = (
     ("watch", watch.watch_command, watch.EPILOG),
     ("stream", stream.stream_command, stream.EPILOG),
     ("record", record.record_command, record.EPILOG),
+    ("publish", publish.publish_command, publish.EPILOG),
     ("replay", replay.replay_command, replay.EPILOG),
     ("export", export.export_command, export.EPILOG),
     ("verify", verify.verify_command, verify.EPILOG),

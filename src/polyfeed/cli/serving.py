@@ -13,10 +13,10 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from polyfeed.cli.errors import CommandError
-from polyfeed.metrics import MetricsServer, serve_metrics
-from polyfeed.stream import MarketStream, UserStream
+from polyfeed.fanout import Collector
+from polyfeed.metrics import AnyStream, MetricsServer, serve_metrics
 
-__all__ = ["follow", "with_metrics"]
+__all__ = ["follow", "follow_fanout", "with_metrics"]
 
 T = TypeVar("T")
 
@@ -46,7 +46,14 @@ async def with_metrics(job: Coroutine[Any, Any, T], port: int | None, host: str)
         await server.close()
 
 
-def follow(stream: MarketStream | UserStream) -> None:
+def follow(stream: AnyStream) -> None:
     """Show ``stream`` (and its recorder) in ``/metrics`` and ``/healthz``, if they are served."""
     for server in _server:
         server.collector.add_stream(stream)
+
+
+def follow_fanout(collector: Collector) -> None:
+    """Show a fan-out collector's publishing in ``/metrics`` (and its NATS connection in ``/healthz``),
+    if they are served."""
+    for server in _server:
+        server.collector.add_fanout(collector)

@@ -16,6 +16,10 @@ market's books at once: the screen shows them ``RESOLVED`` rather than live and 
 (:class:`BusiestBooks`): each update costs a dict increment, and about once a second the top N are
 picked with ``heapq.nlargest`` and the universe's books counted by status for the header. A frame
 draws those N books only, whatever the universe's size.
+
+``watch --nats URL`` reads the books from a fan-out that ``polyfeed publish`` fills
+(:class:`polyfeed.fanout.NatsMarketStream`: the same checks, the venue's hashes) instead of the venue:
+token ids, or ``--all`` for every book the collectors publish, the busiest drawn as above.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -32,6 +37,7 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 
 from polyfeed.cli.errors import CommandError, run_command
+from polyfeed.cli.fanout import JetStreamName, NatsSource, check_nats, nats_targets, nats_where
 from polyfeed.cli.options import (
     AllMarkets,
     EndsAfter,
@@ -65,6 +71,7 @@ from polyfeed.cli.view import (
     panels_that_fit,
     render_screen,
 )
+from polyfeed.fanout import NatsMarketStream
 from polyfeed.net.gamma import MarketFilter
 from polyfeed.net.gamma_cache import GammaCache
 from polyfeed.session import SessionConfig
@@ -81,6 +88,9 @@ EPILOG = """**Examples**
 * `polyfeed watch sim-market-0 sim-market-1 --local`
 * `polyfeed watch --all --top 12`: the 12 busiest books of every open market
 * `polyfeed watch --all --tag 21 --min-volume 100000`
+* `polyfeed watch --nats nats://127.0.0.1:4222 7667...1111`: a book from the fan-out `polyfeed publish`
+  fills
+* `polyfeed watch --nats nats://127.0.0.1:4222 --all --top 8`
 """
 
 Depth = Annotated[
@@ -111,6 +121,8 @@ def watch_command(
     ends_after: EndsAfter = None,
     ends_before: EndsBefore = None,
     no_cache: NoCache = False,
+    nats: NatsSource = None,
+    jetstream: JetStreamName = "POLYFEED",
     metrics_port: MetricsPort = None,
     metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
@@ -119,13 +131,36 @@ def watch_command(
     Each book shows both sides' top levels as a ladder, its status (syncing, live, suspect, stale) and
     age, the checks it passed and failed, spread, mid and the last trades; the top line counts messages
     a second, reconnects and resyncs. Readable from 80 columns; Ctrl-C quits. With --all, every open
-    market is followed and the busiest books are shown, with every book counted by status.
+    market is followed and the busiest books are shown, with every book counted by status. With --nats,
+    the books come from the fan-out `polyfeed publish` fills, checked here with the venue's hashes.
     """
+    console = out_console()
+    state = WatchState()
+    if nats is not None:
+        refused = {
+            "--ws-url": ws_url is not None,
+            "--rest-url": rest_url is not None,
+            "--gamma-url": gamma_url is not None,
+            "--local": local,
+            "--tag": tag is not None,
+            "--min-volume": min_volume is not None,
+            "--ends-after": ends_after is not None,
+            "--ends-before": ends_before is not None,
+            "--no-cache": no_cache,
+        }
+        token_ids = nats_targets(targets, all_markets, refused)
+        if token_ids is not None and top is not None:
+            raise typer.BadParameter("--top picks among every book: it needs --all")
+        watching = _watch_nats(nats, jetstream, token_ids, state, console, seconds, depth, timeout, top)
+        run_command("watch", with_metrics(watching, metrics_port, metrics_host))
+        if state.books:
+            console.print(summary(state), soft_wrap=True)
+        return
+    if jetstream != "POLYFEED":
+        raise typer.BadParameter("--stream names the fan-out to read: it needs --nats")
     universe = market_filter(targets, all_markets, tag, min_volume, ends_after, ends_before)
     if universe is None and top is not None:
         raise typer.BadParameter("--top picks among every market: it needs --all")
-    console = out_console()
-    state = WatchState()
     venue = VenueOptions(ws_url, rest_url, gamma_url, local)
     if universe is None:
         job = _watch(venue, targets or [], state, console, seconds, depth, timeout)
@@ -187,15 +222,41 @@ async def show_books(
     def choose(_now_ns: int, _width: int, _height: int | None) -> _Chosen:
         return token_ids, labels, None
 
-    await _show(stream, venue, state, console, choose, seconds, depth, timeout_s, tend)
+    source = _Source.of(venue, stream)
+    await _show(stream, source, state, console, choose, seconds, depth, timeout_s, tend)
 
 
 _Chosen = tuple[Sequence[str], Mapping[str, BookLabel], UniverseCounts | None]
+_AnyMarketStream = MarketStream | NatsMarketStream
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where a watched stream's books come from, as the spinner and the failures name it."""
+
+    opening: str
+    """Where the spinner says it connects to."""
+    who: str
+    """What did not answer when entering the stream takes too long."""
+    no_data: str
+    """The failure when no data comes: where from, and why that may be."""
+
+    @classmethod
+    def of(cls, venue: Venue, stream: MarketStream) -> _Source:
+        who = venue.rest_url
+        if stream.universe is not None and venue.gamma_url != venue.rest_url:
+            who = f"{venue.gamma_url} (Gamma) or {venue.rest_url}"
+        return cls(
+            venue.market_url,
+            who,
+            f"no market data from {venue.market_url} within {{timeout_s:g}} s: the venue knows none of "
+            "these tokens, or sends nothing yet (--timeout 0 waits for ever)",
+        )
 
 
 async def _show(
-    stream: MarketStream,
-    venue: Venue,
+    stream: _AnyMarketStream,
+    source: _Source,
     state: WatchState,
     console: Console,
     choose: Callable[[int, int, int | None], _Chosen],
@@ -210,21 +271,21 @@ async def _show(
     log = ScreenLog(lambda token: _label_text(stream, choose, token))
     follow(stream)
     async with contextlib.AsyncExitStack() as stack:
-        with spinner(console, f"{doing}connecting to {venue.market_url}"):
+        with spinner(console, f"{doing}connecting to {source.opening}"):
             try:
                 async with asyncio.timeout(timeout_s or None):
                     await stack.enter_async_context(stream)
             except TimeoutError:
-                who = venue.rest_url
-                if stream.universe is not None and venue.gamma_url != venue.rest_url:
-                    who = f"{venue.gamma_url} (Gamma) or {venue.rest_url}"
-                raise CommandError(f"{who} did not answer within {timeout_s:g} s") from None
+                raise CommandError(f"{source.who} did not answer within {timeout_s:g} s") from None
         state.books = stream.books
         state.rate(time.monotonic_ns())  # a first sample: a plain frame, two seconds on, has a rate
         loop = asyncio.get_running_loop()
         started = loop.time()
 
-        tender = asyncio.create_task(tend(stream)) if tend is not None else None
+        tender = None
+        if tend is not None:
+            assert isinstance(stream, MarketStream), "only a venue's stream is tended"
+            tender = asyncio.create_task(tend(stream))
 
         def frame() -> RenderableType:
             if tender is not None and tender.done() and not tender.cancelled():
@@ -232,10 +293,7 @@ async def _show(
             if stream.error is not None:  # the venue refused the WebSocket (a 404, say): say so now
                 raise stream.error
             if not state.messages and timeout_s and loop.time() - started > timeout_s:
-                raise CommandError(
-                    f"no market data from {venue.market_url} within {timeout_s:g} s: the venue knows "
-                    "none of these tokens, or sends nothing yet (--timeout 0 waits for ever)"
-                )
+                raise CommandError(source.no_data.format(timeout_s=timeout_s))
             now_ns = time.monotonic_ns()
             terminal = console.is_terminal
             height = console.height - 1 - log.rows if terminal else None
@@ -265,10 +323,10 @@ async def _show(
 
 
 def _label_text(
-    stream: MarketStream, choose: Callable[[int, int, int | None], _Chosen], token: str
+    stream: _AnyMarketStream, choose: Callable[[int, int, int | None], _Chosen], token: str
 ) -> str | None:
     """How a log line on the screen names a book: its market and outcome, when known."""
-    if stream.universe is not None:
+    if isinstance(stream, MarketStream) and stream.universe is not None:
         label = stream.universe.labels.get(token)
         return BookLabel(*label).text if label is not None else None
     labels = choose(0, 0, None)[1]
@@ -293,7 +351,43 @@ async def _watch_all(
         )
         busiest = BusiestBooks(stream, state, top=top, depth=depth)
         doing = "listing every open market on Gamma, "
-        await _show(stream, venue, state, console, busiest.choose, seconds, depth, timeout_s, doing=doing)
+        source = _Source.of(venue, stream)
+        await _show(stream, source, state, console, busiest.choose, seconds, depth, timeout_s, doing=doing)
+
+
+async def _watch_nats(
+    nats_url: str,
+    jetstream: str,
+    token_ids: list[str] | None,
+    state: WatchState,
+    console: Console,
+    seconds: float | None,
+    depth: int | None,
+    timeout_s: float,
+    top: int | None,
+) -> None:
+    """``watch --nats``: the books of a fan-out (``token_ids``; ``None``: every book published, the
+    busiest drawn)."""
+    where = nats_where(nats_url, jetstream)
+    with spinner(console, f"connecting to {where}"):
+        await check_nats(nats_url, timeout_s)
+    stream = NatsMarketStream(nats_url, token_ids, stream=jetstream, on_event=state.on_event, max_queue=0)
+    source = _Source(
+        where,
+        where,
+        f"no data from {where} within {{timeout_s:g}} s: no collector publishes these tokens, or none "
+        "runs (polyfeed publish ... --nats URL; --timeout 0 waits for ever)",
+    )
+    tokens = token_ids or []
+
+    def given(_now_ns: int, _width: int, _height: int | None) -> _Chosen:
+        return tokens, {}, None
+
+    choose: Callable[[int, int, int | None], _Chosen] = given
+    if token_ids is None:
+        state.activity = Activity()
+        choose = BusiestBooks(stream, state, top=top, depth=depth).choose
+    await _show(stream, source, state, console, choose, seconds, depth, timeout_s)
 
 
 class BusiestBooks:
@@ -305,7 +399,7 @@ class BusiestBooks:
 
     def __init__(
         self,
-        stream: MarketStream,
+        stream: _AnyMarketStream,
         state: WatchState,
         *,
         top: int | None,
@@ -354,7 +448,8 @@ class BusiestBooks:
                 if asset not in chosen:
                     order.append(asset)
         self.order = order
-        named = self.stream.universe.labels if self.stream.universe is not None else {}
+        universe = self.stream.universe if isinstance(self.stream, MarketStream) else None
+        named = universe.labels if universe is not None else {}
         self.labels = {a: BookLabel(*named[a]) for a in order if a in named}
         self.counts = UniverseCounts(Counter(b.status for b in books.values()), self.activity.window_s)
 

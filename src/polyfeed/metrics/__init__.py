@@ -5,8 +5,9 @@
 ...         await stream.failed()
 
 - :class:`StreamCollector`: a ``prometheus_client`` collector that reads, when scraped, the counters the
-  streams keep anyway (:mod:`polyfeed.metrics.collector` lists every metric); register it on a registry
-  of your own to serve it with your application's metrics.
+  streams, recorders and fan-out collectors (:mod:`polyfeed.fanout`) keep anyway
+  (:mod:`polyfeed.metrics.collector` lists every metric); register it on a registry of your own to serve
+  it with your application's metrics.
 - :func:`check_health`: every followed book live, every connection up (:mod:`polyfeed.metrics.health`).
 - :func:`serve_metrics`: both over HTTP on the streams' event loop (:mod:`polyfeed.metrics.server`).
 

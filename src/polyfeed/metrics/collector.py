@@ -1,14 +1,17 @@
-"""Prometheus metrics of running streams and recorders, read when scraped.
+"""Prometheus metrics of running streams, recorders and fan-out collectors, read when scraped.
 
-A :class:`StreamCollector` holds references to streams and recorders and, when Prometheus scrapes,
-reads the counters they keep anyway (each session's messages, bytes, reconnects, resyncs; each book's
-checks and status; each queue's drops; each recorder's records): nothing is done per message for
-metrics beyond the counter increments in the sessions. What a scrape costs grows with the books (one
-pass over them, about 5 ms for 45,600 books), never with the message rate.
+A :class:`StreamCollector` holds references to streams, recorders and fan-out collectors and, when
+Prometheus scrapes, reads the counters they keep anyway (each session's messages, bytes, reconnects,
+resyncs; each book's checks and status; each queue's drops; each recorder's records; each publisher's
+acknowledgements): nothing is done per message for metrics beyond the counter increments in the sessions.
+What a scrape costs grows with the books (one pass over them, about 5 ms for 45,600 books), never with
+the message rate.
 
 Every metric is named ``polyfeed_...`` and labelled with the ``stream`` it comes from (``market``,
-``user``, then ``market-2``...: names given to :meth:`StreamCollector.add_stream`), and with the
-``channel`` and ``connection`` where it is a connection's. Counters are monotonic for Prometheus'
+``user``, ``nats`` for a :class:`polyfeed.fanout.NatsMarketStream`, then ``market-2``...: names given to
+:meth:`StreamCollector.add_stream`), and with the ``channel`` (``market``, ``user``, ``nats``) and
+``connection`` where it is a connection's. A fan-out collector's publishing (``polyfeed_fanout_...``) is
+labelled with its ``fanout``, the JetStream stream it publishes to. Counters are monotonic for Prometheus'
 ``rate()`` even when books leave a stream (an all-markets stream drops resolved markets): a book's checks
 are kept in the totals after it is gone. No label or value holds a secret: no credentials, no URL.
 
@@ -29,6 +32,8 @@ from prometheus_client.registry import Collector
 
 from polyfeed.book import BookStatus, OrderBook
 from polyfeed.book.status import CHECK_KINDS
+from polyfeed.fanout.collector import Collector as FanoutCollector
+from polyfeed.fanout.consumer import NatsMarketStream
 from polyfeed.record.writer import Recorder
 from polyfeed.session import MarketSession
 from polyfeed.session.base import ChannelSession
@@ -37,9 +42,9 @@ from polyfeed.session.user import RECONCILED_KINDS, UserSession
 from polyfeed.stream.market import MarketStream
 from polyfeed.stream.user import UserStream
 
-__all__ = ["AnyStream", "StreamCollector", "sessions_of"]
+__all__ = ["AnyStream", "StreamCollector", "channel_of", "sessions_of"]
 
-AnyStream = MarketStream | UserStream
+AnyStream = MarketStream | UserStream | NatsMarketStream
 
 _LAG_BOUNDS = [f"{ms / 1000:g}" for ms in LAG_BUCKETS_MS]
 _CONNECTION = ("stream", "channel", "connection")
@@ -76,36 +81,47 @@ class _CheckTotals:
 
 
 class StreamCollector(Collector):
-    """A Prometheus collector of streams and recorders (register it on a registry of your own).
+    """A Prometheus collector of streams, recorders and fan-out collectors (register it on a registry of
+    your own).
 
     Args:
-        streams: :class:`polyfeed.stream.MarketStream` or :class:`polyfeed.stream.UserStream` objects,
-            named ``market``, ``user``, ``market-2``... in order; a stream's recorder is added with it.
+        streams: :class:`polyfeed.stream.MarketStream`, :class:`polyfeed.stream.UserStream` or
+            :class:`polyfeed.fanout.NatsMarketStream` objects, named ``market``, ``user``, ``nats``,
+            ``market-2``... in order; a stream's recorder is added with it.
         recorders: recorders not already given by a stream (:class:`polyfeed.record.Recorder`).
+        fanouts: fan-out collectors (:class:`polyfeed.fanout.Collector`, ``publish(on_open=...)`` gives
+            it), named by the JetStream stream they publish to.
 
     >>> registry = CollectorRegistry(auto_describe=False)            # doctest: +SKIP
     >>> registry.register(StreamCollector([stream]))                 # doctest: +SKIP
     >>> prometheus_client.generate_latest(registry)                  # doctest: +SKIP
     """
 
-    def __init__(self, streams: Iterable[AnyStream] = (), recorders: Iterable[Recorder] = ()) -> None:
+    def __init__(
+        self,
+        streams: Iterable[AnyStream] = (),
+        recorders: Iterable[Recorder] = (),
+        fanouts: Iterable[FanoutCollector] = (),
+    ) -> None:
         self.streams: dict[str, AnyStream] = {}
         self.recorders: dict[str, Recorder] = {}
+        self.fanouts: dict[str, FanoutCollector] = {}
         self._checks: dict[str, _CheckTotals] = {}
         for stream in streams:
             self.add_stream(stream)
         for recorder in recorders:
             self.add_recorder(recorder)
+        for fanout in fanouts:
+            self.add_fanout(fanout)
 
     def add_stream(self, stream: AnyStream, name: str | None = None) -> str:
         """Collect ``stream`` (and its recorder) from now on; returns its ``stream`` label."""
-        kind = "market" if isinstance(stream, MarketStream) else "user"
-        name = name or _free_name(kind, self.streams)
+        name = name or _free_name(channel_of(stream), self.streams)
         if name in self.streams:
             raise ValueError(f"a stream named {name!r} is collected already")
         self.streams[name] = stream
         self._checks[name] = _CheckTotals()
-        if isinstance(stream.recorder, Recorder):
+        if not isinstance(stream, NatsMarketStream) and isinstance(stream.recorder, Recorder):
             self.add_recorder(stream.recorder)
         return name
 
@@ -119,18 +135,32 @@ class StreamCollector(Collector):
         self.recorders[name] = recorder
         return name
 
+    def add_fanout(self, fanout: FanoutCollector, name: str | None = None) -> str:
+        """Collect a fan-out collector's publishing (once, however often it is given); returns its
+        ``fanout`` label (the JetStream stream's name by default: ``POLYFEED``)."""
+        for known, other in self.fanouts.items():
+            if other is fanout:
+                return known
+        name = name or _free_name(fanout.layout.stream, self.fanouts)
+        self.fanouts[name] = fanout
+        return name
+
     def collect(self) -> Iterator[Metric]:
         """Read every counter now: what Prometheus' registry calls at each scrape."""
         families = _Families()
         now_ns = time.time_ns()
         for name, stream in self.streams.items():
             families.stream(name, stream)
-            if isinstance(stream, MarketStream):
-                families.market(name, stream, self._checks[name], now_ns)
-            else:
+            if isinstance(stream, UserStream):
                 families.user(name, stream)
+            else:
+                families.market(name, stream, self._checks[name], now_ns)
+            if isinstance(stream, NatsMarketStream):
+                families.consumer(name, stream)
         for name, recorder in self.recorders.items():
             families.recording(name, recorder)
+        for name, fanout in self.fanouts.items():
+            families.fanout(name, fanout)
         yield from families.all()
 
 
@@ -143,10 +173,22 @@ def _free_name(base: str, taken: Mapping[str, object]) -> str:
     return f"{base}-{n}"
 
 
-def sessions_of(stream: AnyStream) -> list[tuple[str, ChannelSession]]:
+def channel_of(stream: AnyStream) -> str:
+    """The ``channel`` of a stream's connections, and its default ``stream`` label: ``market``,
+    ``user``, or ``nats`` (a :class:`polyfeed.fanout.NatsMarketStream`: its "connection" is its
+    JetStream consumer)."""
     if isinstance(stream, MarketStream):
-        return [("market", s) for s in stream.sessions]
-    return [("user", stream.connection.session)] if stream.connection is not None else []
+        return "market"
+    if isinstance(stream, NatsMarketStream):
+        return "nats"
+    return "user"
+
+
+def sessions_of(stream: AnyStream) -> list[tuple[str, ChannelSession]]:
+    if isinstance(stream, UserStream):
+        return [("user", stream.connection.session)] if stream.connection is not None else []
+    channel = channel_of(stream)
+    return [(channel, s) for s in stream.sessions]
 
 
 class _Families:
@@ -240,6 +282,80 @@ class _Families:
         self.lost = counter(
             "recording_records_lost", "Records not in the recording because a write had failed.", recording
         )
+        # a fan-out collector's publishing to JetStream (polyfeed publish)
+        fanout = ("fanout",)
+        self.fanout_published = counter(
+            "fanout_published",
+            "Messages the collector handed to its publisher: venue messages, snapshots, statuses, gaps.",
+            fanout,
+        )
+        self.fanout_acked = counter(
+            "fanout_acked",
+            "Messages and key-value snapshots JetStream acknowledged (duplicates included).",
+            fanout,
+        )
+        self.fanout_duplicates = counter(
+            "fanout_duplicates",
+            "Acknowledged messages JetStream held already (another collector of the shard sent them).",
+            fanout,
+        )
+        self.fanout_failed = counter(
+            "fanout_failed",
+            "Messages JetStream refused or did not acknowledge in time (their book awaits a snapshot).",
+            fanout,
+        )
+        self.fanout_unpublished = counter(
+            "fanout_unpublished",
+            "Messages not sent: their book awaited a fresh snapshot, or the buffer was full.",
+            fanout,
+        )
+        self.fanout_snapshots = counter(
+            "fanout_snapshots_written", "Key-value snapshots JetStream acknowledged.", fanout
+        )
+        self.fanout_gaps = counter(
+            "fanout_gaps_published",
+            "gap messages published: a venue connection lost, or messages that could not be published.",
+            fanout,
+        )
+        self.fanout_pending = gauge(
+            "fanout_pending", "Messages sent and waiting for their acknowledgement.", fanout
+        )
+        self.fanout_buffered = gauge(
+            "fanout_buffered", "Messages waiting to be sent (NATS away, or the window full).", fanout
+        )
+        self.fanout_dirty = gauge(
+            "fanout_dirty_books",
+            "Books whose messages await a fresh snapshot after a failure to publish.",
+            fanout,
+        )
+        self.fanout_up = gauge(
+            "fanout_nats_connected", "1 while the collector's NATS connection is up, else 0.", fanout
+        )
+        # a NATS stream's intake from JetStream (watch --nats, stream --nats)
+        self.fanout_received = counter(
+            "fanout_received", "Messages taken from JetStream (skipped ones included).", stream
+        )
+        self.fanout_skipped = counter(
+            "fanout_skipped", "Messages taken that their book's key-value snapshot held already.", stream
+        )
+        self.fanout_undecodable = counter(
+            "fanout_undecodable",
+            "Messages or bucket values that did not decode, or of an unknown kind (skipped, logged).",
+            stream,
+        )
+        self.fanout_gaps_received = counter(
+            "fanout_gaps_received",
+            "gap messages received: a collector lost a book's data (stale until a snapshot).",
+            stream,
+        )
+        self.fanout_snapshots_read = counter(
+            "fanout_snapshots_read",
+            "Snapshots read from the key-value bucket: on entering, after a lost connection, resyncs.",
+            stream,
+        )
+        self.fanout_sequence = gauge(
+            "fanout_sequence", "The JetStream stream sequence of the last message taken.", stream
+        )
 
     def all(self) -> Iterator[Metric]:
         yield from (m for m in vars(self).values() if isinstance(m, Metric))
@@ -261,10 +377,12 @@ class _Families:
             self.idle_timeouts.add_metric(labels, session.idle_timeouts)
             self.pong_timeouts.add_metric(labels, session.pong_timeouts)
             open_by_channel[channel] += session.connected
-        channel = "market" if isinstance(stream, MarketStream) else "user"
+        channel = channel_of(stream)
         self.open.add_metric([name, channel], open_by_channel[channel])
 
-    def market(self, name: str, stream: MarketStream, checks: _CheckTotals, now_ns: int) -> None:
+    def market(
+        self, name: str, stream: MarketStream | NatsMarketStream, checks: _CheckTotals, now_ns: int
+    ) -> None:
         books = stream.books
         statuses = [b.status for b in books.values()]
         for status in BookStatus:  # list.count compares by identity first: an Enum's hash is Python code
@@ -285,7 +403,7 @@ class _Families:
             cumulative += n
             buckets.append((bound, float(cumulative)))
         self.lag.add_metric([name], buckets, lag_sum_ms / 1000)
-        universe = stream.universe
+        universe = stream.universe if isinstance(stream, MarketStream) else None
         if universe is not None:
             self.markets.add_metric([name], len(universe.markets))
             self.polls.add_metric([name, "ok"], universe.polls - universe.polls_failed)
@@ -326,3 +444,27 @@ class _Families:
         self.segments.add_metric([name], recorder.segments)
         self.write_errors.add_metric([name], int(recorder.failed is not None))
         self.lost.add_metric([name], recorder.records_lost)
+
+    def fanout(self, name: str, fanout: FanoutCollector) -> None:
+        publisher = fanout.publisher
+        labels = [name]
+        self.fanout_published.add_metric(labels, fanout.published)
+        self.fanout_acked.add_metric(labels, publisher.acked)
+        self.fanout_duplicates.add_metric(labels, publisher.duplicates)
+        self.fanout_failed.add_metric(labels, publisher.failed)
+        self.fanout_unpublished.add_metric(labels, publisher.unpublished)
+        self.fanout_snapshots.add_metric(labels, publisher.snapshots_written)
+        self.fanout_gaps.add_metric(labels, fanout.gaps)
+        self.fanout_pending.add_metric(labels, publisher.pending)
+        self.fanout_buffered.add_metric(labels, publisher.buffered)
+        self.fanout_dirty.add_metric(labels, len(publisher.dirty))
+        self.fanout_up.add_metric(labels, int(publisher.client.is_connected))
+
+    def consumer(self, name: str, stream: NatsMarketStream) -> None:
+        labels = [name]
+        self.fanout_received.add_metric(labels, stream.messages)
+        self.fanout_skipped.add_metric(labels, stream.skipped)
+        self.fanout_undecodable.add_metric(labels, stream.undecodable)
+        self.fanout_gaps_received.add_metric(labels, stream.gaps)
+        self.fanout_snapshots_read.add_metric(labels, stream.snapshots_read)
+        self.fanout_sequence.add_metric(labels, stream.last_seq)

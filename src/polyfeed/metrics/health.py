@@ -1,7 +1,8 @@
 """Whether the streams a collector holds are healthy, for ``/healthz``: load balancers and orchestrators
 (a Kubernetes probe, a systemd watchdog script) ask, and act on the answer.
 
-Healthy means every followed book is live and every connection is up, and no stream has given up. A
+Healthy means every followed book is live and every connection is up (a fan-out collector's NATS
+connection too), and no stream has given up. A
 ``CLOSED`` book is not followed any more (its market resolved, or the venue has no book for it: final,
 nothing to mend), so it does not make a stream unhealthy; a ``SYNCING`` one does (a stream just started
 is not ready yet), as do ``SUSPECT`` and ``STALE`` ones. What is not healthy is named in the answer: the
@@ -16,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polyfeed.book import BookStatus
-from polyfeed.metrics.collector import StreamCollector, sessions_of
-from polyfeed.stream.market import MarketStream
+from polyfeed.metrics.collector import StreamCollector, channel_of, sessions_of
+from polyfeed.stream.user import UserStream
 
 __all__ = ["MAX_NAMED", "Health", "check_health"]
 
@@ -36,7 +37,9 @@ class Health:
     books_not_live: list[dict[str, Any]] = field(default_factory=list)
     """At most :data:`MAX_NAMED`: ``stream``, ``asset_id``, ``status``, ``reason``, ``since_ms``."""
     connections_down: list[dict[str, Any]] = field(default_factory=list)
-    """``stream``, ``channel``, ``connection`` (``null``: the stream has opened none)."""
+    """``stream``, ``channel``, ``connection`` (``null``: the stream has opened none); a fan-out
+    collector's NATS connection down is ``stream``: its fan-out's name, ``channel``: ``nats``,
+    ``connection``: ``null``."""
     streams_failed: list[dict[str, str]] = field(default_factory=list)
     """``stream`` and ``error``, the class of what ended it."""
 
@@ -63,11 +66,11 @@ def check_health(collector: StreamCollector) -> Health:
             failed.append({"stream": name, "error": type(stream.error).__name__})
         sessions = sessions_of(stream)
         if not sessions:
-            down.append({"stream": name, "channel": _channel(stream), "connection": None})
+            down.append({"stream": name, "channel": channel_of(stream), "connection": None})
         for channel, session in sessions:
             if not session.connected:
                 down.append({"stream": name, "channel": channel, "connection": session.connection_id})
-        if not isinstance(stream, MarketStream):
+        if isinstance(stream, UserStream):
             continue
         for asset, book in stream.books.items():
             status = book.status
@@ -86,6 +89,9 @@ def check_health(collector: StreamCollector) -> Health:
                         "since_ms": book.status_since_ms,
                     }
                 )
+    for name, fanout in collector.fanouts.items():
+        if not fanout.publisher.client.is_connected:
+            down.append({"stream": name, "channel": "nats", "connection": None})
     followed = sum(by_status.values()) - by_status[BookStatus.CLOSED.value]
     books_bad = followed - by_status[BookStatus.LIVE.value]
     return Health(
@@ -98,7 +104,3 @@ def check_health(collector: StreamCollector) -> Health:
         connections_down=down,
         streams_failed=failed,
     )
-
-
-def _channel(stream: object) -> str:
-    return "market" if isinstance(stream, MarketStream) else "user"

@@ -16,6 +16,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
+from polyfeed.fanout.collector import Collector as FanoutCollector
 from polyfeed.metrics.collector import AnyStream, StreamCollector
 from polyfeed.metrics.health import check_health
 from polyfeed.record.writer import Recorder
@@ -28,7 +29,8 @@ class MetricsServer:
     manager that closes it on exit.
 
     Attributes:
-        collector: the streams and recorders served; :meth:`StreamCollector.add_stream` adds more.
+        collector: the streams, recorders and fan-out collectors served;
+            :meth:`StreamCollector.add_stream` (and ``add_recorder``, ``add_fanout``) adds more.
         registry: the registry ``/metrics`` renders (its own, never the global one): the collector
             and the process' CPU, memory and open files (``process_...``).
         host, port: where it listens (``port`` is the one bound, when 0 was asked for).
@@ -98,18 +100,22 @@ async def serve_metrics(
     *,
     streams: Iterable[AnyStream] = (),
     recorders: Iterable[Recorder] = (),
+    fanouts: Iterable[FanoutCollector] = (),
     process: bool = True,
 ) -> MetricsServer:
     """Serve ``/metrics`` (Prometheus' text format) and ``/healthz`` for ``streams`` (and their
-    recorders) on ``host:port`` until the returned server is closed.
+    recorders) and ``fanouts`` on ``host:port`` until the returned server is closed.
 
     Args:
         port: the port to listen on (``0``: a free one, then in ``.port``).
         host: the address to listen on: loopback by default; ``0.0.0.0`` in a container whose port is
             published.
-        streams: :class:`polyfeed.stream.MarketStream` / :class:`polyfeed.stream.UserStream` objects;
-            more can be added later through ``.collector``.
+        streams: :class:`polyfeed.stream.MarketStream`, :class:`polyfeed.stream.UserStream` or
+            :class:`polyfeed.fanout.NatsMarketStream` objects; more can be added later through
+            ``.collector``.
         recorders: recorders no stream has.
+        fanouts: fan-out collectors (:class:`polyfeed.fanout.Collector`, from ``publish``'s
+            ``on_open``): their publishing to JetStream, and their NATS connection in ``/healthz``.
         process: add the process' own metrics (CPU, memory, open files; Linux only).
 
     ``/healthz`` answers 200 when every followed book is live and every connection up, 503 with a JSON
@@ -122,7 +128,7 @@ async def serve_metrics(
     Raises:
         OSError: the port cannot be bound (taken, or not allowed).
     """
-    collector = StreamCollector(streams, recorders)
+    collector = StreamCollector(streams, recorders, fanouts)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     if process:
