@@ -335,7 +335,7 @@ def _print_summary(console: Console, job: _Publishing) -> None:
     unsent = publisher.pending + publisher.buffered  # NATS away at the stop, or slower than the drain
     console.print(
         f"{publisher.acked:,} acknowledged ({publisher.duplicates:,} duplicates, "
-        f"{publisher.snapshots_written:,} snapshots in the bucket), {publisher.failed:,} failed, "
+        f"{publisher.snapshots_written:,} snapshots written to the bucket), {publisher.failed:,} failed, "
         f"{publisher.unpublished:,} unpublished, {collector.gaps:,} gaps"
         + (f", {unsent:,} not acknowledged when it stopped" if unsent else ""),
         soft_wrap=True,

@@ -132,6 +132,11 @@ class Collector:
         """Set when the collector stops: its streams' orderly close is no gap (consumers learn of the stop
         from the heartbeats' silence; another collector of the shard may go on)."""
 
+    @property
+    def books_in_bucket(self) -> set[str]:
+        """The books whose snapshot this collector has put in the bucket at least once."""
+        return set(self._written_s)
+
     # -- events in --------------------------------------------------------------------------------------
 
     def on_event(self, event: Event) -> None:
@@ -342,6 +347,7 @@ class Collector:
                     self._gap(asset, f"the collector could not publish: {why}", time.time_ns())
                     self._own_snapshot(book, time.time_ns())
         interval = self.snapshot_interval_s
+        final = now_s == float("inf")  # the last round, at the stop: every live book, settled or not
         written = self._written_s
         for asset in list(self._changed):
             due = asset in self._due
@@ -352,7 +358,7 @@ class Collector:
                 self._changed.discard(asset)
                 self._due.discard(asset)
                 continue
-            if book.status is not _LIVE or not _settled(book):
+            if book.status is not _LIVE or not (final or _settled(book)):
                 continue  # written once it is live again (verified), between bursts
             snapshot = _encode(book.to_snapshot())
             if publisher.put_snapshot(asset, snapshot, alternates=book.trade_price_alternates):

@@ -270,7 +270,8 @@ class NatsMarketStream(QueuedStream):
         if self.last_seq:
             return self.last_seq + 1
         starts = [seq + 1 for seq, _, _ in values.values() if seq >= 0]
-        if not starts or (self.asset_ids is not None and len(starts) < len(self.asset_ids)):
+        # Following every book, which books lack a value is unknown: the look back is always taken.
+        if not starts or self.asset_ids is None or len(starts) < len(self.asset_ids):
             starts.append(max(stream_first_seq, stream_last_seq + 1 - MAX_LOOKBACK))
         return min(starts)
 

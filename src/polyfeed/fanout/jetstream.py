@@ -7,6 +7,7 @@ fan-out is used, and its absence is one clear error.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ apart and it is still stored once."""
 
 
 _FIRST_CONNECT_ATTEMPTS = 3
+_OUTAGE_LOG_S = 30.0
 """Tries of the first connection before the address counts as unreachable."""
 
 
@@ -84,9 +86,15 @@ async def connect(
 
     connected = False
 
+    last_logged = [0.0]
+
     async def error_cb(exc: Exception) -> None:
-        if connected:  # before the first connection, the one error raised below says it
-            log.warning("NATS %s: %s", url, exc or type(exc).__name__)
+        # Before the first connection, the one error raised below says it; during an outage, nats-py
+        # retries every 0.5 s: one line every 30 s says it is still away.
+        now = time.monotonic()
+        if connected and now - last_logged[0] >= _OUTAGE_LOG_S:
+            last_logged[0] = now
+            log.warning("NATS %s: %s (retrying every 0.5 s)", url, exc or type(exc).__name__)
 
     async def nothing() -> None:
         return None

@@ -156,6 +156,13 @@ class Publisher:
             *(t for t in (self._task, self._sweeper) if t is not None), return_exceptions=True
         )
         self._task = self._sweeper = None
+        # What the drain did not get acknowledged is counted, not forgotten.
+        left = sum(1 for i in (*self._buffer, *self._pending.values()) if not i.asset.startswith("$KV"))
+        if left:
+            self.unpublished += left
+            log.warning("%d messages were not acknowledged when the publisher stopped", left)
+        self._buffer.clear()
+        self._pending.clear()
 
     # -- what the collector gives -------------------------------------------------------------------------
 
