@@ -9,15 +9,13 @@ refused rather than ignored.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-from typing import Annotated, Any
-from urllib.parse import urlparse
+from typing import Annotated
 
 import typer
 
-from polyfeed.fanout import FanoutError
+from polyfeed.cli.options import url_check
+from polyfeed.fanout.jetstream import connect, require_jetstream
 from polyfeed.fanout.schema import subject_prefix
 from polyfeed.net.gamma import is_token_id
 
@@ -35,20 +33,7 @@ __all__ = [
 NATS_PANEL = "NATS fan-out"
 NATS_SCHEMES = ("nats", "tls", "ws", "wss")
 _CONSUMER_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-_NO_JETSTREAM = frozenset({"ServiceUnavailableError", "NoRespondersError"})
-
-
-def _nats_url(value: str | None) -> str | None:
-    if value is None:
-        return None
-    parsed = urlparse(value)
-    if parsed.scheme not in NATS_SCHEMES or not parsed.hostname:
-        raise typer.BadParameter(f"{value!r} is not a NATS URL (nats://HOST:4222)")
-    try:
-        parsed.port  # noqa: B018 - reading it validates it
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} has a bad port") from None
-    return value
+_nats_url = url_check(NATS_SCHEMES, "a NATS URL (nats://HOST:4222)")
 
 
 def _stream_name(value: str) -> str:
@@ -113,19 +98,38 @@ Durable = Annotated[
 ]
 
 
-def nats_targets(targets: list[str] | None, all_markets: bool, refused: dict[str, bool]) -> list[str] | None:
+_VENUE_OPTIONS = {
+    "ws_url": "--ws-url",
+    "rest_url": "--rest-url",
+    "gamma_url": "--gamma-url",
+    "local": "--local",
+    "tag": "--tag",
+    "min_volume": "--min-volume",
+    "ends_after": "--ends-after",
+    "ends_before": "--ends-before",
+    "no_cache": "--no-cache",
+}
+"""The options that choose a venue or filter its markets (parameter name -> option): refused with
+``--nats``, whose books the collectors chose."""
+
+
+_UNSET = (None, False)
+
+
+def nats_targets(context: typer.Context, targets: list[str] | None, all_markets: bool) -> list[str] | None:
     """The token ids to read from a fan-out (``None``: every book, ``--all``).
 
     Args:
+        context: the command's (its venue options and filters are refused: none has a value but the
+            default ``None`` or ``False`` unless given).
         targets: the command's targets.
         all_markets: ``--all``.
-        refused: the options that choose a venue or filter its markets, by name: whether each was given.
 
     Raises:
         typer.BadParameter: a venue's option or a filter given, a slug or URL among the targets, targets
             and ``--all`` together, or neither.
     """
-    given = [name for name, present in refused.items() if present]
+    given = [option for name, option in _VENUE_OPTIONS.items() if context.params.get(name) not in _UNSET]
     if given:
         raise typer.BadParameter(
             f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply with --nats: the books "
@@ -154,53 +158,14 @@ def nats_where(url: str, stream: str) -> str:
 async def check_nats(url: str, timeout_s: float) -> None:
     """Connect to NATS once and ask for JetStream, so that a server that is not there, or runs without
     JetStream, is one line naming why (``connection refused``, a name that does not resolve) before the
-    command starts anything, for a collector and a consumer alike.
+    command starts anything (a local exchange, say), for a collector and a consumer alike.
 
     Raises:
         FanoutError: nats-py missing, nothing answers at ``url`` within ``timeout_s``, or no JetStream.
     """
-    try:
-        import nats
-    except ImportError as exc:  # pragma: no cover - the dev install has it
-        raise FanoutError("the NATS fan-out needs nats-py: pip install 'polyfeed[nats]'") from exc
-
-    errors: list[Exception] = []
-
-    async def keep(exc: Exception) -> None:  # nats-py would log each failure: the line below says it
-        errors.append(exc)
-
     wait_s = min(timeout_s, 5.0) if timeout_s else 5.0
+    client = await connect(url, name="polyfeed-check", connect_timeout_s=wait_s)
     try:
-        client: Any = await nats.connect(
-            url,
-            name="polyfeed-check",
-            allow_reconnect=False,
-            # nats-py tries a server on connecting until its reconnects pass this (0 or less: for ever)
-            max_reconnect_attempts=1,
-            reconnect_time_wait=0.1,
-            connect_timeout=wait_s,
-            error_cb=keep,
-        )
-    except Exception as exc:  # nats' NoServersError after the tries, each one's error given to keep()
-        why = _why(errors[-1] if errors else exc, wait_s)
-        raise FanoutError(f"cannot reach NATS at {url}: {why}") from None
-    try:
-        await client.jetstream(timeout=wait_s).account_info()
-    except Exception as exc:
-        # nats-py's ServiceUnavailableError (no JetStream) says nothing more in its text
-        detail = "" if type(exc).__name__ in _NO_JETSTREAM else f": {_why(exc, wait_s)}"
-        raise FanoutError(
-            f"NATS at {url} answers but JetStream does not (is the server run with -js?){detail}"
-        ) from None
+        await require_jetstream(client, url, timeout_s=wait_s)
     finally:
         await client.close()
-
-
-def _why(exc: BaseException, wait_s: float) -> str:
-    if isinstance(exc, socket.gaierror):
-        return exc.strerror or str(exc)
-    if isinstance(exc, OSError) and exc.errno:
-        return os.strerror(exc.errno).lower()  # "connection refused", as a venue's is said
-    if isinstance(exc, TimeoutError) or type(exc).__name__ == "TimeoutError":
-        return f"no answer within {wait_s:g} s"
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -70,13 +70,17 @@ _ALL_PANEL = "The whole market (--all)"
 _POLYMARKET = Venue.polymarket()
 
 
-def _url_check(schemes: tuple[str, ...]) -> Callable[[str | None], str | None]:
+def url_check(schemes: tuple[str, ...], what: str | None = None) -> Callable[[str | None], str | None]:
+    """An option's callback: a URL of one of ``schemes`` with a host and a valid port (``None`` passes:
+    not given). ``what`` names it in the error (by default, its schemes)."""
+    what = what or f"a {' or '.join(s + '://' for s in schemes)} URL"
+
     def check(value: str | None) -> str | None:
         if value is None:  # not given: the venue's own
             return None
         parsed = urlparse(value)
         if parsed.scheme not in schemes or not parsed.hostname:
-            raise typer.BadParameter(f"{value!r} is not a {' or '.join(s + '://' for s in schemes)} URL")
+            raise typer.BadParameter(f"{value!r} is not {what}")
         try:
             parsed.port  # noqa: B018 - reading it validates it
         except ValueError:
@@ -91,7 +95,7 @@ WsUrl = Annotated[
     typer.Option(
         "--ws-url",
         help="The market channel's WebSocket URL.",
-        callback=_url_check(("ws", "wss")),
+        callback=url_check(("ws", "wss")),
         show_default=_POLYMARKET.market_url,
         rich_help_panel=_VENUE_PANEL,
     ),
@@ -101,7 +105,7 @@ UserWsUrl = Annotated[
     typer.Option(
         "--user-ws-url",
         help="The user channel's WebSocket URL (needed with --user when --ws-url is given).",
-        callback=_url_check(("ws", "wss")),
+        callback=url_check(("ws", "wss")),
         show_default=_POLYMARKET.user_url,
         rich_help_panel=_VENUE_PANEL,
     ),
@@ -111,7 +115,7 @@ RestUrl = Annotated[
     typer.Option(
         "--rest-url",
         help="The CLOB REST API (book metadata, resyncs).",
-        callback=_url_check(("http", "https")),
+        callback=url_check(("http", "https")),
         show_default=_POLYMARKET.rest_url,
         rich_help_panel=_VENUE_PANEL,
     ),
@@ -121,7 +125,7 @@ GammaUrl = Annotated[
     typer.Option(
         "--gamma-url",
         help="Gamma, for slugs and URLs.",
-        callback=_url_check(("http", "https")),
+        callback=url_check(("http", "https")),
         show_default=_POLYMARKET.gamma_url,
         rich_help_panel=_VENUE_PANEL,
     ),

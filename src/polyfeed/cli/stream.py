@@ -83,6 +83,7 @@ class OutputFormat(enum.StrEnum):
 
 
 def stream_command(
+    context: typer.Context,
     targets: OptionalTargets = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="How events are written: one JSON object a line.")
@@ -115,18 +116,7 @@ def stream_command(
     events of the books the fan-out `polyfeed publish` fills, checked here with the venue's hashes.
     """
     if nats is not None:
-        refused = {
-            "--ws-url": ws_url is not None,
-            "--rest-url": rest_url is not None,
-            "--gamma-url": gamma_url is not None,
-            "--local": local,
-            "--tag": tag is not None,
-            "--min-volume": min_volume is not None,
-            "--ends-after": ends_after is not None,
-            "--ends-before": ends_before is not None,
-            "--no-cache": no_cache,
-        }
-        token_ids = nats_targets(targets, all_markets, refused)
+        token_ids = nats_targets(context, targets, all_markets)
         job = _stream_nats(nats, jetstream, durable, token_ids, count, seconds, timeout)
     else:
         if durable is not None or jetstream != "POLYFEED":

@@ -106,6 +106,7 @@ _RANK_EVERY_NS = 1_000_000_000  # --all picks its busiest books (and counts stat
 
 
 def watch_command(
+    context: typer.Context,
     targets: OptionalTargets = None,
     depth: Depth = None,
     seconds: Seconds = None,
@@ -137,18 +138,7 @@ def watch_command(
     console = out_console()
     state = WatchState()
     if nats is not None:
-        refused = {
-            "--ws-url": ws_url is not None,
-            "--rest-url": rest_url is not None,
-            "--gamma-url": gamma_url is not None,
-            "--local": local,
-            "--tag": tag is not None,
-            "--min-volume": min_volume is not None,
-            "--ends-after": ends_after is not None,
-            "--ends-before": ends_before is not None,
-            "--no-cache": no_cache,
-        }
-        token_ids = nats_targets(targets, all_markets, refused)
+        token_ids = nats_targets(context, targets, all_markets)
         if token_ids is not None and top is not None:
             raise typer.BadParameter("--top picks among every book: it needs --all")
         watching = _watch_nats(nats, jetstream, token_ids, state, console, seconds, depth, timeout, top)

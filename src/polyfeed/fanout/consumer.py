@@ -42,7 +42,7 @@ import msgspec
 
 from polyfeed.book import BookStatus, OrderBook
 from polyfeed.errors import BookError, FrameDecodeError
-from polyfeed.fanout.jetstream import FanoutError, StreamLayout, connect
+from polyfeed.fanout.jetstream import FanoutError, StreamLayout, connect, require_jetstream
 from polyfeed.fanout.schema import (
     VENUE_KINDS,
     decode_envelope,
@@ -197,7 +197,7 @@ class NatsMarketStream(QueuedStream):
             on_reconnected=self._nats_back,
         )
         try:
-            self._js = self._client.jetstream()
+            self._js = await require_jetstream(self._client, self.nats_url)
             from nats.js.errors import NotFoundError
 
             try:
@@ -308,17 +308,20 @@ class NatsMarketStream(QueuedStream):
             return -1, bytes(value.book), (value.previous_trade_price, value.candidate_price)
         return value.seq, bytes(value.book), (value.previous_trade_price, value.candidate_price)
 
+    def _subjects(self) -> list[str]:
+        """The subjects of the books followed (every book's, ``asset_ids=None``)."""
+        prefix = self.layout.prefix
+        if self.asset_ids is None:
+            return [f"{prefix}.book.>"]
+        tokens = [subject_token(a) for a in self.asset_ids]
+        return [f"{prefix}.book.*.{t}" for t in tokens] or [f"{prefix}.book.none.none"]
+
     async def _subscribe(self, start_seq: int) -> None:
         from nats.js import api
 
         js = self._js
         assert js is not None
-        prefix = self.layout.prefix
-        if self.asset_ids is None:
-            subjects = [f"{prefix}.book.>"]
-        else:
-            tokens = [subject_token(a) for a in self.asset_ids]
-            subjects = [f"{prefix}.book.*.{t}" for t in tokens] or [f"{prefix}.book.none.none"]
+        subjects = self._subjects()
         if self.durable is not None and not self.last_seq:
             # A restart. The durable consumer would resume at its first message never delivered and
             # redeliver the unacknowledged ones after ack_wait, out of order, which a book cannot take: it
@@ -362,12 +365,7 @@ class NatsMarketStream(QueuedStream):
             return
         from nats.js import api
 
-        prefix = self.layout.prefix
-        subjects = (
-            [f"{prefix}.book.>"]
-            if self.asset_ids is None
-            else [f"{prefix}.book.*.{subject_token(a)}" for a in self.asset_ids]
-        )
+        subjects = self._subjects()
         reader = await js.pull_subscribe(
             subjects[0],
             stream=self.layout.stream,

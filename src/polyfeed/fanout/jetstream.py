@@ -7,6 +7,8 @@ fan-out is used, and its absence is one clear error.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.js import JetStreamContext
 
-__all__ = ["FanoutError", "StreamLayout", "connect", "ensure_layout"]
+__all__ = ["FanoutError", "StreamLayout", "connect", "ensure_layout", "require_jetstream"]
 
 log = logging.getLogger("polyfeed.fanout")
 
@@ -85,14 +87,18 @@ async def connect(
         raise FanoutError(f"{url!r} is not a NATS URL (nats://HOST:4222)")
 
     connected = False
-
+    first_errors: list[Exception] = []
     last_logged = [0.0]
 
     async def error_cb(exc: Exception) -> None:
-        # Before the first connection, the one error raised below says it; during an outage, nats-py
-        # retries every 0.5 s: one line every 30 s says it is still away.
+        # Before the first connection, the one error raised below says it (from the last try's error:
+        # nats-py's own is only "no servers available"); during an outage, nats-py retries every 0.5 s:
+        # one line every 30 s says it is still away.
+        if not connected:
+            first_errors.append(exc)
+            return
         now = time.monotonic()
-        if connected and now - last_logged[0] >= _OUTAGE_LOG_S:
+        if now - last_logged[0] >= _OUTAGE_LOG_S:
             last_logged[0] = now
             log.warning("NATS %s: %s (retrying every 0.5 s)", url, exc or type(exc).__name__)
 
@@ -112,36 +118,62 @@ async def connect(
             reconnected_cb=on_reconnected or nothing,
         )
     except Exception as exc:  # nats-py raises NoServersError, OSError, TimeoutError ...
-        raise FanoutError(f"cannot reach NATS at {url}: {exc or type(exc).__name__}") from exc
+        why = _why(first_errors[-1] if first_errors else exc, connect_timeout_s)
+        raise FanoutError(f"cannot reach NATS at {url}: {why}") from None
     # Once connected, a connection lost is tried again for ever (nats-py reads the option at each try).
     client.options["max_reconnect_attempts"] = -1
     connected = True
     return client
 
 
-async def ensure_layout(js: JetStreamContext, layout: StreamLayout, *, max_age_s: float) -> None:
-    """Create the stream and the bucket if missing; accept them as they are if they carry the expected
-    subjects (a retention changed by an operator is theirs to choose).
+def _why(exc: BaseException, wait_s: float) -> str:
+    """A connection failure in words: ``connection refused``, a name that does not resolve, ..."""
+    if isinstance(exc, socket.gaierror):
+        return exc.strerror or str(exc)
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()  # "connection refused", as a venue's is said
+    if isinstance(exc, TimeoutError) or type(exc).__name__ == "TimeoutError":
+        return f"no answer within {wait_s:g} s"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+_NO_JETSTREAM = frozenset({"ServiceUnavailableError", "NoRespondersError", "NoStreamResponseError"})
+
+
+async def require_jetstream(client: Client, url: str, *, timeout_s: float = 5.0) -> JetStreamContext:
+    """The server's JetStream, asked once, for collectors and consumers alike.
 
     Raises:
-        FanoutError: JetStream is not enabled on the server, or a stream of that name exists with other
-            subjects (the message names both and the way out).
+        FanoutError: the server runs without JetStream (``nats-server -js``), or does not answer.
+    """
+    js = client.jetstream(timeout=timeout_s)
+    try:
+        await js.account_info()
+    except Exception as exc:
+        # nats-py's ServiceUnavailableError (no JetStream) says nothing more in its text
+        detail = "" if type(exc).__name__ in _NO_JETSTREAM else f": {_why(exc, timeout_s)}"
+        raise FanoutError(
+            f"NATS at {url} answers but JetStream does not (is the server run with -js?){detail}"
+        ) from None
+    return js
+
+
+async def ensure_layout(js: JetStreamContext, layout: StreamLayout, *, max_age_s: float) -> None:
+    """Create the stream and the bucket if missing; accept them as they are if they carry the expected
+    subjects (a retention changed by an operator is theirs to choose). JetStream is known to answer
+    (:func:`require_jetstream`).
+
+    Raises:
+        FanoutError: a stream of that name exists with other subjects (the message names both and the
+            way out), or JetStream refused to create it.
     """
     from nats.js import api
-    from nats.js.errors import NotFoundError, ServiceUnavailableError
+    from nats.js.errors import NotFoundError
 
     try:
         info = await js.stream_info(layout.stream)
     except NotFoundError:
         info = None
-    except (ServiceUnavailableError, TimeoutError) as exc:
-        raise FanoutError(
-            f"NATS answers but JetStream does not (is the server run with -js?): {exc}"
-        ) from exc
-    except Exception as exc:
-        if "no responders" in str(exc).lower() or type(exc).__name__ == "NoRespondersError":
-            raise FanoutError("NATS answers but JetStream does not (is the server run with -js?)") from exc
-        raise
     if info is None:
         try:
             await js.add_stream(
