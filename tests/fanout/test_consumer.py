@@ -352,30 +352,48 @@ def test_a_consumer_of_one_token_gets_its_markets_prints_and_fails_no_check(nats
     run(main)
 
 
-def test_a_book_the_collector_closed_is_closed_here_too(nats_server: NatsServer) -> None:
-    async def main() -> None:
-        import nats
+def test_a_market_resolved_at_the_venue_closes_its_books_downstream(nats_server: NatsServer) -> None:
+    """The venue sends nothing more for a resolved market's books: the collector's status message is the
+    only way a consumer learns it (end to end: ``market_resolved`` at the exchange, the collector's book
+    closed, its status published and its bucket value deleted, the consumer's book closed)."""
 
-        async with Simulator(markets=1, seed=18, events_per_s=100) as sim:
+    async def main() -> None:
+        async with Simulator(markets=2, seed=18, events_per_s=100) as sim:
             assets = sim.exchange.asset_ids()
+            resolved = sim.exchange.markets[0]
             async with collecting(nats_server, sim, assets) as (market, _):
                 await all_live(market)
                 async with NatsMarketStream(nats_server.url, assets, max_queue=0) as consumer:
-                    await until(lambda: consumer.books[assets[0]].status is BookStatus.LIVE, "live")
-                    client = await nats.connect(nats_server.url)
-                    closed = {
-                        "kind": "status",
-                        "asset_id": assets[0],
-                        "old": "live",
-                        "new": "closed",
-                        "reason": "market resolved",
-                    }
-                    await client.jetstream().publish(
-                        f"polyfeed.book.x.{assets[0]}", msgspec.json.encode(closed)
+                    await until(
+                        lambda: all(b.status is BookStatus.LIVE for b in consumer.books.values()), "live"
                     )
-                    await client.close()
-                    await until(lambda: consumer.books[assets[0]].status is BookStatus.CLOSED, "closed")
-                    assert "market resolved" in consumer.books[assets[0]].status_reason
-                    assert consumer.books[assets[1]].status is BookStatus.LIVE
+                    sim.pause()  # nothing from the flow can race the resolution
+                    sim.resolve_market(0)
+                    closed = (resolved.yes, resolved.no)
+                    await until(
+                        lambda: all(consumer.books[a].status is BookStatus.CLOSED for a in closed), "closed"
+                    )
+                    assert all("closed by the collector" in consumer.books[a].status_reason for a in closed)
+                    open_ = [a for a in assets if a not in closed]
+                    assert len(open_) == 2
+                    assert all(consumer.books[a].status is BookStatus.LIVE for a in open_)
+                    assert all(market.books[a].status is BookStatus.CLOSED for a in closed)
+
+                    async def resolved_gone_from_the_bucket() -> bool:
+                        import nats
+                        from nats.js.errors import NoKeysError
+
+                        client = await nats.connect(nats_server.url)
+                        try:
+                            kv = await client.jetstream().key_value("POLYFEED_books")
+                            try:
+                                return not set(await kv.keys()) & set(closed)
+                            except NoKeysError:
+                                return True
+                        finally:
+                            await client.close()
+
+                    # a late consumer must not start the resolved books from an old snapshot
+                    await until_async(resolved_gone_from_the_bucket, "the resolved books leave the bucket")
 
     run(main)

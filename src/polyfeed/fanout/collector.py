@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from polyfeed.book import BookStatus, OrderBook
-from polyfeed.fanout.jetstream import StreamLayout, connect, ensure_layout
+from polyfeed.fanout.jetstream import StreamLayout, connect, ensure_layout, require_jetstream
 from polyfeed.fanout.publisher import Publisher
 from polyfeed.fanout.schema import (
     Envelope,
@@ -53,6 +53,7 @@ from polyfeed.session import (
     Event,
     MessageReceived,
     Resynced,
+    SessionConfig,
     StatusChanged,
 )
 from polyfeed.stream.market import MarketStream
@@ -468,7 +469,7 @@ async def publish(
     venue = venue or Venue.polymarket()
     client: Client = await connect(nats_url, name=f"polyfeed-collector {name}")
     try:
-        js = client.jetstream()
+        js = await require_jetstream(client, nats_url)
         await ensure_layout(js, layout, max_age_s=max_age_s)
         publisher = Publisher(client, layout, collector=name)
         await publisher.start()
@@ -495,7 +496,14 @@ async def publish(
             )
         else:
             market = MarketStream.from_slugs(
-                list(slugs), venue=venue, on_event=events, max_queue=0, ssl_context=ssl_context
+                list(slugs),
+                venue=venue,
+                on_event=events,
+                max_queue=0,
+                ssl_context=ssl_context,
+                # market_resolved (a custom feature) closes a book at once: its consumers learn it from the
+                # collector's status message, since the venue sends nothing more for it
+                config=SessionConfig(custom_feature_enabled=True),
             )
             market.asset_ids = list(dict.fromkeys(asset_ids))
             if shard is not None and market.asset_ids and not list(slugs):
