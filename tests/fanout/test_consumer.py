@@ -16,9 +16,10 @@ import pytest
 from polyfeed.book import BookStatus, CheckKind
 from polyfeed.fanout import Collector, FanoutError, NatsMarketStream, publish
 from polyfeed.fanout.schema import shard_of
-from polyfeed.session import Disconnected, Event, StatusChanged
+from polyfeed.session import Disconnected, Event, MessageReceived, StatusChanged
 from polyfeed.sim import Simulator
 from polyfeed.stream import MarketStream
+from polyfeed.wire import PriceChange, decode_market
 from tests.fanout.processes import book_state, read_state, spawn
 from tests.natsserver import NatsServer
 from tests.waiting import BOUND_S, until, until_async
@@ -290,6 +291,67 @@ def test_a_durable_consumer_killed_and_restarted_resumes_where_it_stopped(
                 finally:
                     second.kill()
                     second.wait()
+
+    run(main)
+
+
+async def changes_in_stream(url: str) -> list[PriceChange]:
+    """Every book change in the fan-out's stream, in its order (read with nats-py)."""
+    import nats
+
+    client = await nats.connect(url)
+    try:
+        reader = await client.jetstream().pull_subscribe("polyfeed.book.>", stream="POLYFEED")
+        changes: list[PriceChange] = []
+        while (await reader.consumer_info()).num_pending:
+            for msg in await reader.fetch(1000, timeout=BOUND_S):
+                envelope = msgspec.json.decode(msg.data)
+                if envelope["kind"] == "change":
+                    [change] = decode_market(msgspec.json.encode(envelope["message"]))
+                    assert isinstance(change, PriceChange)
+                    changes.append(change)
+        return changes
+    finally:
+        await client.close()
+
+
+def test_a_durable_consumer_acknowledges_what_the_program_took_not_what_it_fetched(
+    nats_server: NatsServer,
+) -> None:
+    """A program takes 40 changes with ``async for`` while the stream has fetched many more, and leaves: the
+    next run with the same name starts with the change it had not finished taking, or the one after it
+    (at least once), never further on."""
+
+    async def main() -> None:
+        async with Simulator(markets=1, seed=21, events_per_s=300) as sim:
+            assets = sim.exchange.asset_ids()
+            async with collecting(nats_server, sim, assets) as (market, _):
+                await all_live(market)
+
+                async def changes(take: int) -> tuple[list[PriceChange], int]:
+                    taken: list[PriceChange] = []
+                    async with NatsMarketStream(nats_server.url, assets, durable="slow") as consumer:
+                        async for event in consumer:
+                            if type(event) is MessageReceived and type(event.message) is PriceChange:
+                                taken.append(event.message)
+                                if len(taken) == take:
+                                    break
+                        # the program is busy elsewhere while the stream reads on
+                        handled = consumer.messages
+                        await until(lambda: consumer.messages > handled + 100, "the stream reads on")
+                        return taken, consumer.messages
+
+                first, fetched = await changes(40)
+                assert fetched > 140
+                second, _ = await changes(1)
+                sim.pause()
+                order = await changes_in_stream(nats_server.url)
+                at = [order.index(change) for change in first]
+                assert at == sorted(at), "the first run took the changes in the stream's order"
+                last = at[-1]
+                assert second[0] in (order[last], order[last + 1]), (
+                    "the second run starts with the first one's last change (taken in part), or the next"
+                )
 
     run(main)
 

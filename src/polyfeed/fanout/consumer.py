@@ -22,10 +22,14 @@ here as it runs live, independently of the collector. The driver maps the sessio
   snapshots are read again (the JetStream consumer resumes where it was: nothing is missed).
 
 With ``durable=NAME`` the JetStream consumer is durable: a process that restarts with the same name resumes
-at the first message it had not acknowledged. Its books start from the bucket; the messages between a
-book's snapshot and that position are applied without their events (they were delivered before the
-restart), and those between the position and a newer snapshot are delivered as events without being
-applied again (the snapshot holds them).
+at the first message it had not acknowledged. A message is acknowledged once every event it gave has
+reached the program: taken by ``async for`` (or dropped from a full queue, counted in ``events_dropped``),
+or handed to ``on_event`` when no queue is kept (``max_queue=0``); leaving the ``async with`` acknowledges
+what was taken. Delivery is at least once: a message whose events were taken in part when the process
+stopped is delivered again, whole. Its books start from the bucket; the messages between a book's
+snapshot and that position are applied without their events (they were delivered before the restart),
+and those between the position and a newer snapshot are delivered as events without being applied again
+(the snapshot holds them).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -90,6 +95,7 @@ every minute (``Collector.quiet_refresh_s``), so an older one belongs to a book 
 or to a collector gone."""
 
 _CLOSE_BOUND_S = 5.0
+_ACK_WAIT_S = 300.0
 
 _Alternates = tuple[str | None, str | None]
 _Value = tuple[int, bytes, _Alternates]  # a bucket value: (sequence, book, trade price alternates)
@@ -162,6 +168,9 @@ class NatsMarketStream(QueuedStream):
         self._up = False  # whether the session's "connection" is made
         self._silent_until = 0  # messages up to this sequence are applied without their events
         self._tasks: set[asyncio.Task[None]] = set()
+        # a durable consumer's messages not acknowledged yet, each with the count of events emitted once its
+        # own were: acknowledged when the queue has given out that many
+        self._unacked: deque[tuple[int, Msg]] = deque()
         self._pump: asyncio.Task[None] | None = None
         self._timer: asyncio.Task[None] | None = None
         self._reopen = asyncio.Event()
@@ -230,6 +239,10 @@ class NatsMarketStream(QueuedStream):
             # Bounded: a cancellation swallowed below us (inside nats-py) must not hold the exit; the loops
             # see _closing and end at their next turn anyway.
             await asyncio.wait(tasks, timeout=_CLOSE_BOUND_S)
+        if self._unacked and self._client is not None and self._client.is_connected:
+            with contextlib.suppress(Exception):  # what the program took: the next run starts after it
+                await self._ack_taken()
+                await self._client.flush(timeout=int(_CLOSE_BOUND_S))
         if self._up:
             self._up = False
             self.session.connection_lost(time.time_ns(), CLOSED_BY_CLIENT)
@@ -347,6 +360,9 @@ class NatsMarketStream(QueuedStream):
             filter_subjects=subjects if len(subjects) > 1 else None,
             inactive_threshold=None if self.durable else 300.0,
             max_ack_pending=-1 if not self.durable else 100_000,
+            # a message is acknowledged once the program has taken its events: a program busy elsewhere for
+            # a while must not have its messages given again (they would be skipped, but cost the wire)
+            ack_wait=_ACK_WAIT_S if self.durable else None,
         )
         self._sub = await js.pull_subscribe(
             subjects[0], durable=self.durable, stream=self.layout.stream, config=config
@@ -411,6 +427,8 @@ class NatsMarketStream(QueuedStream):
             try:
                 msgs = await self._sub.fetch(self.batch, timeout=0.5)
             except (TimeoutError, NatsTimeoutError):
+                if self._unacked:
+                    await self._ack_taken()
                 continue
             except ConnectionClosedError:
                 return
@@ -422,12 +440,48 @@ class NatsMarketStream(QueuedStream):
                 await self._resubscribe_if_gone()
                 continue
             now = time.time_ns()
-            for msg in msgs:
-                self._handle(msg, msg.metadata.sequence.stream, now)
-            self._flush()
-            if self.durable and msgs:
-                with contextlib.suppress(Exception):
-                    await msgs[-1].ack()  # AckPolicy.ALL: everything up to it
+            if self.durable:
+                self._take_durable(msgs, now)
+                self._flush()
+                await self._ack_taken()
+            else:
+                for msg in msgs:
+                    self._handle(msg, msg.metadata.sequence.stream, now)
+                self._flush()
+
+    def _take_durable(self, msgs: list[Msg], now: int) -> None:
+        """A durable consumer's batch: each message's events are emitted as it is handled, and the count of
+        events emitted after them is noted with it (:meth:`_ack_taken` acknowledges it once the program
+        has had that many)."""
+        session = self.session
+        queue = self._queue
+        unacked = self._unacked
+        for msg in msgs:
+            seq = msg.metadata.sequence.stream
+            if seq <= self.last_seq:
+                # given again after ack_wait while the program was far behind: handled already (a book
+                # cannot take a message twice); the acknowledgement of a later one covers it
+                continue
+            self._handle(msg, seq, now)
+            events = session.events_received()
+            if events:
+                queue.emit(events)
+            if unacked and unacked[-1][0] == queue.emitted:
+                unacked[-1] = (queue.emitted, msg)  # no event of its own: it goes with the one before
+            else:
+                unacked.append((queue.emitted, msg))
+
+    async def _ack_taken(self) -> None:
+        """Acknowledge the last message all of whose events the program has had (AckPolicy.ALL: every
+        message up to it)."""
+        unacked = self._unacked
+        consumed = self._queue.consumed
+        last: Msg | None = None
+        while unacked and unacked[0][0] <= consumed:
+            last = unacked.popleft()[1]
+        if last is not None:
+            with contextlib.suppress(Exception):
+                await last.ack()
 
     def _handle(self, msg: Msg, seq: int, now: int) -> None:
         self.messages += 1

@@ -28,12 +28,17 @@ class EventQueue:
         self.max_queue = max_queue
         self.dropped = 0
         self.callback_errors = 0
+        self.emitted = 0
+        """Events emitted so far."""
+        self.taken = 0
+        """Events ``async for`` took so far."""
         self.events: deque[Event] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
         self._failure_waiters: list[asyncio.Future[BaseException]] = []
 
     def emit(self, events: list[Event]) -> None:
+        self.emitted += len(events)
         on_event = self.on_event
         if on_event is not None:
             for event in events:
@@ -73,6 +78,12 @@ class EventQueue:
     def error(self) -> BaseException | None:
         return self._error
 
+    @property
+    def consumed(self) -> int:
+        """Events that have reached the consumer, or never will: taken by ``async for`` or dropped from
+        a full queue; every one emitted when no queue is kept (``max_queue=0``: ``on_event`` had them)."""
+        return self.taken + self.dropped if self.max_queue else self.emitted
+
     async def failed(self) -> BaseException:
         """Wait until :meth:`fail` is called; returns its error."""
         if self._error is not None:
@@ -100,6 +111,7 @@ class EventQueue:
                 await self._waiter
             finally:
                 self._waiter = None
+        self.taken += 1
         return queue.popleft()
 
 
