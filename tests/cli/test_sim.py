@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
 import socket
+import subprocess
 import time
+import urllib.error
 import urllib.request
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cli.harness import BOUND_S, assert_one_line_failure, polyfeed, polyfeed_process
 
@@ -83,3 +88,97 @@ def test_a_taken_port_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str])
     line = assert_one_line_failure(result, "sim")
     assert result.code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in line
+
+
+def _banner(process: subprocess.Popen[bytes]) -> list[str]:
+    assert process.stdout is not None
+    lines: list[str] = []
+    while not lines or lines[-1] != "Ctrl-C to stop":
+        line = process.stdout.readline().decode()
+        assert line, f"sim ended early: {lines}"
+        lines.append(line.rstrip("\n"))
+    return lines
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=BOUND_S) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _samples(metrics_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    status, text = _get(metrics_url + "/metrics")
+    assert status == 200
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_sim_serves_its_own_metrics_and_health_and_a_client_moves_them() -> None:
+    process = polyfeed_process("sim", "--port", "0", "--markets", "2", "--metrics-port", "0")
+    try:
+        text = "\n".join(_banner(process))
+        exchange = re.search(r"market channel\s+(ws://127\.0\.0\.1:\d+)/ws/market", text)
+        served = re.search(r"metrics\s+(http://127\.0\.0\.1:\d+)/metrics, health at \1/healthz", text)
+        assert exchange is not None and served is not None, text
+        metrics = served.group(1)
+        status, body = _get(metrics + "/healthz")
+        assert status == 200 and json.loads(body)["status"] == "ok", body
+        before = _samples(metrics)
+        market = (("channel", "market"),)  # the labels of a market-channel sample
+        assert before["polyfeed_sim_connections_open", market] == 0
+        assert before["polyfeed_sim_frames_sent_total", market] == 0
+        assert before["polyfeed_sim_markets_open", ()] == 2
+        tokens = re.findall(r"(?:YES|NO)\s+(\d+)", text)
+
+        async def client() -> tuple[int, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+            received = 0
+            async with (
+                aiohttp.ClientSession() as http,
+                http.ws_connect(exchange.group(1) + "/ws/market") as ws,
+            ):
+                await ws.send_str(json.dumps({"type": "market", "assets_ids": tokens}))
+                while received < 10:
+                    assert (await ws.receive()).type is aiohttp.WSMsgType.TEXT
+                    received += 1
+                during = await asyncio.to_thread(_samples, metrics)  # the connection still open
+            return received, during
+
+        received, during = asyncio.run(asyncio.wait_for(client(), BOUND_S))
+        assert during["polyfeed_sim_connections_open", market] == 1
+        assert during["polyfeed_sim_connections_total", market] == 1
+        assert during["polyfeed_sim_subscribed_assets", ()] == len(tokens) == 4
+        assert during["polyfeed_sim_frames_sent_total", market] >= received
+        deadline = time.monotonic() + BOUND_S
+        while (after := _samples(metrics))["polyfeed_sim_connections_open", market] != 0:
+            assert time.monotonic() < deadline, "the client's connection never counted closed"
+            time.sleep(0.05)
+        assert after["polyfeed_sim_connections_total", market] == 1
+        assert (
+            after["polyfeed_sim_frames_sent_total", market]
+            >= during["polyfeed_sim_frames_sent_total", market]
+        )
+        assert after["polyfeed_sim_flow_events_total", ()] > before["polyfeed_sim_flow_events_total", ()]
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=BOUND_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0
+    assert err == b"", err.decode()
+
+
+def test_a_taken_metrics_port_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = polyfeed(capsys, "sim", "--port", "0", "--metrics-port", str(port))
+    line = assert_one_line_failure(result, "sim")
+    assert result.code == 1
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in line

@@ -12,6 +12,8 @@ from typing import Annotated, TextIO
 import typer
 
 from polyfeed.cli.errors import CommandError, run_command
+from polyfeed.cli.options import MetricsHost
+from polyfeed.metrics.exchange import serve_exchange_metrics
 from polyfeed.sim import Simulator
 from polyfeed.sim.faults import Fault, parse_fault_flag
 from polyfeed.sim.lifetimes import LONG_DATED, MEDIAN_LIFETIME_S
@@ -23,6 +25,7 @@ EPILOG = """**Examples**
 * `polyfeed sim --port 8765 --markets 50 --seed 1`
 * `polyfeed sim --fault drop:mode=reset --fault zombie --fault-every 30`
 * `polyfeed sim --lifetime 120` (markets past sim-market-19 live about two minutes; `0`: for ever)
+* `polyfeed sim --metrics-port 9110` (the exchange's own metrics: frames sent, connections, faults)
 * and beside it: `polyfeed watch sim-market-0 --ws-url ws://127.0.0.1:8765/ws/market
   --rest-url http://127.0.0.1:8765 --gamma-url http://127.0.0.1:8765`
 """
@@ -68,6 +71,19 @@ def sim_command(
             f"replaced by a new one; sim-market-0 to sim-market-{LONG_DATED - 1} never resolve.",
         ),
     ] = MEDIAN_LIFETIME_S,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="Serve the exchange's own Prometheus metrics (polyfeed_sim_...: frames sent, connections, "
+            "faults, HTTP requests) at /metrics and a health check at /healthz (200 while it serves) on "
+            "this port (0: any free port).",
+            rich_help_panel="Operations",
+        ),
+    ] = None,
+    metrics_host: MetricsHost = "127.0.0.1",
 ) -> None:
     """Run the local exchange until Ctrl-C, with faults on demand.
 
@@ -77,7 +93,19 @@ def sim_command(
     faults = [parse_fault_flag(flag) for flag in fault or ()]
     lifetime_s = lifetime or None
     run_command(
-        "sim", serve(host, port, markets, seed, events_per_s, faults, fault_every, lifetime_s=lifetime_s)
+        "sim",
+        serve(
+            host,
+            port,
+            markets,
+            seed,
+            events_per_s,
+            faults,
+            fault_every,
+            lifetime_s=lifetime_s,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+        ),
     )
 
 
@@ -92,9 +120,13 @@ async def serve(
     out: TextIO | None = None,
     *,
     lifetime_s: float | None = MEDIAN_LIFETIME_S,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
     """Serve the local exchange until cancelled, injecting ``faults`` in turn every ``fault_every_s``;
-    markets resolve after a median ``lifetime_s`` (``None``: never on their own)."""
+    markets resolve after a median ``lifetime_s`` (``None``: never on their own); with
+    ``metrics_port``, its metrics and health on ``metrics_host:metrics_port``
+    (:mod:`polyfeed.metrics.exchange`)."""
     out = out or sys.stdout
     async with contextlib.AsyncExitStack() as stack:
         simulator = Simulator(
@@ -104,10 +136,22 @@ async def serve(
             sim = await stack.enter_async_context(simulator)
         except OSError as exc:  # the port is taken, or the address is not this machine's
             raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        metrics = None
+        if metrics_port is not None:
+            try:
+                metrics = await serve_exchange_metrics(sim, metrics_port, metrics_host)
+            except OSError as exc:
+                raise CommandError(
+                    f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror or exc}"
+                ) from None
+            # closed first on the way out (the stack unwinds backwards), before the exchange stops
+            await stack.enter_async_context(metrics)
         out.write(f"local exchange: {markets} markets, seed {seed}\n")
         out.write(
             f"  market channel  {sim.ws_url}/ws/market\n  REST            {sim.rest_url}/book?token_id=...\n"
         )
+        if metrics is not None:
+            out.write(f"  metrics         {metrics.url}/metrics, health at {metrics.url}/healthz\n")
         for market in sim.exchange.markets[:3]:
             out.write(f"  {market.slug}: YES {market.yes}\n  {' ' * len(market.slug)}  NO  {market.no}\n")
         if lifetime_s is not None and markets > LONG_DATED:

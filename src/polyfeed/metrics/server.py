@@ -4,41 +4,48 @@ The server is aiohttp's, on the event loop the streams run on, so that a scrape 
 sessions between two frames, never while one is half applied (``prometheus_client``'s own
 ``start_http_server`` scrapes from a thread of its own, which would race with the stream). It listens
 on loopback unless told otherwise: the metrics name no secret, but they are nobody else's business.
+
+:class:`CollectorServer` is the same server for any ``prometheus_client`` collector and any health check
+(:func:`serve_collector`): ``polyfeed sim`` serves the local exchange's own metrics with it
+(:mod:`polyfeed.metrics.exchange`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
+from typing import Any, Self
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 from polyfeed.fanout.collector import Collector as FanoutCollector
 from polyfeed.metrics.collector import AnyStream, StreamCollector
 from polyfeed.metrics.health import check_health
 from polyfeed.record.writer import Recorder
 
-__all__ = ["MetricsServer", "serve_metrics"]
+__all__ = ["CollectorServer", "HealthCheck", "MetricsServer", "serve_collector", "serve_metrics"]
+
+HealthCheck = Callable[[], tuple[bool, Mapping[str, Any]]]
+"""What ``/healthz`` asks, on the server's event loop: healthy or not (200 or 503), and the JSON body."""
 
 
-class MetricsServer:
-    """A running ``/metrics`` and ``/healthz`` server (from :func:`serve_metrics`); an async context
-    manager that closes it on exit.
+class CollectorServer:
+    """A running ``/metrics`` and ``/healthz`` server of any registry and health check (from
+    :func:`serve_collector`); an async context manager that closes it on exit.
 
     Attributes:
-        collector: the streams, recorders and fan-out collectors served;
-            :meth:`StreamCollector.add_stream` (and ``add_recorder``, ``add_fanout``) adds more.
-        registry: the registry ``/metrics`` renders (its own, never the global one): the collector
-            and the process' CPU, memory and open files (``process_...``).
+        registry: the registry ``/metrics`` renders (its own, never the global one).
+        health: what ``/healthz`` answers.
         host, port: where it listens (``port`` is the one bound, when 0 was asked for).
     """
 
-    def __init__(self, collector: StreamCollector, registry: CollectorRegistry, host: str) -> None:
-        self.collector = collector
+    def __init__(self, registry: CollectorRegistry, host: str, health: HealthCheck) -> None:
         self.registry = registry
+        self.health = health
         self.host = host
         self.port = 0
         self._runner: web.AppRunner | None = None
@@ -72,7 +79,7 @@ class MetricsServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> MetricsServer:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -86,12 +93,63 @@ class MetricsServer:
         )
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        health = check_health(self.collector)
+        healthy, body = self.health()
         return web.Response(
-            text=json.dumps(health.as_json(), indent=1) + "\n",
-            status=200 if health.healthy else 503,
+            text=json.dumps(body, indent=1) + "\n",
+            status=200 if healthy else 503,
             content_type="application/json",
         )
+
+
+class MetricsServer(CollectorServer):
+    """A running ``/metrics`` and ``/healthz`` server of streams (from :func:`serve_metrics`); an async
+    context manager that closes it on exit.
+
+    Attributes:
+        collector: the streams, recorders and fan-out collectors served;
+            :meth:`StreamCollector.add_stream` (and ``add_recorder``, ``add_fanout``) adds more.
+        registry: the registry ``/metrics`` renders (its own, never the global one): the collector
+            and the process' CPU, memory and open files (``process_...``).
+        host, port: where it listens (``port`` is the one bound, when 0 was asked for).
+    """
+
+    def __init__(self, collector: StreamCollector, registry: CollectorRegistry, host: str) -> None:
+        super().__init__(registry, host, self._stream_health)
+        self.collector = collector
+
+    def _stream_health(self) -> tuple[bool, Mapping[str, Any]]:
+        health = check_health(self.collector)
+        return health.healthy, health.as_json()
+
+
+async def serve_collector(
+    port: int,
+    collector: Collector,
+    health: HealthCheck,
+    host: str = "127.0.0.1",
+    *,
+    process: bool = True,
+) -> CollectorServer:
+    """Serve ``/metrics`` of ``collector`` (any ``prometheus_client`` collector, scraped on this event
+    loop) and ``/healthz`` answered by ``health`` on ``host:port`` until the returned server is closed.
+
+    Args:
+        port: the port to listen on (``0``: a free one, then in ``.port``).
+        collector: what ``/metrics`` shows, on a registry of the server's own.
+        health: called at each ``/healthz``: ``(healthy, body)``, 200 or 503 with ``body`` as JSON.
+        host: the address to listen on (loopback by default).
+        process: add the process' own metrics (CPU, memory, open files; Linux only).
+
+    Raises:
+        OSError: the port cannot be bound (taken, or not allowed).
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    if process:
+        ProcessCollector(registry=registry)
+    server = CollectorServer(registry, host, health)
+    await server.start(port)
+    return server
 
 
 async def serve_metrics(

@@ -80,6 +80,12 @@ class MarketChannel:
         self.reject_left = 0
         """WebSocket upgrades still to be refused with :attr:`reject_status` (``reject_connects``)."""
         self.reject_status = 429
+        self.connections_accepted = 0
+        """Connections that subscribed (the first frame a valid market subscription)."""
+        self.connects_rejected = 0
+        """WebSocket upgrades refused by ``reject_connects``."""
+        self.subscriptions_refused = 0
+        """Connections closed for a first frame that is no market subscription, or none in time."""
         self._on_sent = on_sent
         self._tops: dict[str, tuple[str, str]] = {}
         self._subscribers: dict[str, set[Connection]] = {}
@@ -175,6 +181,7 @@ class MarketChannel:
     async def socket(self, request: web.Request) -> web.StreamResponse:
         if self.reject_left:
             self.reject_left -= 1
+            self.connects_rejected += 1
             return web.Response(status=self.reject_status, text="rejected by an injected fault")
         ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
         try:
@@ -185,6 +192,7 @@ class MarketChannel:
         try:
             first = await asyncio.wait_for(ws.receive(), self.subscribe_timeout_s)
         except TimeoutError:
+            self.subscriptions_refused += 1
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"no subscription")
             return ws
         # Clients send text; a UTF-8 binary frame is taken as the same text (the venue's answer is unknown).
@@ -194,9 +202,11 @@ class MarketChannel:
             or subscription.get("type") != "market"
             or not isinstance(subscription.get("assets_ids", []), list)
         ):
+            self.subscriptions_refused += 1
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=_INVALID_SUBSCRIPTION)
             return ws
         self.connections.add(conn)
+        self.connections_accepted += 1
         writer = asyncio.create_task(write_loop(conn, self._on_sent))
         try:
             conn.custom_features = bool(subscription.get("custom_feature_enabled", False))

@@ -35,6 +35,7 @@ import contextlib
 import logging
 import random
 import ssl
+from collections import Counter
 from typing import Any
 
 from aiohttp import WSCloseCode, web
@@ -115,9 +116,20 @@ class Simulator:
         self.events_per_s = events_per_s
         self.clock_speed = clock_speed
         self.messages_sent = 0
+        """Frames written to clients on both channels (data, dumps, ``PONG``, faults' frames)."""
+        self.market_frames_sent = 0
+        """Of :attr:`messages_sent`, those written to market-channel connections."""
+        self.user_frames_sent = 0
+        """Of :attr:`messages_sent`, those written to user-channel connections."""
+        self.events_run = 0
+        """Order-flow events run (each sends one or several messages); :attr:`flow` counts those
+        dropped."""
+        self.requests: Counter[tuple[str, int]] = Counter()
+        """HTTP requests answered but the WebSocket upgrades, by route (its pattern, e.g.
+        ``/markets/slug/{slug}``; ``other`` for a path no route has) and status."""
         self.market = MarketChannel(
             self.exchange,
-            self._count_sent,
+            self._count_market_sent,
             subscribe_timeout_s=subscribe_timeout_s,
             max_assets=max_assets,
             dump_per_asset=dump_per_asset,
@@ -125,7 +137,7 @@ class Simulator:
         )
         """The market channel and its connections."""
         self._connections = self.market.connections
-        self.user = UserChannel(self.exchange, self._count_sent, subscribe_timeout_s)
+        self.user = UserChannel(self.exchange, self._count_user_sent, subscribe_timeout_s)
         """The user channel and the account's REST calls (credentials: ``exchange.account.credentials``)."""
         # faults never disturb the engine's seeded stream: they draw from a generator of their own
         self.faults = FaultInjector(
@@ -143,6 +155,17 @@ class Simulator:
     def faults_injected(self) -> list[Fault]:
         """Every fault injected so far, in order."""
         return self.faults.injected
+
+    @property
+    def serving(self) -> bool:
+        """Listening, and its order flow running (or paused by hand), not ended by an error."""
+        pump = self._pump
+        return self._runner is not None and pump is not None and not pump.done()
+
+    @property
+    def paused(self) -> bool:
+        """The order flow is held still (:meth:`pause`, ``POST /control/flow``)."""
+        return not self._paused.is_set()
 
     @property
     def ws_url(self) -> str:
@@ -170,7 +193,8 @@ class Simulator:
         return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self.faults.rest_faults])
+        # counted outside the faults' middleware: an injected rest_error is counted by its status
+        app = web.Application(middlewares=[self._count_requests, self.faults.rest_faults])
         self.market.register(app)
         GammaRest(self.exchange).register(app)
         self.faults.register(app)
@@ -199,6 +223,7 @@ class Simulator:
             await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
 
     def open_market(self) -> None:
         """Open a new market now (``new_market`` to custom-feature connections)."""
@@ -258,6 +283,7 @@ class Simulator:
                 for out in self.exchange.step(elapsed_ms=elapsed_ms):
                     self._broadcast(out)
                 elapsed_ms = step_ms
+            self.events_run += events
 
     def _broadcast(self, out: Outbound) -> None:
         if out.channel == "user":
@@ -265,8 +291,31 @@ class Simulator:
         else:
             self.market.broadcast(out)
 
-    def _count_sent(self) -> None:
+    def _count_market_sent(self) -> None:
         self.messages_sent += 1
+        self.market_frames_sent += 1
+
+    def _count_user_sent(self) -> None:
+        self.messages_sent += 1
+        self.user_frames_sent += 1
+
+    @web.middleware
+    async def _count_requests(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Count each HTTP answer by route and status (WebSocket upgrades are counted as connections by
+        their channel)."""
+        if request.path.startswith("/ws/"):
+            response: web.StreamResponse = await handler(request)
+            return response
+        route = request.match_info.route.resource
+        # the route's pattern, never the path as asked: a scan of random paths must not grow the labels
+        path = route.canonical if route is not None else "other"
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # aiohttp's 404 and 405 for paths and methods no route has
+            self.requests[path, exc.status] += 1
+            raise
+        self.requests[path, response.status] += 1
+        return response
 
     # -- faults ---------------------------------------------------------------------------------------
 

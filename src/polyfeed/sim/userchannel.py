@@ -38,6 +38,11 @@ class UserChannel:
         self.credentials: Credentials = exchange.account.credentials
         self.connections: set[Connection] = set()
         self.rejected_auth = 0
+        """Connections dropped for credentials that are not the account's."""
+        self.connections_accepted = 0
+        """Connections authenticated and subscribed."""
+        self.subscriptions_refused = 0
+        """Connections closed for a first frame that is no user subscription, or none in time."""
         self._on_sent = on_sent
         self._subscribe_timeout_s = subscribe_timeout_s
 
@@ -73,10 +78,12 @@ class UserChannel:
         try:
             first = await asyncio.wait_for(ws.receive(), self._subscribe_timeout_s)
         except TimeoutError:
+            self.subscriptions_refused += 1
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"no subscription")
             return ws
         body = parse_json(first.data) if first.type in (WSMsgType.TEXT, WSMsgType.BINARY) else None
         if not isinstance(body, dict) or body.get("type") != "user":
+            self.subscriptions_refused += 1
             await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"invalid subscription payload")
             return ws
         if not self._authentic(body.get("auth")):
@@ -87,6 +94,7 @@ class UserChannel:
         conn = Connection(ws, transport=request.transport)
         conn.markets.update(strings(body.get("markets")))
         self.connections.add(conn)
+        self.connections_accepted += 1
         writer = asyncio.create_task(write_loop(conn, self._on_sent))
         try:
 
