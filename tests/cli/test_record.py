@@ -6,6 +6,7 @@ secrets; bad arguments and an absent venue are one line."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from polyfeed.record import Channel, read_recording, recording_info
 from polyfeed.sim.account import SIM_CREDENTIALS
@@ -23,11 +25,13 @@ from tests.cli.harness import (
     BOUND_S,
     Exchange,
     assert_one_line_failure,
+    exchange_in_thread,
     polyfeed,
     polyfeed_process,
     subprocess_env,
     venue_args_at,
 )
+from tests.cli.test_serving import _get, _served_url
 from tests.record.recordings import index_lines
 
 ROW = re.compile(r"^(\S+ · (?:Yes|No))\s+(\w+)\s+\S+\s+\S+\s+\d+/\d+\s+(\d+)\s+([0-9a-f]{12})\s*$")
@@ -221,6 +225,69 @@ def test_the_user_channel_is_recorded_without_its_secrets(
         assert secret.encode() not in everything
     for secret in (SIM_CREDENTIALS.secret, SIM_CREDENTIALS.passphrase):
         assert secret not in result.out + result.err
+
+
+def test_the_user_streams_metrics_are_served_and_healthz_counts_its_connection(tmp_path: Path) -> None:
+    """``record --user --metrics-port``: /healthz waits for the user connection too, and /metrics shows
+    the user stream's orders open and trades by status as the exchange's account holds them (its flow
+    paused, so that both hold still)."""
+    with exchange_in_thread(markets=3, seed=4) as exchange:
+        sim = exchange.sim
+        env = subprocess_env(
+            POLYMARKET_API_KEY=SIM_CREDENTIALS.api_key,
+            POLYMARKET_API_SECRET=SIM_CREDENTIALS.secret,
+            POLYMARKET_API_PASSPHRASE=SIM_CREDENTIALS.passphrase,
+        )
+        argv = ["record", sim.exchange.markets[0].slug, "--user", "--out", str(tmp_path / "rec")]
+        venue = [*exchange.venue_args(), "--user-ws-url", sim.user_url]
+        process = polyfeed_process(*argv, "--metrics-port", "0", *venue, env=env, stdout=subprocess.DEVNULL)
+        try:
+            url = _served_url(process)
+            deadline = time.monotonic() + BOUND_S
+            while (health := _get(url + "/healthz"))[0] != 200:
+                assert time.monotonic() < deadline and process.poll() is None, ("never healthy", health)
+                time.sleep(0.1)
+            assert json.loads(health[1])["connections_up"] == {"market": 1, "user": 1}, health[1]
+
+            async def pause_once_an_order_is_open() -> tuple[int, dict[str, int]] | None:
+                account = sim.exchange.account
+                if not account.open_orders():
+                    return None
+                sim.pause()  # on the exchange's loop: nothing moves from here on
+                trades: dict[str, int] = {}
+                for trade in account.trades.values():
+                    trades[trade.status] = trades.get(trade.status, 0) + 1
+                return len(account.open_orders()), trades
+
+            while (held := exchange.call(pause_once_an_order_is_open())) is None:
+                assert time.monotonic() < deadline, "the exchange's account never placed an order"
+                time.sleep(0.1)
+            orders_open, trades = held
+            while True:  # the user stream catches up with what the exchange sent before the pause
+                status, text = _get(url + "/metrics")
+                assert status == 200
+                samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+                seen_open = [s.value for s in samples if s.name == "polyfeed_user_orders_open"]
+                seen_trades = {
+                    s.labels["status"]: int(s.value) for s in samples if s.name == "polyfeed_user_trades"
+                }
+                if seen_open == [orders_open] and seen_trades == trades:
+                    break
+                assert time.monotonic() < deadline, (orders_open, trades, seen_open, seen_trades)
+                time.sleep(0.1)
+            assert orders_open >= 1
+            reconciliations = [s for s in samples if s.name == "polyfeed_user_reconciliations_total"]
+            assert [(s.labels, s.value) for s in reconciliations] == [({"stream": "user"}, 1.0)]
+            up = {s.labels["channel"]: s.value for s in samples if s.name == "polyfeed_connection_up"}
+            assert up == {"market": 1, "user": 1}
+            recordings = [s for s in samples if s.name == "polyfeed_recording_records_total"]
+            assert len(recordings) == 1, "one recording, however many streams write to it"
+            for secret in (SIM_CREDENTIALS.api_key, SIM_CREDENTIALS.secret, SIM_CREDENTIALS.passphrase):
+                assert secret not in text + health[1]
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=BOUND_S)
+        assert process.returncode == 0, err.decode()
 
 
 def test_user_without_credentials_is_one_line_and_exit_2(

@@ -173,6 +173,7 @@ def test_a_zombie_is_one_zombie_and_healthz_is_503_until_the_books_are_live_agai
                 "books_not_live": [],
                 "connections_down": [],
                 "streams_failed": [],
+                "connections_up": {"market": 1},
             },
         )
         before = await scrape(http, server)

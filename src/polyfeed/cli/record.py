@@ -242,6 +242,7 @@ class _Recording:
                     meta={LABELS_META: labels_to_meta(self.labels), "targets": targets},
                     on_open=on_open,
                     on_stop=self._stopped,
+                    on_user=follow,  # its orders, trades and reconciliations; its connection in /healthz
                 )
             )
             try:

@@ -42,6 +42,8 @@ class Health:
     ``connection``: ``null``."""
     streams_failed: list[dict[str, str]] = field(default_factory=list)
     """``stream`` and ``error``, the class of what ended it."""
+    connections_up: dict[str, int] = field(default_factory=dict)
+    """Connections up, by channel (``market``, ``user``, ``nats``): what ``/healthz`` judged."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +53,7 @@ class Health:
             "books_not_live": self.books_not_live,
             "connections_down": self.connections_down,
             "streams_failed": self.streams_failed,
+            "connections_up": self.connections_up,
         }
 
 
@@ -58,6 +61,7 @@ def check_health(collector: StreamCollector) -> Health:
     """The health of every stream ``collector`` holds (recorders are judged by their metrics); unhealthy
     while it holds none."""
     by_status: Counter[str] = Counter()
+    up: Counter[str] = Counter()
     not_live: list[dict[str, Any]] = []
     down: list[dict[str, Any]] = []
     failed: list[dict[str, str]] = []
@@ -68,6 +72,7 @@ def check_health(collector: StreamCollector) -> Health:
         if not sessions:
             down.append({"stream": name, "channel": channel_of(stream), "connection": None})
         for channel, session in sessions:
+            up[channel] += session.connected
             if not session.connected:
                 down.append({"stream": name, "channel": channel, "connection": session.connection_id})
         if isinstance(stream, UserStream):
@@ -90,6 +95,7 @@ def check_health(collector: StreamCollector) -> Health:
                     }
                 )
     for name, fanout in collector.fanouts.items():
+        up["nats"] += fanout.publisher.client.is_connected
         if not fanout.publisher.client.is_connected:
             down.append({"stream": name, "channel": "nats", "connection": None})
     followed = sum(by_status.values()) - by_status[BookStatus.CLOSED.value]
@@ -103,4 +109,5 @@ def check_health(collector: StreamCollector) -> Health:
         books_not_live=not_live,
         connections_down=down,
         streams_failed=failed,
+        connections_up=dict(sorted(up.items())),
     )

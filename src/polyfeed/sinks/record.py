@@ -61,6 +61,7 @@ async def record(
     meta: Mapping[str, object] | None = None,
     on_open: Callable[[Recorder, MarketStream], None] | None = None,
     on_stop: Callable[[], None] | None = None,
+    on_user: Callable[[UserStream], None] | None = None,
 ) -> RecordSummary:
     """Record the market channel of ``asset_ids`` and ``slugs`` (and the user channel when
     ``user_credentials`` are given) into ``out`` until cancelled (Ctrl-C) or ``seconds`` pass, from
@@ -77,8 +78,9 @@ async def record(
 
     ``meta`` is added to the recording's ``meta.json`` (the command line stores the books' names there);
     ``on_open`` is called with the recorder and the market stream once both channels are open (to show
-    progress, say); ``on_stop`` once the run ends, before the streams close (their books as they were:
-    closing turns them stale).
+    progress, say); ``on_user`` with the user stream just before it opens (to serve its metrics, its
+    connection down until made); ``on_stop`` once the run ends, before the streams close (their books as
+    they were: closing turns them stale).
 
     Raises:
         RecordingError: the recording could not be created, or writing to it failed (a full disk): the
@@ -133,6 +135,8 @@ async def record(
                     ssl_context=ssl_context,
                     recorder=recorder,
                 )
+                if on_user is not None:
+                    on_user(user)
                 await stack.enter_async_context(user)
             if on_open is not None:
                 on_open(recorder, market)
