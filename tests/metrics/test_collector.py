@@ -19,6 +19,7 @@ from polyfeed.fanout import Collector, NatsMarketStream, StreamLayout
 from polyfeed.fanout.publisher import Publisher
 from polyfeed.metrics import StreamCollector, check_health
 from polyfeed.metrics.collector import _CheckTotals
+from polyfeed.metrics.exchange import ExchangeCollector
 from polyfeed.record import Recorder
 from polyfeed.record.format import Channel, RecordKind
 from polyfeed.sim import Simulator
@@ -114,6 +115,7 @@ def test_every_metric_the_operations_page_and_the_dashboard_name_is_served(tmp_p
         ]
         registry = CollectorRegistry(auto_describe=False)
         registry.register(StreamCollector(streams, fanouts=[fanout_collector()]))
+        registry.register(ExchangeCollector(Simulator(markets=1)))  # polyfeed sim's own
         families = {f.name for f in text_string_to_metric_families(generate_latest(registry).decode())}
     assert len(named) > 20
     for name in sorted(named):

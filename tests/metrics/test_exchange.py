@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import prometheus_client
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from polyfeed.metrics.exchange import serve_exchange_metrics
+from polyfeed.metrics.exchange import ExchangeCollector, serve_exchange_metrics
 from polyfeed.metrics.server import CollectorServer
 from polyfeed.sim import Simulator
 from polyfeed.sim.account import SIM_CREDENTIALS
@@ -221,3 +224,12 @@ def test_healthz_is_503_until_the_exchange_serves_and_once_it_stopped() -> None:
             assert (status, body["serving"], body["flow"]) == (503, False, "stopped")
 
     asyncio.run(asyncio.wait_for(main(), BOUND_S))
+
+
+def test_every_metric_served_is_on_the_operations_page() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+    named = {re.sub(r"_total$", "", n) for n in re.findall(r"\bpolyfeed_sim_[a-z_]+", docs.read_text())}
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ExchangeCollector(Simulator(markets=1)))
+    families = {f.name for f in text_string_to_metric_families(generate_latest(registry).decode())}
+    assert families and families <= named, sorted(families - named)

@@ -9,7 +9,10 @@
   (:mod:`polyfeed.metrics.collector` lists every metric); register it on a registry of your own to serve
   it with your application's metrics.
 - :func:`check_health`: every followed book live, every connection up (:mod:`polyfeed.metrics.health`).
-- :func:`serve_metrics`: both over HTTP on the streams' event loop (:mod:`polyfeed.metrics.server`).
+- :func:`serve_metrics`: both over HTTP on the streams' event loop (:mod:`polyfeed.metrics.server`);
+  :func:`serve_collector` the same server for any ``prometheus_client`` collector and health check.
+- :mod:`polyfeed.metrics.exchange`: the local exchange's own metrics and health (``polyfeed sim
+  --metrics-port``), read from the outside (imported on its own: it loads the exchange).
 
 ``docs/operations.md`` says what each metric means for an operator, which alerts to set, and gives a
 Grafana dashboard.
@@ -17,6 +20,22 @@ Grafana dashboard.
 
 from polyfeed.metrics.collector import AnyStream, StreamCollector
 from polyfeed.metrics.health import Health, check_health
-from polyfeed.metrics.server import MetricsServer, serve_metrics
+from polyfeed.metrics.server import (
+    CollectorServer,
+    HealthCheck,
+    MetricsServer,
+    serve_collector,
+    serve_metrics,
+)
 
-__all__ = ["AnyStream", "Health", "MetricsServer", "StreamCollector", "check_health", "serve_metrics"]
+__all__ = [
+    "AnyStream",
+    "CollectorServer",
+    "Health",
+    "HealthCheck",
+    "MetricsServer",
+    "StreamCollector",
+    "check_health",
+    "serve_collector",
+    "serve_metrics",
+]
