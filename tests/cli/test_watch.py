@@ -296,13 +296,15 @@ def test_watch_nats_shows_the_books_a_collector_publishes_live_and_checked(
         every = polyfeed(capsys, "watch", "--nats", url, "--all", "--top", "1", "--seconds", "2.5")
     assert given.code == 0, given.err
     frame = given.out[given.out.rindex("\npolyfeed ") : given.out.rindex("\n2 books for")]
-    assert abbreviate(market.yes) in frame and abbreviate(market.no) in frame, "named by token id"
+    assert abbreviate(market.yes) in frame and abbreviate(market.no) in frame, "with their token ids"
+    assert frame.count(market.slug) == 2, "named as the collector published them (it followed the slug)"
     assert frame.count("LIVE") == 2
     assert given.out.splitlines()[-1].endswith(" passed, 0 failed"), "every hash checked here passed"
     assert every.code == 0, every.err
     frame = last_frame(every.out, 2)
     assert "all 2 books: 2 live 0 syncing 0 suspect 0 stale 0 closed" in frame, frame
     assert sum(line.count("╭") for line in frame.splitlines()) == 1, "the busiest book only"
+    assert market.slug in frame, "named"
 
 
 @pytest.mark.parametrize(

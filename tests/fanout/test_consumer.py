@@ -358,6 +358,28 @@ def test_a_durable_consumer_acknowledges_what_the_program_took_not_what_it_fetch
     run(main)
 
 
+def test_consumers_name_the_books_as_the_collector_knows_them(nats_server: NatsServer) -> None:
+    """A collector that followed a slug publishes its books' market slug and outcome with their snapshots:
+    a consumer started at once reads them from the stream's snapshots, a late one from the bucket."""
+
+    async def main() -> None:
+        async with Simulator(markets=2, seed=23, events_per_s=100) as sim:
+            followed = sim.exchange.markets[1]
+            async with collecting(nats_server, sim, [], slugs=[followed.slug]) as (market, collector):
+                tokens = [followed.yes, followed.no]
+                assert sorted(market.labels) == sorted(tokens)
+                assert {slug for slug, _ in market.labels.values()} == {followed.slug}
+                early = NatsMarketStream(nats_server.url, tokens, max_queue=0)
+                async with early:
+                    await until(lambda: early.labels == market.labels, "the early consumer names its books")
+                await until(lambda: collector.books_in_bucket == set(tokens), "both books in the bucket")
+                async with NatsMarketStream(nats_server.url, tokens, max_queue=0) as late:
+                    assert late.snapshots_read == 2
+                    assert late.labels == market.labels, "from the bucket"
+
+    run(main)
+
+
 def test_a_shard_whose_collector_dies_turns_stale_and_the_others_stay_live(nats_server: NatsServer) -> None:
     async def main() -> None:
         async with Simulator(markets=6, seed=18, events_per_s=200) as sim:

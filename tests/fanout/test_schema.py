@@ -81,6 +81,9 @@ FIELD_NOTES: dict[type[msgspec.Struct], dict[str, str]] = {
         "token": "trade only: the token that traded, when it is not this subject's (a print goes on the "
         "subject of every followed token of its market: it settles the hashes of both). Absent on the "
         "traded token's own subject.",
+        "slug": "snapshot only: the market's slug on Gamma, where the collector knows it (it followed slugs "
+        "or every market). For a reader to show; absent otherwise.",
+        "outcome": "snapshot only: the token's outcome (Yes, No, a candidate's name), where known.",
     },
     SnapshotValue: {
         "seq": "The stream sequence of the last message of this book that book includes: apply the book's "
@@ -94,6 +97,8 @@ FIELD_NOTES: dict[type[msgspec.Struct], dict[str, str]] = {
         "use it (a print that overtook the changes hashed before it).",
         "candidate_price": "A print of the market's other token not yet confirmed by a hash: the venue's "
         "hash may use it.",
+        "slug": "The market's slug on Gamma, where the collector knows it; empty otherwise.",
+        "outcome": "The token's outcome (Yes, No, a candidate's name), where known; empty otherwise.",
     },
     Heartbeat: {
         "collector": "The collector's name.",

@@ -140,6 +140,10 @@ def test_slugs_and_polymarket_urls_resolve_through_gamma() -> None:
                 markets = sim.exchange.markets
                 expected = [markets[0].yes, markets[0].no] + [t for m in markets[3:6] for t in (m.yes, m.no)]
                 assert stream.asset_ids == expected
+                # Gamma's names of each book, kept (watch, a fan-out's collector show them)
+                by_token = {t: m.slug for m in (markets[0], *markets[3:6]) for t in (m.yes, m.no)}
+                assert {t: slug for t, (slug, _) in stream.labels.items()} == by_token
+                assert {stream.labels[m.yes][1] for m in markets[3:6]} == {"Yes"}
             with pytest.raises(SubscriptionError):
                 async with MarketStream.from_slugs(
                     ["no-such-market"],

@@ -251,6 +251,7 @@ class _Publishing:
                     on_event=self.state.on_event,
                     on_open=on_open,
                     stop=stop,
+                    labels={t: (label.name, label.outcome) for t, label in self.labels.items()},
                 )
             )
             try:

@@ -316,8 +316,8 @@ def _label_text(
     stream: _AnyMarketStream, choose: Callable[[int, int, int | None], _Chosen], token: str
 ) -> str | None:
     """How a log line on the screen names a book: its market and outcome, when known."""
-    if isinstance(stream, MarketStream) and stream.universe is not None:
-        label = stream.universe.labels.get(token)
+    if isinstance(stream, NatsMarketStream) or stream.universe is not None:
+        label = stream.labels.get(token)
         return BookLabel(*label).text if label is not None else None
     labels = choose(0, 0, None)[1]
     return labels[token].text if token in labels else None
@@ -371,7 +371,9 @@ async def _watch_nats(
     tokens = token_ids or []
 
     def given(_now_ns: int, _width: int, _height: int | None) -> _Chosen:
-        return tokens, {}, None
+        # the names the collectors published with the books' snapshots, as they come
+        named = stream.labels
+        return tokens, {a: BookLabel(*named[a]) for a in tokens if a in named}, None
 
     choose: Callable[[int, int, int | None], _Chosen] = given
     if token_ids is None:
@@ -438,8 +440,7 @@ class BusiestBooks:
                 if asset not in chosen:
                     order.append(asset)
         self.order = order
-        universe = self.stream.universe if isinstance(self.stream, MarketStream) else None
-        named = universe.labels if universe is not None else {}
+        named = self.stream.labels
         self.labels = {a: BookLabel(*named[a]) for a in order if a in named}
         self.counts = UniverseCounts(Counter(b.status for b in books.values()), self.activity.window_s)
 

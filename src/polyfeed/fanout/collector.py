@@ -19,6 +19,7 @@ What a consumer can trust, and why:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -26,7 +27,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -69,6 +70,7 @@ log = logging.getLogger("polyfeed.fanout")
 
 _encode = msgspec.json.Encoder().encode
 _LIVE = BookStatus.LIVE
+_NO_LABEL = ("", "")
 
 
 def _settled(book: OrderBook) -> bool:
@@ -288,6 +290,7 @@ class Collector:
     def _put(
         self, kind: str, asset: str, market: str, recv_ns: int, body: bytes, msg_id: str, *, token: str = ""
     ) -> None:
+        slug, outcome = self.publisher.labels.get(asset, _NO_LABEL) if kind == "snapshot" else _NO_LABEL
         envelope = Envelope(
             kind=kind,
             asset_id=asset,
@@ -296,6 +299,8 @@ class Collector:
             collector=self.collector,
             message=msgspec.Raw(body),
             token=token,
+            slug=slug,
+            outcome=outcome,
         )
         self._send(asset, market, encode_envelope(envelope), msg_id)
         self._changed.add(asset)
@@ -454,10 +459,13 @@ async def publish(
     on_event: Callable[[Event], None] | None = None,
     on_open: Callable[[MarketStream, Collector], None] | None = None,
     stop: asyncio.Event | None = None,
+    labels: Mapping[str, tuple[str, str]] | None = None,
 ) -> PublishSummary:
     """Follow ``asset_ids`` and ``slugs`` (or, with ``all_markets``, every open market) on ``venue`` and
     publish their books to the JetStream stream ``stream`` at ``nats_url``, until cancelled, ``stop`` is
     set, or ``seconds`` pass. With ``shard=(I, N)``, only the markets of the I-th of N collectors.
+    Each book's market slug and outcome (``labels``, by token id, for tokens given as ids; those of slugs
+    and of every market are Gamma's) are published with its snapshots, for consumers to show.
 
     Raises:
         FanoutError: NATS unreachable, JetStream off, or the stream configured with other subjects.
@@ -467,11 +475,18 @@ async def publish(
     name = collector or default_collector_name()
     layout = StreamLayout(stream)
     venue = venue or Venue.polymarket()
-    client: Client = await connect(nats_url, name=f"polyfeed-collector {name}")
+    lost: list[Publisher] = []
+
+    async def disconnected() -> None:
+        for publisher in lost:
+            publisher.connection_lost()
+
+    client: Client = await connect(nats_url, name=f"polyfeed-collector {name}", on_disconnected=disconnected)
     try:
         js = await require_jetstream(client, nats_url)
         await ensure_layout(js, layout, max_age_s=max_age_s)
         publisher = Publisher(client, layout, collector=name)
+        lost.append(publisher)
         await publisher.start()
         books: dict[str, OrderBook] = {}
         collector_ = Collector(
@@ -515,6 +530,8 @@ async def publish(
                 market.unsubscribe([a for a, b in market.books.items() if b.market and not keep(b.market)])
             books = market.books
             collector_._books = lambda: market.books
+            # Gamma's names, for consumers to show (the universe's as they change)
+            publisher.labels = collections.ChainMap(market.labels, dict(labels or {}))
             collector_.start()
             if on_open is not None:
                 on_open(market, collector_)

@@ -147,6 +147,9 @@ class NatsMarketStream(QueuedStream):
         self.undecodable = 0
         """Messages on the stream's subjects that do not decode as an envelope, or of unknown kind."""
         self.gaps = 0
+        self.labels: dict[str, tuple[str, str]] = {}
+        """Each book's market slug and outcome, as its collector published them with its snapshots (where
+        the collector knew them: it followed slugs or every market)."""
         """``gap`` messages received."""
         self.snapshots_behind = 0
         """Snapshots older than a live book and different from it (another collector's, behind this
@@ -321,6 +324,8 @@ class NatsMarketStream(QueuedStream):
         except msgspec.DecodeError as exc:
             self._undecodable(f"the bucket's value of {asset}", exc, data or b"")
             return None
+        if value.slug:
+            self.labels[asset] = (value.slug, value.outcome)
         if value.written_ns and time.time_ns() - value.written_ns > MAX_SNAPSHOT_AGE_S * _NS:
             return -1, bytes(value.book), (value.previous_trade_price, value.candidate_price)
         return value.seq, bytes(value.book), (value.previous_trade_price, value.candidate_price)
@@ -517,6 +522,8 @@ class NatsMarketStream(QueuedStream):
                     session.receive_unapplied(bytes(envelope.message), now)
                 return
             self._fed[asset] = seq
+            if kind == "snapshot" and envelope.slug:
+                self.labels[asset] = (envelope.slug, envelope.outcome)
             if kind == "snapshot" and self._behind(asset, envelope.message):
                 self.snapshots_behind += 1
                 session.receive_unapplied(bytes(envelope.message), now)

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -99,6 +99,8 @@ class Publisher:
         self.max_pending = max_pending
         self.max_buffer = max_buffer
         self.ack_timeout_s = ack_timeout_s
+        self.labels: Mapping[str, tuple[str, str]] = {}
+        """Each book's market slug and outcome, where known, written with its snapshots."""
         self.acked = 0
         """Messages JetStream acknowledged (duplicates included)."""
         self.duplicates = 0
@@ -213,6 +215,18 @@ class Publisher:
         self._buffer.append(item)
         self._wake.set()
 
+    def connection_lost(self) -> None:
+        """NATS dropped the connection: every message sent and not yet acknowledged is in doubt (the
+        server may have gone before storing it, and no acknowledgement will say so before
+        ``ack_timeout_s``), so it counts as failed and its book turns dirty now (an acknowledgement that
+        comes after all is ignored). Its later messages then wait for the ``gap`` and
+        the snapshot that mend it, which follow the hole at once in the stream: a consumer never applies
+        a message across it (it would fail a hash) before it learns of it."""
+        pending = self._pending
+        for token in list(pending):
+            self._fail(pending.pop(token), "NATS connection lost before its acknowledgement")
+        self._room.set()
+
     def mend(self, asset: str) -> str | None:
         """Clear a dirty book (the caller then puts its ``gap`` and snapshot); returns why it was."""
         return self.dirty.pop(asset, None)
@@ -284,7 +298,8 @@ class Publisher:
         if ack.seq > self.newest_seq:
             self.newest_seq = ack.seq
         if item.snapshot is not None:
-            self._write_snapshot(item.asset, item.snapshot[0], ack.seq, item.snapshot[1])
+            if item.asset not in self.dirty:  # a dirty book's snapshot waits for the one that mends it
+                self._write_snapshot(item.asset, item.snapshot[0], ack.seq, item.snapshot[1])
             item.snapshot = None
 
     async def _sweep(self) -> None:
@@ -328,6 +343,7 @@ class Publisher:
     def _write_snapshot(
         self, asset: str, book: bytes, seq: int, alternates: tuple[str | None, str | None]
     ) -> None:
+        slug, outcome = self.labels.get(asset, ("", ""))
         value = SnapshotValue(
             seq=seq,
             book=msgspec.Raw(book),
@@ -335,6 +351,8 @@ class Publisher:
             written_ns=time.time_ns(),
             previous_trade_price=alternates[0],
             candidate_price=alternates[1],
+            slug=slug,
+            outcome=outcome,
         )
         item = _Item(self.layout.kv_subject(asset), encode_snapshot_value(value), None, f"$KV{asset}")
         self._buffer.append(item)

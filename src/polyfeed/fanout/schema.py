@@ -90,6 +90,10 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     token: str = ""
     """For a ``trade`` published on another token's subject of the same market: the token that traded
     (a print settles the hashes of both tokens of its market). Empty on the token's own subject."""
+    slug: str = ""
+    """For a ``snapshot``: the market's slug on Gamma, where the collector knows it (empty otherwise)."""
+    outcome: str = ""
+    """For a ``snapshot``: the token's outcome (``Yes``, ``No``, a candidate's name), where known."""
 
 
 class SnapshotValue(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,6 +112,10 @@ class SnapshotValue(msgspec.Struct, frozen=True, kw_only=True):
     ``OrderBook.trade_price_alternates``): a print that overtook changes hashed before it ..."""
     candidate_price: str | None = None
     """... and a print of the market's other token not yet confirmed by a hash."""
+    slug: str = ""
+    """The market's slug on Gamma, where the collector knows it (empty otherwise)."""
+    outcome: str = ""
+    """The token's outcome, where known."""
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):

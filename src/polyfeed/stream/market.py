@@ -22,7 +22,7 @@ import aiohttp
 from polyfeed.book import OrderBook
 from polyfeed.errors import InvalidLevelError
 from polyfeed.net.connection import Backoff, FrameSink
-from polyfeed.net.gamma import MarketFilter, TokenInfo, resolve_slugs
+from polyfeed.net.gamma import MarketFilter, TokenInfo, lookup
 from polyfeed.net.gamma_cache import GammaCache
 from polyfeed.net.pool import MarketPool
 from polyfeed.net.rest import fetch_books
@@ -114,6 +114,7 @@ class MarketStream(QueuedStream):
         self._slugs: list[str] = []
         self.universe: Universe | None = None
         """What :meth:`all_markets` follows (``None`` for a stream of given assets)."""
+        self._labels: dict[str, tuple[str, str]] = {}
         self._queue = EventQueue(on_event, max_queue)
         self._http: aiohttp.ClientSession | None = None
         self._pool: MarketPool | None = None
@@ -205,6 +206,12 @@ class MarketStream(QueuedStream):
         return stream
 
     @property
+    def labels(self) -> dict[str, tuple[str, str]]:
+        """Each book's market slug and outcome, where Gamma named them: every book of :meth:`all_markets`,
+        the tokens of :meth:`from_slugs`' slugs once entered; none for token ids given as such."""
+        return self.universe.labels if self.universe is not None else self._labels
+
+    @property
     def books(self) -> dict[str, OrderBook]:
         """Every followed asset's book, by token id."""
         return self._pool.books if self._pool is not None else {}
@@ -220,11 +227,10 @@ class MarketStream(QueuedStream):
         self._http = http_session(ssl_context=self.ssl_context)
         try:
             if self._slugs:
-                self.asset_ids = list(
-                    dict.fromkeys(
-                        [*self.asset_ids, *await resolve_slugs(self._http, self.gamma_url, self._slugs)]
-                    )
-                )
+                # as resolve_slugs, keeping each token's market slug and outcome (:attr:`labels`)
+                found = [t for text in self._slugs for t in await lookup(self._http, self.gamma_url, text)]
+                self._labels.update((t.token_id, (t.market_slug, t.outcome)) for t in found)
+                self.asset_ids = list(dict.fromkeys([*self.asset_ids, *(t.token_id for t in found)]))
             self._pool = MarketPool(
                 self.ws_url,
                 self._emit,
