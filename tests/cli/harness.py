@@ -200,8 +200,22 @@ class Collecting:
 
     def get(self, path: str) -> tuple[int, str]:
         """GET ``path`` of its metrics server: status and body."""
-        try:
-            with urllib.request.urlopen(self.metrics_url + path, timeout=BOUND_S) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
+        return http_get(self.metrics_url + path)
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """GET ``url``: its status and body (an HTTP error's too: a 503 from ``/healthz`` is an answer)."""
+    try:
+        with urllib.request.urlopen(url, timeout=BOUND_S) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def served_url(process: subprocess.Popen[bytes]) -> str:
+    """The URL a command says it serves metrics at (its first line on stderr)."""
+    assert process.stderr is not None
+    line = process.stderr.readline().decode()
+    found = re.search(r"metrics at (http://\S+)/metrics, health at \1/healthz", line)
+    assert found, line
+    return found.group(1)

@@ -26,12 +26,13 @@ from tests.cli.harness import (
     Exchange,
     assert_one_line_failure,
     exchange_in_thread,
+    http_get,
     polyfeed,
     polyfeed_process,
+    served_url,
     subprocess_env,
     venue_args_at,
 )
-from tests.cli.test_serving import _get, _served_url
 from tests.record.recordings import index_lines
 
 ROW = re.compile(r"^(\S+ · (?:Yes|No))\s+(\w+)\s+\S+\s+\S+\s+\d+/\d+\s+(\d+)\s+([0-9a-f]{12})\s*$")
@@ -242,9 +243,9 @@ def test_the_user_streams_metrics_are_served_and_healthz_counts_its_connection(t
         venue = [*exchange.venue_args(), "--user-ws-url", sim.user_url]
         process = polyfeed_process(*argv, "--metrics-port", "0", *venue, env=env, stdout=subprocess.DEVNULL)
         try:
-            url = _served_url(process)
+            url = served_url(process)
             deadline = time.monotonic() + BOUND_S
-            while (health := _get(url + "/healthz"))[0] != 200:
+            while (health := http_get(url + "/healthz"))[0] != 200:
                 assert time.monotonic() < deadline and process.poll() is None, ("never healthy", health)
                 time.sleep(0.1)
             assert json.loads(health[1])["connections_up"] == {"market": 1, "user": 1}, health[1]
@@ -264,7 +265,7 @@ def test_the_user_streams_metrics_are_served_and_healthz_counts_its_connection(t
                 time.sleep(0.1)
             orders_open, trades = held
             while True:  # the user stream catches up with what the exchange sent before the pause
-                status, text = _get(url + "/metrics")
+                status, text = http_get(url + "/metrics")
                 assert status == 200
                 samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
                 seen_open = [s.value for s in samples if s.name == "polyfeed_user_orders_open"]

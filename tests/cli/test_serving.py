@@ -3,35 +3,23 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cli.harness import BOUND_S, Exchange, assert_one_line_failure, polyfeed, polyfeed_process
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=BOUND_S) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
-def _served_url(process: subprocess.Popen[bytes]) -> str:
-    """The URL the command says it serves metrics at (its first line on stderr)."""
-    assert process.stderr is not None
-    line = process.stderr.readline().decode()
-    found = re.search(r"metrics at (http://\S+)/metrics, health at \1/healthz", line)
-    assert found, line
-    return found.group(1)
+from tests.cli.harness import (
+    BOUND_S,
+    Exchange,
+    assert_one_line_failure,
+    http_get,
+    polyfeed,
+    polyfeed_process,
+    served_url,
+)
 
 
 @pytest.mark.parametrize("command", [["stream", "sim-market-0"], ["record", "sim-market-0", "--out"]])
@@ -43,13 +31,13 @@ def test_a_command_serves_metrics_and_health_while_it_runs(
         *argv, "--metrics-port", "0", *exchange.venue_args(), stdout=subprocess.DEVNULL
     )
     try:
-        url = _served_url(process)
+        url = served_url(process)
         deadline = time.monotonic() + BOUND_S
-        while (health := _get(url + "/healthz"))[0] != 200:  # 503 naming what is not live, until all is
+        while (health := http_get(url + "/healthz"))[0] != 200:  # 503 naming what is not live, until all is
             assert health[0] == 503 and "books_by_status" in json.loads(health[1]), health
             assert time.monotonic() < deadline and process.poll() is None, "never healthy"
             time.sleep(0.1)
-        status, text = _get(url + "/metrics")
+        status, text = http_get(url + "/metrics")
         assert status == 200
         samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
         books = {s.labels["status"]: s.value for s in samples if s.name == "polyfeed_books"}

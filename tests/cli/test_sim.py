@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cli.harness import BOUND_S, assert_one_line_failure, polyfeed, polyfeed_process
+from tests.cli.harness import BOUND_S, assert_one_line_failure, http_get, polyfeed, polyfeed_process
 
 
 def test_sim_serves_until_ctrl_c_and_says_where() -> None:
@@ -100,16 +100,8 @@ def _banner(process: subprocess.Popen[bytes]) -> list[str]:
     return lines
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=BOUND_S) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
 def _samples(metrics_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    status, text = _get(metrics_url + "/metrics")
+    status, text = http_get(metrics_url + "/metrics")
     assert status == 200
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -126,7 +118,7 @@ def test_sim_serves_its_own_metrics_and_health_and_a_client_moves_them() -> None
         served = re.search(r"metrics\s+(http://127\.0\.0\.1:\d+)/metrics, health at \1/healthz", text)
         assert exchange is not None and served is not None, text
         metrics = served.group(1)
-        status, body = _get(metrics + "/healthz")
+        status, body = http_get(metrics + "/healthz")
         assert status == 200 and json.loads(body)["status"] == "ok", body
         before = _samples(metrics)
         market = (("channel", "market"),)  # the labels of a market-channel sample

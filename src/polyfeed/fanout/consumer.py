@@ -56,7 +56,7 @@ from polyfeed.fanout.schema import (
     shard_of,
     subject_token,
 )
-from polyfeed.net.connection import MAX_TIMER_DEFERRAL_S, TIMER_RECHECK_S
+from polyfeed.net.connection import TIMER_RECHECK_S, TimerDeferral
 from polyfeed.session import (
     Event,
     MarketSession,
@@ -731,7 +731,7 @@ class NatsMarketStream(QueuedStream):
 
     async def _run_timer(self) -> None:
         session = self.session
-        deferred_since = 0.0
+        deferral = TimerDeferral()
         while not self._closing:
             # Messages JetStream still holds for this consumer are taken first: a consumer that fell behind
             # (a fetch ending inside a trade burst, its process short of CPU) must not judge its books by
@@ -739,15 +739,10 @@ class NatsMarketStream(QueuedStream):
             # is crossed, its claims are the final ones, and its hash needs the print still to come (10
             # consumers starting on 2 cores failed 6 checks each in bench_fanout). As MarketConnection
             # waits while its socket holds unread bytes, and for at most as long.
-            if self._up and self._stream_pending > 0:
-                mono = time.monotonic()
-                if not deferred_since:
-                    deferred_since = mono
-                if mono - deferred_since < MAX_TIMER_DEFERRAL_S:
-                    self.timer_deferrals += 1
-                    await asyncio.sleep(TIMER_RECHECK_S)
-                    continue
-            deferred_since = 0.0
+            if deferral.holds(self._up and self._stream_pending > 0):
+                self.timer_deferrals += 1
+                await asyncio.sleep(TIMER_RECHECK_S)
+                continue
             now = time.time_ns()
             if self._up:
                 session.timer(now)

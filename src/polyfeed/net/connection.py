@@ -382,7 +382,7 @@ class SessionConnection(Generic[S]):
     async def _run_timer(self, transport: picows.WSTransport) -> None:
         inputs = self.inputs
         unread = _unread_probe(transport)
-        deferred_since = 0.0
+        deferral = TimerDeferral()
         while True:
             # Frames already waiting in the socket are read first: a client that fell behind must not
             # judge its books by the clock while their messages wait (issue 12, item 14). Two turns of
@@ -395,16 +395,11 @@ class SessionConnection(Generic[S]):
             # burst is crossed (bench_cpu, issue 15: 446 of 447 clock settles had bytes unread). So the
             # timer waits while this socket holds unread bytes, for at most MAX_TIMER_DEFERRAL_S (the
             # heartbeat is its other job). Not calling it is what the tap records: a replay decides alike.
-            if unread():
-                now = time.monotonic()
-                if not deferred_since:
-                    deferred_since = now
-                if now - deferred_since < MAX_TIMER_DEFERRAL_S:
-                    self.timer_deferrals += 1
-                    # not a spin of the loop: a connection busy for good would run this at every turn
-                    await asyncio.sleep(TIMER_RECHECK_S)
-                    continue
-            deferred_since = 0.0
+            if deferral.holds(unread()):
+                self.timer_deferrals += 1
+                # not a spin of the loop: a connection busy for good would run this at every turn
+                await asyncio.sleep(TIMER_RECHECK_S)
+                continue
             inputs.timer(time.time_ns())
             self._flush()
             close_reason = inputs.close_reason
@@ -420,6 +415,25 @@ MAX_TIMER_DEFERRAL_S = 5.0
 """The longest a connection's timer waits for its socket to be read dry (a client that stays behind)."""
 TIMER_RECHECK_S = 0.02
 """How often a deferred timer looks at its socket again."""
+
+
+class TimerDeferral:
+    """Whether a driver puts its session's timer off: while it is behind its source (bytes unread in its
+    socket, messages waiting in a JetStream consumer), for at most :data:`MAX_TIMER_DEFERRAL_S` in a row
+    (a driver that stays behind is judged by the clock after all)."""
+
+    def __init__(self) -> None:
+        self._since = 0.0
+
+    def holds(self, behind: bool) -> bool:
+        if behind:
+            now = time.monotonic()
+            if not self._since:
+                self._since = now
+            if now - self._since < MAX_TIMER_DEFERRAL_S:
+                return True
+        self._since = 0.0
+        return False
 
 
 def _unread_probe(transport: picows.WSTransport) -> Callable[[], bool]:
