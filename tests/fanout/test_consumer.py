@@ -202,6 +202,20 @@ def test_a_stream_that_does_not_exist_yet_says_to_start_a_collector(nats_server:
     run(main)
 
 
+def test_a_stream_of_that_name_with_other_subjects_is_one_clear_error(nats_server: NatsServer) -> None:
+    async def main() -> None:
+        import nats
+
+        client = await nats.connect(nats_server.url)
+        await client.jetstream().add_stream(name="ORDERS", subjects=["orders.>"])
+        await client.close()
+        with pytest.raises(FanoutError, match=r"ORDERS exists with subjects \['orders.>'\].*not a polyfeed"):
+            async with NatsMarketStream(nats_server.url, ["1"], stream="ORDERS"):
+                pass
+
+    run(main)
+
+
 def test_a_message_that_does_not_decode_is_a_counted_skip(nats_server: NatsServer) -> None:
     async def main() -> None:
         import nats

@@ -47,7 +47,13 @@ import msgspec
 
 from polyfeed.book import BookStatus, OrderBook
 from polyfeed.errors import BookError, FrameDecodeError
-from polyfeed.fanout.jetstream import FanoutError, StreamLayout, connect, require_jetstream
+from polyfeed.fanout.jetstream import (
+    FanoutError,
+    StreamLayout,
+    check_subjects,
+    connect,
+    require_jetstream,
+)
 from polyfeed.fanout.schema import (
     VENUE_KINDS,
     decode_envelope,
@@ -216,14 +222,20 @@ class NatsMarketStream(QueuedStream):
             self._js = await require_jetstream(self._client, self.nats_url)
             from nats.js.errors import NotFoundError
 
+            missing = (
+                f"NATS at {self.nats_url} has no stream {self.layout.stream} (or its bucket "
+                f"{self.layout.bucket}): start a collector first (polyfeed publish ... --nats URL)"
+            )
             try:
                 info = await self._js.stream_info(self.layout.stream)
+            except NotFoundError as exc:
+                raise FanoutError(missing) from exc
+            # another application's stream of that name holds no polyfeed messages
+            check_subjects(info, self.layout, "it is not a polyfeed fan-out (--stream names the one to read)")
+            try:
                 self._kv = await self._js.key_value(self.layout.bucket)
             except NotFoundError as exc:
-                raise FanoutError(
-                    f"NATS at {self.nats_url} has no stream {self.layout.stream} (or its bucket "
-                    f"{self.layout.bucket}): start a collector first (polyfeed publish ... --nats URL)"
-                ) from exc
+                raise FanoutError(missing) from exc
             start = await self._open(int(info.state.first_seq), int(info.state.last_seq))
             await self._subscribe(start)
             await self._client.subscribe(f"{self.layout.prefix}.heartbeat.*", cb=self._heartbeat)

@@ -158,6 +158,21 @@ async def require_jetstream(client: Client, url: str, *, timeout_s: float = 5.0)
     return js
 
 
+def check_subjects(info: Any, layout: StreamLayout, way_out: str) -> None:
+    """That the stream ``info`` describes carries a fan-out's subjects.
+
+    Raises:
+        FanoutError: it has others (the message names both, and ``way_out``, where ``{stream}`` is its
+            name).
+    """
+    subjects = list(info.config.subjects or [])
+    if subjects != layout.subjects:
+        raise FanoutError(
+            f"a JetStream stream named {layout.stream} exists with subjects {subjects}, not "
+            f"{layout.subjects}: {way_out.format(stream=layout.stream)}"
+        )
+
+
 async def ensure_layout(js: JetStreamContext, layout: StreamLayout, *, max_age_s: float) -> None:
     """Create the stream and the bucket if missing; accept them as they are if they carry the expected
     subjects (a retention changed by an operator is theirs to choose). JetStream is known to answer
@@ -191,13 +206,7 @@ async def ensure_layout(js: JetStreamContext, layout: StreamLayout, *, max_age_s
             raise FanoutError(f"JetStream refused to create the stream {layout.stream}: {exc}") from exc
         log.info("created the JetStream stream %s (%s)", layout.stream, ", ".join(layout.subjects))
     else:
-        subjects = list(info.config.subjects or [])
-        if subjects != layout.subjects:
-            raise FanoutError(
-                f"a JetStream stream named {layout.stream} exists with subjects {subjects}, not "
-                f"{layout.subjects}: name another with --stream, or delete it (nats stream rm "
-                f"{layout.stream})"
-            )
+        check_subjects(info, layout, "name another with --stream, or delete it (nats stream rm {stream})")
         window = float(info.config.duplicate_window or 0)
         if window < DUPLICATE_WINDOW_S:
             # Shorter, and two collectors of a shard store a message twice when one is late by more.
