@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def spawn(*args: str) -> subprocess.Popen[bytes]:
     """This module run in a new process with ``args`` (its output in the test's, for failures)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     return subprocess.Popen([sys.executable, "-m", "tests.fanout.processes", *args], env=env)
 
 

@@ -570,3 +570,18 @@ def test_a_consumer_behind_its_stream_judges_a_burst_after_its_last_message(
                     }
 
     run(main)
+
+
+def test_only_another_collectors_older_message_is_taken_as_held_by_the_books_snapshot() -> None:
+    """A lagging collector's stragglers, stored after another collector's newer snapshot, are not applied
+    (test_collector's joining tests); one collector's own stream is never judged so: its prints may come
+    after the changes their hash already counted (spec 7.3), and are applied as they come."""
+    stream = NatsMarketStream("nats://127.0.0.1:4222", ["7"])
+    stream.books["7"].timestamp = "1790000000120"  # the book's last change
+    stream._snapshot_ms["7"] = 1790000000100  # the snapshot that last took it forward ...
+    stream._snapshot_by["7"] = "c0"  # ... from collector c0
+    assert not stream._held("7", 1790000000090, "c0"), "c0's own late print: applied"
+    assert stream._held("7", 1790000000090, "c1"), "c1's copy of what c0's snapshot holds: not applied"
+    assert stream._held("7", 1790000000100, "c1"), "of the snapshot's own millisecond, older than the book"
+    assert not stream._held("7", 1790000000110, "c1"), "newer than the snapshot: applied"
+    assert not stream._held("7", 1790000000120, "c1"), "of the book's own millisecond: applied"

@@ -401,13 +401,15 @@ class BookChecks:
 
     # -- snapshots and tick changes ------------------------------------------------------------------
 
-    def _check_snapshot(self, bids: Side, asks: Side, hash_: str, ts: str) -> str:
+    def _check_snapshot(self, bids: Side, asks: Side, hash_: str, ts: str, *, compare: bool = True) -> str:
         """A snapshot's sides against the live book they replace; returns the status reason. A hash
-        awaiting its print fails, unless the snapshot carries that same hash (verified after it)."""
-        if self._awaiting is not None and hash_ != self._awaiting[1]:
+        awaiting its print fails, unless the snapshot carries that same hash (verified after it).
+        Without ``compare`` (a snapshot ahead of the book, see :meth:`OrderBook.replace`) neither is
+        judged: the print and the changes between are older than the snapshot, and will not be applied."""
+        if compare and self._awaiting is not None and hash_ != self._awaiting[1]:
             self._fail_awaiting(ts)
         self._awaiting = None  # a snapshot with the same hash is verified below with the same inputs
-        if self._status is not _LIVE:
+        if self._status is not _LIVE or not compare:
             return "snapshot"
         if self._same_sides(bids, asks):
             self._pass(CheckKind.SNAPSHOT)

@@ -152,6 +152,18 @@ class OrderBook(BookChecks):
             return self._apply_tick_change(message)  # type: ignore[arg-type]
         return False
 
+    def replace(self, message: Book) -> None:
+        """Replace the book with a snapshot of a later time than the book's, without comparing the two.
+
+        For a relaying source's snapshot taken ahead of the messages it relays (two collectors of a
+        fan-out, one lagging: :mod:`polyfeed.fanout.consumer`): the book is behind it, not wrong, and
+        the messages between, older than it, are not applied after it. The snapshot's own hash is
+        verified as :meth:`apply` verifies it.
+        """
+        if self._unverified is not None and self._burst_ts is None:
+            self.verify_deferred()
+        self._apply_book(message, compare=False)
+
     def apply_price_change(self, message: PriceChange) -> bool:
         """:meth:`apply` for a ``price_change``, without the dispatch (the stream's hot path)."""
         asset = self.asset_id
@@ -224,7 +236,7 @@ class OrderBook(BookChecks):
         self.timestamp = ts
         return True
 
-    def _apply_book(self, message: Book) -> None:
+    def _apply_book(self, message: Book, *, compare: bool = True) -> None:
         if message.asset_id != self.asset_id:
             raise AssetMismatchError(
                 f"snapshot of asset {message.asset_id} given to the book of {self.asset_id}"
@@ -243,7 +255,7 @@ class OrderBook(BookChecks):
             raise
         if self._burst_ts is not None:
             self._settle_burst()
-        reason = self._check_snapshot(bids, asks, message.hash, ts)
+        reason = self._check_snapshot(bids, asks, message.hash, ts, compare=compare)
         self._bids = bids
         self._asks = asks
         if message.market and message.market != self.market:

@@ -107,6 +107,43 @@ _ACK_WAIT_S = 300.0
 _Alternates = tuple[str | None, str | None]
 _Value = tuple[int, bytes, _Alternates]  # a bucket value: (sequence, book, trade price alternates)
 
+
+class _Stamp(msgspec.Struct):
+    """A venue message's book and time, read without decoding the rest."""
+
+    asset_id: str = ""
+    timestamp: str | int = ""
+
+
+_decode_stamp = msgspec.json.Decoder(_Stamp).decode
+
+
+def _stamp(message: bytes) -> _Stamp:
+    try:
+        return _decode_stamp(message)
+    except msgspec.DecodeError:
+        return _Stamp()
+
+
+def _ms(timestamp: str | int) -> int:
+    text = str(timestamp)
+    return int(text) if text.isdigit() else 0
+
+
+def _message_ms(msg: Msg, asset: str, message: msgspec.Raw) -> int:
+    """A venue message's timestamp: from its id (``<asset>.<timestamp>.<ordinal>.<digest>``, no decoding
+    on the hot path), else from the message."""
+    headers = msg.headers
+    msg_id = headers.get("Nats-Msg-Id") if headers else None
+    start = len(asset) + 1
+    if msg_id and msg_id.startswith(asset):
+        end = msg_id.find(".", start)
+        text = msg_id[start:end]
+        if end > 0 and text.isdigit():
+            return int(text)
+    return _ms(_stamp(bytes(message)).timestamp)
+
+
 MAX_LOOKBACK = 100_000
 """How far back in the stream a consumer looks for the snapshot of a book the bucket has none of."""
 
@@ -159,10 +196,17 @@ class NatsMarketStream(QueuedStream):
         """``gap`` messages received."""
         self.snapshots_behind = 0
         """Snapshots older than a live book and different from it (another collector's, behind this
-        stream: see :meth:`_behind`), reported as messages and not applied."""
-        self.snapshots_behind = 0
-        """Snapshots older than a live book and different from it (another collector's, behind this
-        stream: see :meth:`_behind`), reported as messages and not applied."""
+        stream: see :meth:`_when`), reported as messages and not applied."""
+        self.messages_behind = 0
+        """Venue messages the book's snapshot holds already, come after newer ones (a lagging collector's
+        copies, stored after the newer snapshot of a collector that joined: see :meth:`_held`), reported
+        as messages and not applied."""
+        self.snapshots_ahead = 0
+        """Snapshots newer than a live book and different from it (another collector's, ahead of the copies
+        this stream follows: see :meth:`_when`): they replace the book without being compared with it."""
+        self._snapshot_ms: dict[str, int] = {}  # asset -> the time of the snapshot that last took it forward
+        self._snapshot_by: dict[str, str] = {}  # asset -> the collector of that snapshot
+        self._value_by: dict[str, str] = {}  # asset -> the collector of its bucket value last read
         self.last_seq = 0
         """The stream sequence of the last message taken."""
         self.snapshots_read = 0
@@ -338,6 +382,7 @@ class NatsMarketStream(QueuedStream):
             return None
         if value.slug:
             self.labels[asset] = (value.slug, value.outcome)
+        self._value_by[asset] = value.collector
         if value.written_ns and time.time_ns() - value.written_ns > MAX_SNAPSHOT_AGE_S * _NS:
             return -1, bytes(value.book), (value.previous_trade_price, value.candidate_price)
         return value.seq, bytes(value.book), (value.previous_trade_price, value.candidate_price)
@@ -528,18 +573,33 @@ class NatsMarketStream(QueuedStream):
             if seq <= self._base.get(asset, 0):
                 self.skipped += 1
                 if kind == "trade" and not envelope.token:
-                    self._print_for_siblings(asset, envelope.market, seq, envelope.message)
+                    market, message = envelope.market, envelope.message
+                    self._print_for_siblings(asset, market, seq, message, envelope.collector)
                 if self._silent_until and seq > self._silent_until:
                     # a durable restart behind this book's snapshot: the event is owed, the change is held
                     session.receive_unapplied(bytes(envelope.message), now)
                 return
             self._fed[asset] = seq
-            if kind == "snapshot" and envelope.slug:
-                self.labels[asset] = (envelope.slug, envelope.outcome)
-            if kind == "snapshot" and self._behind(asset, envelope.message):
-                self.snapshots_behind += 1
+            collector = envelope.collector
+            if kind != "snapshot" and self._held(asset, _message_ms(msg, asset, envelope.message), collector):
+                self.messages_behind += 1
+                if kind == "trade" and not envelope.token:
+                    self._print_for_siblings(asset, envelope.market, seq, envelope.message, collector)
                 session.receive_unapplied(bytes(envelope.message), now)
                 return
+            if kind == "snapshot" and envelope.slug:
+                self.labels[asset] = (envelope.slug, envelope.outcome)
+            if kind == "snapshot":
+                when = self._when(asset, envelope.message, collector)
+                if when < 0:
+                    self.snapshots_behind += 1
+                    session.receive_unapplied(bytes(envelope.message), now)
+                    return
+                self._started(asset, _ms(_stamp(envelope.message).timestamp), collector)
+                if when > 0:
+                    self.snapshots_ahead += 1
+                    session.receive_snapshot_ahead(bytes(envelope.message), now)
+                    return
             session.receive_data(bytes(envelope.message), now)
         elif kind == "gap":
             self.gaps += 1
@@ -557,14 +617,16 @@ class NatsMarketStream(QueuedStream):
                 f"message {seq} on {msg.subject}", ValueError(f"unknown kind {kind!r}"), msg.data
             )
 
-    def _print_for_siblings(self, asset: str, market: str, seq: int, message: msgspec.Raw) -> None:
+    def _print_for_siblings(
+        self, asset: str, market: str, seq: int, message: msgspec.Raw, collector: str
+    ) -> None:
         """A print its own book's snapshot holds, which the market's other books followed here may not:
         their snapshots are older (each book starts from its own), and the print settles their hashes
         too. It goes to those books alone (the session would give it to its own book again, and take
         that book's trade price back). Their copies of it, on their own subjects, are skipped as prints
         of a token followed here."""
         siblings = [
-            book
+            (other, book)
             for other, book in self._books.items()
             if other != asset and book.market == market and self._base.get(other, 0) < seq
         ]
@@ -574,30 +636,75 @@ class NatsMarketStream(QueuedStream):
             [trade] = decode_market(bytes(message))
         except (FrameDecodeError, ValueError):
             return
-        for book in siblings:
+        trade_ms = _ms(getattr(trade, "timestamp", ""))
+        for other, book in siblings:
+            if self._held(other, trade_ms, collector):
+                continue  # that book's snapshot holds it too
             with contextlib.suppress(BookError):
                 book.apply(trade)
 
-    def _behind(self, asset: str, message: msgspec.Raw) -> bool:
-        """Whether a snapshot is older than a live book that differs from it: another collector's, taken
-        when it subscribed (or resynced) while the changes it had not seen yet were stored already, from
-        the first collector (their copies are dropped as duplicates). Applied, it would take the book back
-        in time, and nothing would bring it forward again."""
+    def _started(self, asset: str, snapshot_ms: int, collector: str) -> None:
+        """A snapshot from the stream is about to be applied: one newer than the book (or a book's start)
+        is where :meth:`_held` judges from, with its collector. The venue's own snapshot after a trade, of
+        its burst's millisecond, is not: both collectors send it, and nothing older can follow it."""
+        book = self._books.get(asset)
+        if book is None or snapshot_ms > _ms(book.timestamp or ""):
+            self._snapshot_ms[asset] = snapshot_ms
+            self._snapshot_by[asset] = collector
+
+    def _held(self, asset: str, message_ms: int, collector: str) -> bool:
+        """Whether a venue message (a change, a print, a tick) is one the book's snapshot holds already,
+        come after newer ones: not newer than the snapshot that last took the book forward (a start, or
+        one newer than the book: :meth:`_started`), and older than the book's last change.
+
+        Two collectors of a shard: one joins (or resyncs from REST) while the other lags. The joiner's
+        snapshot is stored before the laggard's copies of the changes before it, which the joiner never
+        sends (it took its snapshot after them): they are first copies, stored after the snapshot and
+        among the joiner's newer changes. Applied, they would take the book back in time (a print, its
+        trade price) and fail its next hash.
+
+        Only another collector's message is judged so: one collector's stream is in the venue's order,
+        whose prints may come late (a print after the changes its book's hash already counted, spec 7.3):
+        such a print, older than the book's last change, is applied as it comes."""
+        if collector == self._snapshot_by.get(asset) or not 0 < message_ms <= self._snapshot_ms.get(asset, 0):
+            return False
+        book = self._books.get(asset)
+        return book is not None and message_ms < _ms(book.timestamp or "")
+
+    def _when(self, asset: str, message: msgspec.Raw, collector: str) -> int:
+        """-1 for a snapshot older than a live book that differs from it, 1 for one newer than a live book
+        that differs from it, 0 otherwise (the venue's own snapshot after a trade has its burst's
+        millisecond: it is compared with the book as it comes).
+
+        Older: another collector's, taken when it subscribed (or resynced) while the changes it had not
+        seen yet were stored already, from the first collector (their copies are dropped as duplicates).
+        Applied, it would take the book back in time, and nothing would bring it forward again.
+
+        Newer: another collector's, taken while the collector whose copies this book follows lagged: the
+        changes before it come after it in the stream (the other collector has no copy of them), and are
+        not applied (:meth:`_handle`). The book is behind it, not wrong: it replaces the book without
+        being compared with it. Only another collector's than the one whose snapshot the book last took:
+        one collector's newer snapshot (its resync from REST) is compared as it comes."""
         book = self._books.get(asset)
         if book is None or book.status is not BookStatus.LIVE or book.timestamp is None:
-            return False
+            return 0
         try:
             [snapshot] = decode_market(bytes(message))
         except (FrameDecodeError, ValueError):
-            return False  # the session reports it
+            return 0  # the session reports it
         if not isinstance(snapshot, Book) or not snapshot.timestamp.isdigit() or not book.timestamp.isdigit():
-            return False
+            return 0
         try:
-            # Strictly older only: one of the book's own millisecond may hold changes the book has not had
-            # yet (the venue's snapshot after a trade, say), and one older cannot.
-            return int(snapshot.timestamp) < int(book.timestamp) and not book.same_levels(snapshot)
+            # Strictly older or newer only: one of the book's own millisecond may hold changes the book has
+            # not had yet (the venue's snapshot after a trade, say): it is compared.
+            snapshot_ms, book_ms = int(snapshot.timestamp), int(book.timestamp)
+            if snapshot_ms == book_ms or book.same_levels(snapshot):
+                return 0
+            if snapshot_ms < book_ms:
+                return -1
+            return 1 if collector != self._snapshot_by.get(asset) else 0
         except BookError:
-            return False
+            return 0
 
     def _undecodable(self, what: str, exc: Exception, data: bytes) -> None:
         self.undecodable += 1
@@ -688,6 +795,10 @@ class NatsMarketStream(QueuedStream):
         if not books:
             return
         self.snapshots_read += len(books)
+        for snapshot in books:
+            stamp = _stamp(snapshot)
+            self._snapshot_ms[stamp.asset_id] = _ms(stamp.timestamp)  # a start
+            self._snapshot_by[stamp.asset_id] = self._value_by.get(stamp.asset_id, "")
         self.session.receive_data(b"[" + b",".join(books) + b"]", now)
         for asset, (previous, candidate) in alternates.items():
             book = self._books.get(asset)
@@ -739,6 +850,8 @@ class NatsMarketStream(QueuedStream):
             book = self._books.get(asset)
             if book is not None and asset not in session.resyncs.pending:
                 book.restore_trade_price_alternates(*value[2])
+                self._snapshot_ms[asset] = _ms(_stamp(value[1]).timestamp)  # a start
+                self._snapshot_by[asset] = self._value_by.get(asset, "")
         self._flush()
 
     async def _run_timer(self) -> None:

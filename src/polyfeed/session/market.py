@@ -119,6 +119,7 @@ class MarketSession(ResyncingSession):
         self._bursts = BurstClock(self.config.settle_after_s, self.config.final_settle_after_s)
         self._opened = self._bursts.opened  # written on the hot path
         self._venue_text = ""  # the last timestamp text parsed
+        self._ahead = False  # receive_snapshot_ahead: the snapshot replaces its book without comparison
         self._message_ms = 0  # the venue time of the message being routed (0: not an integer)
         self._idle = QuietOrZombie(connection_id, self.config.max_quiet_idle_s)
         self.lag_counts = [0] * (len(LAG_BUCKETS_MS) + 1)
@@ -302,6 +303,17 @@ class MarketSession(ResyncingSession):
         though no book changed. The data-idle deadline then means "the source went silent"."""
         self._note_data(now_ns)
 
+    def receive_snapshot_ahead(self, data: bytes | str, now_ns: int) -> None:
+        """A frame holding a ``book`` snapshot the source took ahead of the messages it relays (a fan-out
+        collector that joined, or resynced from REST, while the changes before its snapshot were still on
+        their way from another, lagging, collector): it replaces its book as any snapshot does, but is
+        not compared with it (see :meth:`polyfeed.book.OrderBook.replace`)."""
+        self._ahead = True
+        try:
+            self.receive_data(data, now_ns)
+        finally:
+            self._ahead = False
+
     def receive_unapplied(self, data: bytes | str, now_ns: int) -> None:
         """A frame whose messages the books already hold (a fan-out consumer that resumed behind a newer
         snapshot): reported as :class:`MessageReceived`, in order, and not applied again."""
@@ -401,7 +413,7 @@ class MarketSession(ResyncingSession):
                 self.resyncs.pending.pop(asset, None)  # a venue snapshot supersedes a pending resync
                 self._snapshots.arrived(asset)
                 self._idle.snapshot(self.books[asset], message)  # before it replaces the book
-                self._apply(asset, message, now_ns)
+                self._apply(asset, message, now_ns, replace=self._ahead)
                 self._index_market(asset, message.market)
                 self._bursts.note_awaiting(asset, self.books[asset])
         elif isinstance(message, LastTradePrice):
@@ -443,11 +455,17 @@ class MarketSession(ResyncingSession):
             if asset not in tokens:
                 tokens.append(asset)
 
-    def _apply(self, asset: str, message: object, now_ns: int, *, updated: bool = True) -> None:
+    def _apply(
+        self, asset: str, message: object, now_ns: int, *, updated: bool = True, replace: bool = False
+    ) -> None:
         book = self.books[asset]
         old = book.status
         try:
-            changed = book.apply(message)
+            if replace:
+                book.replace(message)  # type: ignore[arg-type]
+                changed = True
+            else:
+                changed = book.apply(message)
         except BookError as exc:
             log.warning("connection %d: book %s could not take a message: %s", self.connection_id, asset, exc)
             changed = False
