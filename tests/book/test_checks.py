@@ -94,6 +94,19 @@ def test_hash_computed_with_the_previous_trade_price_is_accepted() -> None:
     assert book.checks.failed[CheckKind.HASH] == 0 and book.checks.passed[CheckKind.HASH] == 1
 
 
+def test_a_snapshot_ahead_of_the_book_replaces_it_without_a_comparison() -> None:
+    """``OrderBook.replace``: a relaying source's snapshot taken ahead of the messages it relays (a fan-out
+    collector that joined while another lagged): the book is behind it, not wrong, and no check fails."""
+    book = live_book()
+    book.apply(change("0.41", "1", "BUY", ts="2000"))
+    book.replace(snapshot([("0.30", "100"), ("0.40", "51")], [("0.70", "10")], ts="5000"))
+    assert sum(book.checks.failed.values()) == 0
+    assert book.status is BookStatus.LIVE and book.timestamp == "5000"
+    assert book.best_bid == Level(Decimal("0.4"), Decimal(51))
+    book.apply(snapshot([("0.30", "100"), ("0.40", "52")], [("0.70", "10")], ts="5000"))
+    assert book.checks.failed[CheckKind.SNAPSHOT] == 1, "apply still compares"
+
+
 def test_snapshot_that_differs_from_the_local_book_is_reported_and_wins() -> None:
     book = live_book()
     book.apply(snapshot([("0.30", "100"), ("0.40", "51")], [("0.70", "10")], ts="5000"))
