@@ -63,6 +63,35 @@ async def exchange_books(sim: Simulator, assets: list[str]) -> dict[str, Any]:
     return books
 
 
+async def kill_and_compare(
+    consumer: NatsMarketStream,
+    victim: subprocess.Popen[bytes],
+    sim: Simulator,
+    assets: list[str],
+    left_live: list[str],
+) -> None:
+    """With the flow going on, SIGKILL ``victim`` (a collector); then, the flow paused, the consumer must
+    equal the exchange, no book having left LIVE, no gap and no failed check (more than 100 hashes
+    verified)."""
+    seen = consumer.last_seq
+    await until(lambda: consumer.last_seq > seen + 100, "the flow goes on")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    seen = consumer.last_seq
+    await until(lambda: consumer.last_seq > seen + 300, "the flow goes on after the kill")
+    sim.pause()
+    truth = await exchange_books(sim, assets)
+    books = consumer.books
+    await until(
+        lambda: {a: b.wire_levels() for a, b in books.items()} == truth, "the consumer equals the exchange"
+    )
+    failures = [str(b.last_failure) for b in books.values() if b.last_failure is not None]
+    assert left_live == []
+    assert consumer.gaps == 0
+    assert sum(sum(b.checks.failed.values()) for b in books.values()) == 0, failures
+    assert sum(b.checks.passed[CheckKind.HASH] for b in books.values()) > 100
+
+
 @pytest.mark.parametrize("killed", [0, 1])
 def test_two_collectors_of_one_shard_one_killed_consumers_see_neither_gap_nor_duplicate(
     nats_server: NatsServer, killed: int
@@ -90,22 +119,7 @@ def test_two_collectors_of_one_shard_one_killed_consumers_see_neither_gap_nor_du
                 await until_async(both_publish, "both collectors publish", poll_s=0.5)
                 async with NatsMarketStream(nats_server.url, assets, on_event=on_event, max_queue=0) as c:
                     await until(lambda: all(b.status is BookStatus.LIVE for b in c.books.values()), "live")
-                    seen = c.last_seq
-                    await until(lambda: c.last_seq > seen + 100, "the flow goes on")
-                    collectors[killed].send_signal(signal.SIGKILL)
-                    collectors[killed].wait()
-                    seen = c.last_seq
-                    await until(lambda: c.last_seq > seen + 300, "the flow goes on after the kill")
-                    sim.pause()
-                    truth = await exchange_books(sim, assets)
-                    await until(
-                        lambda: {a: b.wire_levels() for a, b in c.books.items()} == truth,
-                        "the consumer equals the exchange",
-                    )
-                    assert left_live == []
-                    assert c.gaps == 0
-                    assert sum(sum(b.checks.failed.values()) for b in c.books.values()) == 0
-                    assert sum(b.checks.passed[CheckKind.HASH] for b in c.books.values()) > 100
+                    await kill_and_compare(c, collectors[killed], sim, assets, left_live)
             finally:
                 for process in collectors:
                     process.kill()
@@ -274,23 +288,7 @@ def test_a_collector_joining_one_that_lags_consumers_see_no_failed_check(
                     # the second collector joins the shard while the first one lags
                     collectors.append(spawn_lagging(nats_server.url, base, "c1", 0.0, assets))
                     await until_async(lambda: publishing({"c0", "c1"}), "both publish", poll_s=0.5)
-                    seen = c.last_seq
-                    await until(lambda: c.last_seq > seen + 100, "the flow goes on")
-                    collectors[killed].send_signal(signal.SIGKILL)
-                    collectors[killed].wait()
-                    seen = c.last_seq
-                    await until(lambda: c.last_seq > seen + 300, "the flow goes on after the kill")
-                    sim.pause()
-                    truth = await exchange_books(sim, assets)
-                    await until(
-                        lambda: {a: b.wire_levels() for a, b in c.books.items()} == truth,
-                        "the consumer equals the exchange",
-                    )
-                    failures = [str(b.last_failure) for b in c.books.values() if b.last_failure is not None]
-                    assert left_live == []
-                    assert c.gaps == 0
-                    assert sum(sum(b.checks.failed.values()) for b in c.books.values()) == 0, failures
-                    assert sum(b.checks.passed[CheckKind.HASH] for b in c.books.values()) > 100
+                    await kill_and_compare(c, collectors[killed], sim, assets, left_live)
             finally:
                 for process in collectors:
                     process.kill()
