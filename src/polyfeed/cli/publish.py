@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter
 from typing import Annotated
 
 import typer
@@ -30,6 +29,7 @@ from rich.console import Console
 from polyfeed.book import BookStatus
 from polyfeed.cli.errors import CommandError, run_command
 from polyfeed.cli.fanout import NATS_PANEL, JetStreamName, NatsUrl, check_nats, nats_where
+from polyfeed.cli.jobs import BackgroundJob, first
 from polyfeed.cli.options import (
     AllMarkets,
     EndsAfter,
@@ -52,8 +52,6 @@ from polyfeed.cli.options import (
     open_venue,
     resolve_for_console,
 )
-from polyfeed.cli.record import _first
-from polyfeed.cli.recording import book_order, books_table
 from polyfeed.cli.serving import follow, follow_fanout, with_metrics
 from polyfeed.cli.terminal import err_console, out_console, spinner
 from polyfeed.cli.view import BookLabel, WatchState
@@ -76,11 +74,6 @@ EPILOG = """**Examples**
 * `polyfeed publish --all --tag 21 --nats nats://nats.internal:4222 --collector a` beside the same with
   `--collector b` elsewhere: two collectors of one shard, each message stored once
 """
-
-_TABLE_BOOKS = 60
-"""Above this many books the closing summary counts them by status instead of listing them."""
-_PLAIN_EVERY_S = 10.0
-_SPIN_EVERY_S = 0.5
 
 
 def _shard(value: str | None) -> str | None:
@@ -175,8 +168,10 @@ def publish_command(
         _print_summary(out_console(), job)
 
 
-class _Publishing:
+class _Publishing(BackgroundJob):
     """One run of the command: what it follows and publishes (kept when Ctrl-C ends the run)."""
+
+    command = "publish"
 
     def __init__(
         self,
@@ -257,21 +252,21 @@ class _Publishing:
             try:
                 doing = "listing every open market on Gamma, " if self.universe is not None else ""
                 with spinner(console, f"{doing}connecting to {venue.market_url}"):
-                    if not await _first(job, opened.wait(), timeout_s):
+                    if not await first(job, opened.wait(), timeout_s):
                         raise CommandError(f"{venue.rest_url} did not answer within {timeout_s:g} s")
                     empty = self.stream is not None and not self.stream.books
                     if empty and self.universe is None:
                         raise CommandError(f"nothing to publish: {self._none_kept()}")
                     if empty:  # --all follows markets as they open: a shard may be empty for a while
                         console.print(f"polyfeed publish: {self._none_kept()} yet", soft_wrap=True)
-                    elif not await _first(job, self._data(), timeout_s):
+                    elif not await first(job, self.data(), timeout_s):
                         raise CommandError(
                             f"no market data from {venue.market_url} within {timeout_s:g} s (unreachable, or "
                             "the venue knows none of these tokens)"
                         )
-                reporter = asyncio.create_task(self._report(console))
+                reporter = asyncio.create_task(self.report(console))
                 try:
-                    await _first(job, asyncio.sleep(seconds) if seconds else asyncio.Event().wait(), 0)
+                    await first(job, asyncio.sleep(seconds) if seconds else asyncio.Event().wait(), 0)
                 finally:
                     reporter.cancel()
             finally:
@@ -292,22 +287,7 @@ class _Publishing:
             return f"shard {i}/{n} holds none of {these} (split by condition id)"
         return "no open market passes the filters"
 
-    async def _data(self) -> None:
-        while not self.state.messages:
-            await asyncio.sleep(0.05)
-
-    async def _report(self, console: Console) -> None:
-        """Counts while publishing: a spinner on a terminal, a line every ten seconds otherwise."""
-        if console.is_terminal:
-            with spinner(console, self._status()) as say:
-                while True:
-                    await asyncio.sleep(_SPIN_EVERY_S)
-                    say(self._status())
-        while True:
-            await asyncio.sleep(_PLAIN_EVERY_S)
-            console.print(f"polyfeed publish: {self._status()}", soft_wrap=True)
-
-    def _status(self) -> str:
+    def status(self) -> str:
         stream, collector = self.stream, self.collector
         assert stream is not None and collector is not None
         publisher = collector.publisher
@@ -345,13 +325,4 @@ def _print_summary(console: Console, job: _Publishing) -> None:
         f"{state.messages:,} messages from the venue, {state.reconnects} reconnects, {state.resyncs} resyncs",
         soft_wrap=True,
     )
-    if len(books) > _TABLE_BOOKS:
-        statuses = Counter((job.final_statuses.get(a) or b.status).value for a, b in books.items())
-        failed = sum(b.checks.total_failed for b in books.values())
-        counts = ", ".join(f"{n:,} {status}" for status, n in statuses.most_common())
-        console.print(f"books: {counts}; {failed:,} checks failed", soft_wrap=True)
-    elif books:
-        labels = job.labels
-        if job.stream is not None and job.stream.universe is not None:
-            labels = {t: BookLabel(*label) for t, label in job.stream.universe.labels.items()}
-        console.print(books_table(books, book_order(books, labels), labels, job.final_statuses))
+    job.print_books(console)

@@ -19,16 +19,15 @@ import asyncio
 import contextlib
 import shutil
 import time
-from collections import Counter
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from polyfeed.book import BookStatus
 from polyfeed.cli.errors import EXIT_USAGE, CommandError, fail, run_command
+from polyfeed.cli.jobs import BackgroundJob, first
 from polyfeed.cli.options import (
     AllMarkets,
     EndsAfter,
@@ -52,7 +51,7 @@ from polyfeed.cli.options import (
     open_venue,
     resolve_for_console,
 )
-from polyfeed.cli.recording import LABELS_META, book_order, books_table, labels_to_meta
+from polyfeed.cli.recording import LABELS_META, labels_to_meta
 from polyfeed.cli.serving import follow, with_metrics
 from polyfeed.cli.terminal import err_console, out_console, spinner
 from polyfeed.cli.view import BookLabel, WatchState
@@ -77,12 +76,8 @@ EPILOG = """**Examples**
 * `polyfeed record --all --out rec/everything` (every open market, followed as markets open and resolve)
 * `polyfeed record --all --tag 21 --min-volume 100000 --out rec/crypto`
 """
-_TABLE_BOOKS = 60
-"""Above this many books the closing summary counts them by status instead of listing them."""
 
 _MIB = 1 << 20
-_PLAIN_EVERY_S = 10.0
-_SPIN_EVERY_S = 0.5
 
 
 def record_command(
@@ -171,8 +166,10 @@ def record_command(
         _print_summary(out_console(), job)
 
 
-class _Recording:
+class _Recording(BackgroundJob):
     """One run of the command: what it follows and what it wrote (kept when Ctrl-C ends the run)."""
+
+    command = "record"
 
     def __init__(
         self,
@@ -248,14 +245,14 @@ class _Recording:
             try:
                 doing = "listing every open market on Gamma, " if self.universe is not None else ""
                 with spinner(console, f"{doing}connecting to {venue.market_url}"):
-                    if not await _first(job, opened.wait(), timeout_s):
+                    if not await first(job, opened.wait(), timeout_s):
                         raise CommandError(f"{venue.rest_url} did not answer within {timeout_s:g} s")
-                    if not await _first(job, self._data(), timeout_s):
+                    if not await first(job, self.data(), timeout_s):
                         raise CommandError(
                             f"no market data from {venue.market_url} within {timeout_s:g} s (unreachable, or "
                             f"the venue knows none of these tokens); {self.out} holds what was sent"
                         )
-                reporter = asyncio.create_task(self._report(console))
+                reporter = asyncio.create_task(self.report(console))
                 try:
                     await job
                 finally:
@@ -272,22 +269,7 @@ class _Recording:
         if self.stream is not None:
             self.final_statuses = {a: b.status for a, b in self.stream.books.items()}
 
-    async def _data(self) -> None:
-        while not self.state.messages:
-            await asyncio.sleep(0.05)
-
-    async def _report(self, console: Console) -> None:
-        """Counts while recording: a spinner on a terminal, a line every ten seconds otherwise."""
-        if console.is_terminal:
-            with spinner(console, self._status()) as say:
-                while True:
-                    await asyncio.sleep(_SPIN_EVERY_S)
-                    say(self._status())
-        while True:
-            await asyncio.sleep(_PLAIN_EVERY_S)
-            console.print(f"polyfeed record: {self._status()}", soft_wrap=True)
-
-    def _status(self) -> str:
+    def status(self) -> str:
         recorder, stream = self.recorder, self.stream
         assert recorder is not None and stream is not None
         books = stream.books.values()
@@ -309,21 +291,6 @@ def _remove_if_empty(directory: Path) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-async def _first(job: asyncio.Future[Any], waiting: Coroutine[Any, Any, object], timeout_s: float) -> bool:
-    """Wait for ``waiting`` while ``job`` runs: True once it is done; False after ``timeout_s`` (0: no
-    limit). A ``job`` that ends first (failed, or ``--seconds`` passed) ends the wait: its failure is
-    raised, its end is True."""
-    waiter = asyncio.ensure_future(waiting)
-    try:
-        done, _ = await asyncio.wait({job, waiter}, timeout=timeout_s or None, return_when="FIRST_COMPLETED")
-    finally:
-        waiter.cancel()
-    if job in done:
-        job.result()
-        return True
-    return waiter in done
-
-
 def _print_summary(console: Console, job: _Recording) -> None:
     recorder, state = job.recorder, job.state
     assert recorder is not None
@@ -340,15 +307,6 @@ def _print_summary(console: Console, job: _Recording) -> None:
         f"{state.messages:,} messages, {state.reconnects} reconnects, {state.resyncs} resyncs",
         soft_wrap=True,
     )
-    if len(books) > _TABLE_BOOKS:
-        statuses = Counter((job.final_statuses.get(a) or b.status).value for a, b in books.items())
-        failed = sum(b.checks.total_failed for b in books.values())
-        counts = ", ".join(f"{n:,} {status}" for status, n in statuses.most_common())
-        console.print(f"books: {counts}; {failed:,} checks failed", soft_wrap=True)
-    elif books:
-        labels = job.labels
-        if job.stream is not None and job.stream.universe is not None:
-            labels = {t: BookLabel(*label) for t, label in job.stream.universe.labels.items()}
-        console.print(books_table(books, book_order(books, labels), labels, job.final_statuses))
+    job.print_books(console)
     if job.credentials is not None:
         console.print(f"user channel recorded (its API key stored as {REDACTED_API_KEY})", soft_wrap=True)
