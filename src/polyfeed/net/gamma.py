@@ -47,6 +47,7 @@ __all__ = [
     "is_token_id",
     "label_tokens",
     "lookup",
+    "resolve_slug_tokens",
     "resolve_slugs",
     "resolve_targets",
     "slug_of",
@@ -308,17 +309,26 @@ async def resolve_targets(
     return list(dict.fromkeys(ids)), infos
 
 
-async def resolve_slugs(http: aiohttp.ClientSession, gamma_url: str, slugs: Iterable[str]) -> list[str]:
-    """Token ids behind market or event slugs or polymarket.com URLs (or token or condition ids), in the
-    order given and each market's outcome order, without repeats (spec 9).
+async def resolve_slug_tokens(
+    http: aiohttp.ClientSession, gamma_url: str, slugs: Iterable[str]
+) -> list[TokenInfo]:
+    """The tokens behind market or event slugs or polymarket.com URLs (or token or condition ids), with
+    their market slug and outcome, in the order given and each market's outcome order, without repeats
+    (spec 9).
 
     Raises:
         SubscriptionError, VenueError: as :func:`lookup`.
     """
-    tokens: list[str] = []
+    tokens: dict[str, TokenInfo] = {}
     for text in slugs:
-        tokens.extend(token.token_id for token in await lookup(http, gamma_url, text))
-    return list(dict.fromkeys(tokens))
+        for token in await lookup(http, gamma_url, text):
+            tokens.setdefault(token.token_id, token)
+    return list(tokens.values())
+
+
+async def resolve_slugs(http: aiohttp.ClientSession, gamma_url: str, slugs: Iterable[str]) -> list[str]:
+    """The token ids of :func:`resolve_slug_tokens`."""
+    return [token.token_id for token in await resolve_slug_tokens(http, gamma_url, slugs)]
 
 
 async def complete_from_books(

@@ -22,7 +22,7 @@ import aiohttp
 from polyfeed.book import OrderBook
 from polyfeed.errors import InvalidLevelError
 from polyfeed.net.connection import Backoff, FrameSink
-from polyfeed.net.gamma import MarketFilter, TokenInfo, lookup
+from polyfeed.net.gamma import MarketFilter, TokenInfo, resolve_slug_tokens
 from polyfeed.net.gamma_cache import GammaCache
 from polyfeed.net.pool import MarketPool
 from polyfeed.net.rest import fetch_books
@@ -227,9 +227,8 @@ class MarketStream(QueuedStream):
         self._http = http_session(ssl_context=self.ssl_context)
         try:
             if self._slugs:
-                # as resolve_slugs, keeping each token's market slug and outcome (:attr:`labels`)
-                found = [t for text in self._slugs for t in await lookup(self._http, self.gamma_url, text)]
-                self._labels.update((t.token_id, (t.market_slug, t.outcome)) for t in found)
+                found = await resolve_slug_tokens(self._http, self.gamma_url, self._slugs)
+                self._labels.update((t.token_id, (t.market_slug, t.outcome)) for t in found)  # labels
                 self.asset_ids = list(dict.fromkeys([*self.asset_ids, *(t.token_id for t in found)]))
             self._pool = MarketPool(
                 self.ws_url,
