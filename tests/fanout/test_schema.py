@@ -32,6 +32,7 @@ from polyfeed.fanout.schema import (
     encode_snapshot_value,
     heartbeat_subject,
     message_id,
+    message_id_ms,
     parse_shard,
     shard_of,
     subject_prefix,
@@ -250,6 +251,13 @@ def test_an_id_is_asset_timestamp_ordinal_and_a_digest_the_same_in_every_version
     digest = hashlib.blake2b(BODY, digest_size=10).hexdigest()
     assert message_id("7667", "1790658693030", 2, BODY) == f"7667.1790658693030.2.{digest}"
     assert message_id("7667", "1790658693030", 0, b"{}") == "7667.1790658693030.0.4ae4acf2f802f6f5210f"
+
+
+def test_an_ids_timestamp_is_read_back_for_its_asset_only() -> None:
+    msg_id = message_id("7667", "1790658693030", 2, BODY)
+    assert message_id_ms(msg_id, "7667") == 1790658693030
+    assert message_id_ms(msg_id, "766") == 0, "another asset's id (a prefix of it)"
+    assert message_id_ms("", "7667") == message_id_ms("7667.x.0.ab", "7667") == 0
 
 
 # -- shards -----------------------------------------------------------------------------------------------

@@ -475,10 +475,10 @@ async def publish(
     name = collector or default_collector_name()
     layout = StreamLayout(stream)
     venue = venue or Venue.polymarket()
-    lost: list[Publisher] = []
+    publisher: Publisher | None = None  # made once connected
 
     async def disconnected() -> None:
-        for publisher in lost:
+        if publisher is not None:
             publisher.connection_lost()
 
     client: Client = await connect(nats_url, name=f"polyfeed-collector {name}", on_disconnected=disconnected)
@@ -486,7 +486,6 @@ async def publish(
         js = await require_jetstream(client, nats_url)
         await ensure_layout(js, layout, max_age_s=max_age_s)
         publisher = Publisher(client, layout, collector=name)
-        lost.append(publisher)
         await publisher.start()
         books: dict[str, OrderBook] = {}
         collector_ = Collector(

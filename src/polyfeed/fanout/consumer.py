@@ -41,7 +41,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
@@ -59,6 +59,7 @@ from polyfeed.fanout.schema import (
     decode_envelope,
     decode_heartbeat,
     decode_snapshot_value,
+    message_id_ms,
     shard_of,
     subject_token,
 )
@@ -72,7 +73,7 @@ from polyfeed.session import (
 )
 from polyfeed.session.base import CLOSED_BY_CLIENT
 from polyfeed.stream.queue import EventQueue, QueuedStream
-from polyfeed.wire import Book, decode_market
+from polyfeed.wire import Book, decode_market, timestamp_ms
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -105,43 +106,37 @@ _CLOSE_BOUND_S = 5.0
 _ACK_WAIT_S = 300.0
 
 _Alternates = tuple[str | None, str | None]
-_Value = tuple[int, bytes, _Alternates]  # a bucket value: (sequence, book, trade price alternates)
 
 
-class _Stamp(msgspec.Struct):
-    """A venue message's book and time, read without decoding the rest."""
+class _Value(NamedTuple):
+    """A bucket value, as a start."""
 
-    asset_id: str = ""
-    timestamp: str | int = ""
+    seq: int
+    """The stream sequence its book includes; -1 for a value too old to start from."""
+    book: bytes
+    alternates: _Alternates
+    collector: str
 
 
-_decode_stamp = msgspec.json.Decoder(_Stamp).decode
+def _ms(timestamp: str | None) -> int:
+    """A venue timestamp in ms, 0 when it is missing or not one."""
+    return timestamp_ms(timestamp) or 0
 
 
-def _stamp(message: bytes) -> _Stamp:
+def _snapshot_ms(book: bytes) -> int:
+    """The time of a ``book`` message (0: it does not decode; the session reports it)."""
     try:
-        return _decode_stamp(message)
-    except msgspec.DecodeError:
-        return _Stamp()
+        [snapshot] = decode_market(book)
+    except (FrameDecodeError, ValueError):
+        return 0
+    return _ms(getattr(snapshot, "timestamp", None))
 
 
-def _ms(timestamp: str | int) -> int:
-    text = str(timestamp)
-    return int(text) if text.isdigit() else 0
-
-
-def _message_ms(msg: Msg, asset: str, message: msgspec.Raw) -> int:
-    """A venue message's timestamp: from its id (``<asset>.<timestamp>.<ordinal>.<digest>``, no decoding
-    on the hot path), else from the message."""
+def _id_ms(msg: Msg, asset: str) -> int:
+    """A venue message's time, from its JetStream message id (no decoding on the hot path); 0 without
+    one (not a collector's: it is not judged by it)."""
     headers = msg.headers
-    msg_id = headers.get("Nats-Msg-Id") if headers else None
-    start = len(asset) + 1
-    if msg_id and msg_id.startswith(asset):
-        end = msg_id.find(".", start)
-        text = msg_id[start:end]
-        if end > 0 and text.isdigit():
-            return int(text)
-    return _ms(_stamp(bytes(message)).timestamp)
+    return message_id_ms(headers.get("Nats-Msg-Id", "") if headers else "", asset)
 
 
 MAX_LOOKBACK = 100_000
@@ -206,7 +201,6 @@ class NatsMarketStream(QueuedStream):
         this stream follows: see :meth:`_when`): they replace the book without being compared with it."""
         self._snapshot_ms: dict[str, int] = {}  # asset -> the time of the snapshot that last took it forward
         self._snapshot_by: dict[str, str] = {}  # asset -> the collector of that snapshot
-        self._value_by: dict[str, str] = {}  # asset -> the collector of its bucket value last read
         self.last_seq = 0
         """The stream sequence of the last message taken."""
         self.snapshots_read = 0
@@ -331,21 +325,18 @@ class NatsMarketStream(QueuedStream):
         session.data_to_send()  # the subscription frames: the consumer's filter says it
         self._up = True
         values = await self._read_bucket(self.asset_ids)
-        books: list[bytes] = []
-        fed: dict[str, _Alternates] = {}
-        for asset, (seq, book, alternates) in values.items():
-            if seq < self._fed.get(asset, 0) or seq < 0:
+        fed: dict[str, _Value] = {}
+        for asset, value in values.items():
+            if value.seq < self._fed.get(asset, 0) or value.seq < 0:
                 continue  # the book has gone further than this snapshot: its messages carry it on
             if self.asset_ids is None and asset not in session.assets:
                 session.subscribe([asset], now)
-            self._base[asset] = seq
-            books.append(book)
-            fed[asset] = alternates
-        self._feed_snapshots(books, fed, now)
+            fed[asset] = value
+        self._feed_snapshots(fed, now)
         self._flush()
         if self.last_seq:
             return self.last_seq + 1
-        starts = [seq + 1 for seq, _, _ in values.values() if seq >= 0]
+        starts = [value.seq + 1 for value in values.values() if value.seq >= 0]
         # Following every book, which books lack a value is unknown: the look back is always taken.
         if not starts or self.asset_ids is None or len(starts) < len(self.asset_ids):
             starts.append(max(stream_first_seq, stream_last_seq + 1 - MAX_LOOKBACK))
@@ -382,10 +373,9 @@ class NatsMarketStream(QueuedStream):
             return None
         if value.slug:
             self.labels[asset] = (value.slug, value.outcome)
-        self._value_by[asset] = value.collector
-        if value.written_ns and time.time_ns() - value.written_ns > MAX_SNAPSHOT_AGE_S * _NS:
-            return -1, bytes(value.book), (value.previous_trade_price, value.candidate_price)
-        return value.seq, bytes(value.book), (value.previous_trade_price, value.candidate_price)
+        too_old = value.written_ns and time.time_ns() - value.written_ns > MAX_SNAPSHOT_AGE_S * _NS
+        alternates = (value.previous_trade_price, value.candidate_price)
+        return _Value(-1 if too_old else value.seq, bytes(value.book), alternates, value.collector)
 
     def _subjects(self) -> list[str]:
         """The subjects of the books followed (every book's, ``asset_ids=None``)."""
@@ -581,7 +571,7 @@ class NatsMarketStream(QueuedStream):
                 return
             self._fed[asset] = seq
             collector = envelope.collector
-            if kind != "snapshot" and self._held(asset, _message_ms(msg, asset, envelope.message), collector):
+            if kind != "snapshot" and self._held(asset, _id_ms(msg, asset), collector):
                 self.messages_behind += 1
                 if kind == "trade" and not envelope.token:
                     self._print_for_siblings(asset, envelope.market, seq, envelope.message, collector)
@@ -595,7 +585,7 @@ class NatsMarketStream(QueuedStream):
                     self.snapshots_behind += 1
                     session.receive_unapplied(bytes(envelope.message), now)
                     return
-                self._started(asset, _ms(_stamp(envelope.message).timestamp), collector)
+                self._started(asset, _snapshot_ms(envelope.message), collector)
                 if when > 0:
                     self.snapshots_ahead += 1
                     session.receive_snapshot_ahead(bytes(envelope.message), now)
@@ -636,7 +626,7 @@ class NatsMarketStream(QueuedStream):
             [trade] = decode_market(bytes(message))
         except (FrameDecodeError, ValueError):
             return
-        trade_ms = _ms(getattr(trade, "timestamp", ""))
+        trade_ms = _ms(getattr(trade, "timestamp", None))
         for other, book in siblings:
             if self._held(other, trade_ms, collector):
                 continue  # that book's snapshot holds it too
@@ -648,7 +638,7 @@ class NatsMarketStream(QueuedStream):
         is where :meth:`_held` judges from, with its collector. The venue's own snapshot after a trade, of
         its burst's millisecond, is not: both collectors send it, and nothing older can follow it."""
         book = self._books.get(asset)
-        if book is None or snapshot_ms > _ms(book.timestamp or ""):
+        if book is None or snapshot_ms > _ms(book.timestamp):
             self._snapshot_ms[asset] = snapshot_ms
             self._snapshot_by[asset] = collector
 
@@ -669,7 +659,7 @@ class NatsMarketStream(QueuedStream):
         if collector == self._snapshot_by.get(asset) or not 0 < message_ms <= self._snapshot_ms.get(asset, 0):
             return False
         book = self._books.get(asset)
-        return book is not None and message_ms < _ms(book.timestamp or "")
+        return book is not None and message_ms < _ms(book.timestamp)
 
     def _when(self, asset: str, message: msgspec.Raw, collector: str) -> int:
         """-1 for a snapshot older than a live book that differs from it, 1 for one newer than a live book
@@ -779,31 +769,21 @@ class NatsMarketStream(QueuedStream):
             if b.status is BookStatus.STALE and b.market and self._covers(shard, b.market)
         ]
         values = await self._read_bucket(stale)
-        books = []
-        fed: dict[str, _Alternates] = {}
-        for asset, (seq, book, alternates) in values.items():
-            if seq >= self._fed.get(asset, 0) and seq >= 0:
-                self._base[asset] = seq
-                books.append(book)
-                fed[asset] = alternates
-        self._feed_snapshots(books, fed, time.time_ns())
+        fed = {a: v for a, v in values.items() if v.seq >= self._fed.get(a, 0) and v.seq >= 0}
+        self._feed_snapshots(fed, time.time_ns())
         self._flush()
 
-    def _feed_snapshots(self, books: list[bytes], alternates: dict[str, _Alternates], now: int) -> None:
-        """The bucket's snapshots into the session as one frame (as the venue's initial dump comes), and
-        each book's trade price alternates, which a snapshot does not carry."""
-        if not books:
+    def _feed_snapshots(self, values: dict[str, _Value], now: int) -> None:
+        """The bucket's snapshots into the session as one frame (as the venue's initial dump comes), each
+        book's start: its stream sequence, the trade price alternates a snapshot does not carry, and its
+        collector (:meth:`_held`)."""
+        if not values:
             return
-        self.snapshots_read += len(books)
-        for snapshot in books:
-            stamp = _stamp(snapshot)
-            self._snapshot_ms[stamp.asset_id] = _ms(stamp.timestamp)  # a start
-            self._snapshot_by[stamp.asset_id] = self._value_by.get(stamp.asset_id, "")
-        self.session.receive_data(b"[" + b",".join(books) + b"]", now)
-        for asset, (previous, candidate) in alternates.items():
-            book = self._books.get(asset)
-            if book is not None:
-                book.restore_trade_price_alternates(previous, candidate)
+        self.snapshots_read += len(values)
+        self.session.receive_data(b"[" + b",".join(v.book for v in values.values()) + b"]", now)
+        for asset, value in values.items():
+            self._base[asset] = value.seq
+            self._started_from(asset, value)
 
     # -- the session's outputs and time ---------------------------------------------------------------------
 
@@ -841,18 +821,25 @@ class NatsMarketStream(QueuedStream):
             self._flush()
             return
         value = self._snapshot_value(asset, entry.value)
-        if value is None or value[0] < 0:
+        if value is None or value.seq < 0:
             session.resync_failed(asset, time.time_ns())
         else:
             self.snapshots_read += 1
             # the session re-applies the changes it buffered meanwhile that are newer than the snapshot
-            session.resync_received(asset, value[1], time.time_ns())
-            book = self._books.get(asset)
-            if book is not None and asset not in session.resyncs.pending:
-                book.restore_trade_price_alternates(*value[2])
-                self._snapshot_ms[asset] = _ms(_stamp(value[1]).timestamp)  # a start
-                self._snapshot_by[asset] = self._value_by.get(asset, "")
+            session.resync_received(asset, value.book, time.time_ns())
+            if asset not in session.resyncs.pending:
+                # the book's time may be a buffered change's the session applied after the snapshot
+                self._started_from(asset, value, _snapshot_ms(value.book))
         self._flush()
+
+    def _started_from(self, asset: str, value: _Value, snapshot_ms: int | None = None) -> None:
+        """A book the session took from a bucket value: its trade price alternates, and the snapshot
+        :meth:`_held` judges from (``snapshot_ms``: by default the book's time, the snapshot's now)."""
+        book = self._books.get(asset)
+        if book is not None:
+            book.restore_trade_price_alternates(*value.alternates)
+            self._snapshot_ms[asset] = snapshot_ms if snapshot_ms is not None else _ms(book.timestamp)
+            self._snapshot_by[asset] = value.collector
 
     async def _run_timer(self) -> None:
         session = self.session

@@ -56,6 +56,7 @@ __all__ = [
     "bucket_name",
     "heartbeat_subject",
     "message_id",
+    "message_id_ms",
     "parse_shard",
     "shard_of",
     "subject_prefix",
@@ -181,6 +182,16 @@ def message_id(asset_id: str, timestamp: str, ordinal: int | str, body: bytes) -
     a collector may get where another does not (its own subscription's), have ``"s"`` in its place."""
     digest = hashlib.blake2b(body, digest_size=10).hexdigest()
     return f"{asset_id}.{timestamp}.{ordinal}.{digest}"
+
+
+def message_id_ms(msg_id: str, asset_id: str) -> int:
+    """The venue timestamp a :func:`message_id` of ``asset_id`` holds (0: not such an id)."""
+    if not msg_id.startswith(asset_id + "."):
+        return 0
+    start = len(asset_id) + 1
+    end = msg_id.find(".", start)
+    text = msg_id[start:end] if end > 0 else ""
+    return int(text) if text.isascii() and text.isdigit() else 0
 
 
 def parse_shard(text: str) -> tuple[int, int]:
