@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import signal
 import socket
-import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 
 import aiohttp
 import pytest
@@ -19,8 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.cli.harness import BOUND_S, assert_one_line_failure, http_get, polyfeed, polyfeed_process
 
 
-def test_sim_serves_until_ctrl_c_and_says_where() -> None:
-    process = polyfeed_process("sim", "--port", "0", "--markets", "3", "--seed", "4")
+@contextlib.contextmanager
+def running_sim(*args: str) -> Iterator[list[str]]:
+    """``polyfeed sim ARGS`` as a subprocess, yielded with its banner's lines once it says "Ctrl-C to
+    stop"; stopped with Ctrl-C after, which must end it with exit 0 and nothing on stderr."""
+    process = polyfeed_process("sim", *args)
     assert process.stdout is not None
     try:
         lines: list[str] = []
@@ -28,14 +32,7 @@ def test_sim_serves_until_ctrl_c_and_says_where() -> None:
             line = process.stdout.readline().decode()
             assert line, f"sim ended early: {lines}"
             lines.append(line.rstrip("\n"))
-        found = re.search(r"market channel\s+(ws://127\.0\.0\.1:(\d+))/ws/market", "\n".join(lines))
-        assert found is not None, lines
-        token = re.search(r"YES (\d+)", "\n".join(lines))
-        assert token is not None
-        rest = f"http://127.0.0.1:{found.group(2)}"
-        with urllib.request.urlopen(f"{rest}/book?token_id={token.group(1)}", timeout=BOUND_S) as response:
-            book = json.loads(response.read())
-        assert book["asset_id"] == token.group(1) and book["bids"]
+        yield lines
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=BOUND_S)
     finally:
@@ -46,20 +43,25 @@ def test_sim_serves_until_ctrl_c_and_says_where() -> None:
     assert err == b"", err.decode()
 
 
+def test_sim_serves_until_ctrl_c_and_says_where() -> None:
+    with running_sim("--port", "0", "--markets", "3", "--seed", "4") as lines:
+        found = re.search(r"market channel\s+(ws://127\.0\.0\.1:(\d+))/ws/market", "\n".join(lines))
+        assert found is not None, lines
+        token = re.search(r"YES (\d+)", "\n".join(lines))
+        assert token is not None
+        rest = f"http://127.0.0.1:{found.group(2)}"
+        with urllib.request.urlopen(f"{rest}/book?token_id={token.group(1)}", timeout=BOUND_S) as response:
+            book = json.loads(response.read())
+        assert book["asset_id"] == token.group(1) and book["bids"]
+
+
 def gamma_slugs(rest: str) -> set[str]:
     with urllib.request.urlopen(f"{rest}/markets?limit=500", timeout=BOUND_S) as response:
         return {m["slug"] for m in json.loads(response.read())}
 
 
 def test_markets_past_the_documented_ones_resolve_after_their_lifetime_and_are_replaced() -> None:
-    process = polyfeed_process("sim", "--port", "0", "--markets", "22", "--lifetime", "0.5")
-    assert process.stdout is not None
-    try:
-        lines: list[str] = []
-        while not lines or lines[-1] != "Ctrl-C to stop":
-            line = process.stdout.readline().decode()
-            assert line, f"sim ended early: {lines}"
-            lines.append(line.rstrip("\n"))
+    with running_sim("--port", "0", "--markets", "22", "--lifetime", "0.5") as lines:
         assert "markets after sim-market-19 resolve after a median 0.5 s, each replaced by a new one" in lines
         found = re.search(r"market channel\s+ws://(127\.0\.0\.1:\d+)/ws/market", "\n".join(lines))
         assert found is not None, lines
@@ -70,13 +72,6 @@ def test_markets_past_the_documented_ones_resolve_after_their_lifetime_and_are_r
             time.sleep(0.1)
         assert len(slugs) == 22, "each resolved market was replaced"
         assert {f"sim-market-{i}" for i in range(20)} <= slugs, "the documented slugs never resolve"
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=BOUND_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 0
 
 
 def test_a_taken_port_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,16 +85,6 @@ def test_a_taken_port_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str])
     assert f"cannot listen on 127.0.0.1:{port}" in line
 
 
-def _banner(process: subprocess.Popen[bytes]) -> list[str]:
-    assert process.stdout is not None
-    lines: list[str] = []
-    while not lines or lines[-1] != "Ctrl-C to stop":
-        line = process.stdout.readline().decode()
-        assert line, f"sim ended early: {lines}"
-        lines.append(line.rstrip("\n"))
-    return lines
-
-
 def _samples(metrics_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     status, text = http_get(metrics_url + "/metrics")
     assert status == 200
@@ -111,9 +96,8 @@ def _samples(metrics_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], 
 
 
 def test_sim_serves_its_own_metrics_and_health_and_a_client_moves_them() -> None:
-    process = polyfeed_process("sim", "--port", "0", "--markets", "2", "--metrics-port", "0")
-    try:
-        text = "\n".join(_banner(process))
+    with running_sim("--port", "0", "--markets", "2", "--metrics-port", "0") as lines:
+        text = "\n".join(lines)
         exchange = re.search(r"market channel\s+(ws://127\.0\.0\.1:\d+)/ws/market", text)
         served = re.search(r"metrics\s+(http://127\.0\.0\.1:\d+)/metrics, health at \1/healthz", text)
         assert exchange is not None and served is not None, text
@@ -155,14 +139,6 @@ def test_sim_serves_its_own_metrics_and_health_and_a_client_moves_them() -> None
             >= during["polyfeed_sim_frames_sent_total", market]
         )
         assert after["polyfeed_sim_flow_events_total", ()] > before["polyfeed_sim_flow_events_total", ()]
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=BOUND_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 0
-    assert err == b"", err.decode()
 
 
 def test_a_taken_metrics_port_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:

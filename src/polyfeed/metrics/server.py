@@ -143,11 +143,7 @@ async def serve_collector(
     Raises:
         OSError: the port cannot be bound (taken, or not allowed).
     """
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    if process:
-        ProcessCollector(registry=registry)
-    server = CollectorServer(registry, host, health)
+    server = CollectorServer(_registry(collector, process), host, health)
     await server.start(port)
     return server
 
@@ -187,10 +183,15 @@ async def serve_metrics(
         OSError: the port cannot be bound (taken, or not allowed).
     """
     collector = StreamCollector(streams, recorders, fanouts)
+    server = MetricsServer(collector, _registry(collector, process), host)
+    await server.start(port)
+    return server
+
+
+def _registry(collector: Collector, process: bool) -> CollectorRegistry:
+    """A registry of ``collector`` (and, with ``process``, the process' own metrics)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     if process:
         ProcessCollector(registry=registry)
-    server = MetricsServer(collector, registry, host)
-    await server.start(port)
-    return server
+    return registry
